@@ -1,0 +1,5 @@
+import sys
+
+from cmagrounding.cli import main
+
+sys.exit(main())

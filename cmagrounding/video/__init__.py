@@ -1,0 +1,1 @@
+"""Video side: decoding, clip sampling, feature extractors and the features they produce."""
