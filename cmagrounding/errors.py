@@ -41,3 +41,39 @@ class ExtractorMismatchError(CheckpointError):
 
 class DatasetError(CMAGroundingError, ValueError):
     """An annotation or feature file is malformed."""
+
+
+# --- pretrained folders and queries (added by the Grounder facade; see docs/pretrained-format.md) ---
+
+
+class PretrainedNotFoundError(CheckpointError, FileNotFoundError):
+    """A model name is neither a local folder nor a hub id that can be fetched (or is cached offline)."""
+
+
+class MissingFileError(CheckpointError, FileNotFoundError):
+    """A pretrained folder lacks one of its files (config.json, model.safetensors, tokenizer.json)."""
+
+
+class FormatVersionError(CheckpointError):
+    """config.json declares a format version this library does not know."""
+
+
+class KeyMismatchError(CheckpointError):
+    """model.safetensors has missing and/or unexpected tensor names; ``missing``/``unexpected`` list them."""
+
+    def __init__(self, message: str, missing: list[str] | None = None, unexpected: list[str] | None = None):
+        super().__init__(message)
+        self.missing = list(missing or [])
+        self.unexpected = list(unexpected or [])
+
+
+class ShapeMismatchError(CheckpointError):
+    """A tensor in model.safetensors has another shape than the config's network expects."""
+
+
+class QueryTypeError(QueryError, TypeError):
+    """A query is not a string (or a list of strings)."""
+
+
+class QueryWarning(UserWarning):
+    """A query was changed before the model saw it: truncated, or made only of unknown words."""
