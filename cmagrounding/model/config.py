@@ -1,0 +1,165 @@
+"""Typed configurations of the CMA network and its losses, serializable to JSON.
+
+Every field says where its default comes from: "paper" (cma-paper.txt, Sections 3-4) or
+"fallback (LGI)" / "fallback" where the paper is silent (FACTS.md lists LGI's defaults).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from cmagrounding.errors import ConfigError
+
+T = TypeVar("T", bound="_JsonConfig")
+
+FUSIONS = ("hadamard", "concat", "add")
+STRUCTURES = ("full", "encoder_only", "decoder_only")
+POSITIONS = ("none", "learned", "sincos")
+LOSS_KINDS = ("task", "smooth_l1")
+
+
+class _JsonConfig:
+    """to_dict / from_dict / JSON for a dataclass; unknown keys are an error, not ignored."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__} expects a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; known fields: {sorted(names)}")
+        return cls(**data)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls: type[T], text_or_path: str | Path) -> T:
+        p = Path(text_or_path)
+        text = p.read_text(encoding="utf-8") if p.suffix == ".json" and p.exists() else str(text_or_path)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"invalid {cls.__name__} JSON ({text_or_path}): {e}") from e
+        return cls.from_dict(data)
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; choose one of {list(choices)}")
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+@dataclass
+class CMAConfig(_JsonConfig):
+    """The CMA network (Sections 3.2-3.4).
+
+    Shapes: B batch, N clips (``num_clips``), L words (<= ``max_words``), D = ``hidden``,
+    K = ``num_phrases``.
+    """
+
+    # input sizes
+    video_dim: int = 1024  # d_v: I3D Mixed_5c for Charades-STA (paper); 500 for ActivityNet C3D+PCA
+    vocab_size: int = 1140  # paper: 1,140 words for Charades-STA
+    word_dim: int = 300  # paper: GloVe 300-d
+    num_clips: int = 128  # N, paper
+    max_words: int = 10  # paper: 10 (Charades-STA), 25 (ActivityNet Captions)
+    # widths
+    hidden: int = 512  # d; paper's BiLSTM gives 2 x 256 = 512, which the fusions need equal to d
+    lstm_hidden: int = 256  # paper
+    lstm_layers: int = 2  # paper
+    spe_hidden: int = 256  # d_s of Eq. 7; fallback (LGI-sized)
+    # Feed-forward width inside each attention block; 0 = none. Fallback: the paper shows SA / BA
+    # blocks without a feed-forward sublayer and claims under half of LGI's 33.8 M parameters;
+    # with a 1024-wide feed-forward in all ten blocks the Charades model would have 25 M.
+    ffn_dim: int = 0
+    head_hidden: int = 512  # hidden width of the regression MLP, Eq. 20; fallback (LGI 512 -> 512 -> 2)
+    # structure
+    num_phrases: int = 1  # K; 1 is the simple model (uses s_global, Eq. 12); fallback K = 3 / 5 for "+"
+    fusion: str = "hadamard"  # paper: Hadamard best, Table 5
+    structure: str = "full"  # paper: encoder + decoder best, Table 3
+    position: str = "sincos"  # paper: sin/cos best, Table 4
+    num_heads: int = 4  # paper
+    encoder_layers: int = 2  # paper
+    decoder_layers: int = 2  # paper
+    # regularization
+    dropout: float = 0.1  # inside attention blocks; fallback (Transformer default)
+    input_dropout: float = 0.5  # after the video embedding and between LSTM layers; fallback (LGI)
+    freeze_embeddings: bool = True  # GloVe kept fixed; fallback (paper is silent)
+
+    def __post_init__(self) -> None:
+        _check_choice("fusion", self.fusion, FUSIONS)
+        _check_choice("structure", self.structure, STRUCTURES)
+        _check_choice("position", self.position, POSITIONS)
+        if not isinstance(self.num_phrases, int) or self.num_phrases < 1:
+            raise ConfigError(f"num_phrases (K) must be an integer >= 1, got {self.num_phrases!r}")
+        _check_positive(
+            video_dim=self.video_dim, vocab_size=self.vocab_size, word_dim=self.word_dim,
+            num_clips=self.num_clips, max_words=self.max_words, hidden=self.hidden,
+            lstm_hidden=self.lstm_hidden, lstm_layers=self.lstm_layers, spe_hidden=self.spe_hidden,
+            head_hidden=self.head_hidden, num_heads=self.num_heads,
+        )
+        if self.ffn_dim < 0:
+            raise ConfigError(f"ffn_dim must be >= 0 (0 = no feed-forward), got {self.ffn_dim!r}")
+        if self.encoder_layers < 0 or self.decoder_layers < 0:
+            raise ConfigError("encoder_layers and decoder_layers must be >= 0")
+        if 2 * self.lstm_hidden != self.hidden:
+            raise ConfigError(
+                f"hidden ({self.hidden}) must equal 2 x lstm_hidden ({2 * self.lstm_hidden}): the "
+                "BiLSTM's word features (Eq. 5) are fused with video features of width hidden"
+            )
+        if self.hidden % self.num_heads:
+            raise ConfigError(f"hidden ({self.hidden}) must be divisible by num_heads ({self.num_heads})")
+        for name in ("dropout", "input_dropout"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ConfigError(f"{name} must lie in [0, 1), got {v!r}")
+
+
+@dataclass
+class LossConfig(_JsonConfig):
+    """The training losses (Eq. 21-26)."""
+
+    kind: str = "task"  # "task": Eq. 24 (paper); "smooth_l1": Eq. 23 (Table 6 ablation)
+    alpha: float = 10.0  # paper: 10 (Charades-STA), 2 (ActivityNet Captions)
+    beta: float = 0.1  # paper: 0.1 (Charades-STA), 0.4 (ActivityNet Captions)
+    lambda_ta: float = 1.0  # paper, Eq. 21
+    lambda_sd: float = 1.0  # paper, Eq. 21
+
+    KINDS: ClassVar[tuple[str, ...]] = LOSS_KINDS
+
+    def __post_init__(self) -> None:
+        _check_choice("loss kind", self.kind, LOSS_KINDS)
+        _check_positive(alpha=self.alpha, beta=self.beta)
+        if self.lambda_ta < 0 or self.lambda_sd < 0:
+            raise ConfigError("lambda_ta and lambda_sd must be >= 0")
+
+
+@dataclass
+class Preset:
+    """A named model + loss configuration."""
+
+    name: str
+    model: CMAConfig
+    loss: LossConfig
+    description: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)

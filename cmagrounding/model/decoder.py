@@ -1,0 +1,46 @@
+"""The CMA decoder (Eq. 13-16): two parallel branches that align video and words alternately."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cmagrounding.model.attention import AttentionBlock
+from cmagrounding.model.config import CMAConfig
+
+
+class DecoderLayer(nn.Module):
+    """One layer: each branch applies self-attention, then bi-attention to the other branch."""
+
+    def __init__(self, config: CMAConfig) -> None:
+        super().__init__()
+        c = config
+        block = lambda: AttentionBlock(c.hidden, c.num_heads, c.ffn_dim, c.dropout)  # noqa: E731
+        self.sa_query, self.sa_video = block(), block()
+        self.ba_query, self.ba_video = block(), block()
+
+    def forward(
+        self, q: torch.Tensor, word_mask: torch.Tensor, v: torch.Tensor, video_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """q (B, L, D), v (B, N, D) -> (F_Q2 (B, L, D), F_V2 (B, N, D))."""
+        q1 = self.sa_query(q, q, word_mask)  # Eq. 13
+        v1 = self.sa_video(v, v, video_mask)  # Eq. 14
+        q2 = self.ba_query(q1, v1, video_mask)  # Eq. 15: words attend to the video
+        v2 = self.ba_video(v1, q1, word_mask)  # Eq. 16: clips attend to the words
+        return q2, v2
+
+
+class CMADecoder(nn.Module):
+    """Stacked decoder layers; the last layer's video branch F_V2 feeds the grounding head."""
+
+    def __init__(self, config: CMAConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
+
+    def forward(
+        self, q: torch.Tensor, word_mask: torch.Tensor, v: torch.Tensor, video_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """q (B, L, D), v (B, N, D) -> F_V2 (B, N, D)."""
+        for layer in self.layers:
+            q, v = layer(q, word_mask, v, video_mask)
+        return v
