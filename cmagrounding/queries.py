@@ -78,7 +78,7 @@ def prepare_query(tokenizer: WordTokenizer, text: str, max_words: int) -> Prepar
             f"query {text!r} has {len(words)} words; the model reads at most {max_words}, so "
             f"{' '.join(words[max_words:])!r} is dropped",
             QueryWarning,
-            stacklevel=3,
+            stacklevel=_user_stacklevel(),
         )
     tokens = tuple(w if w in tokenizer else tokenizer.UNK for w in kept)
     if all(t == tokenizer.UNK for t in tokens):
@@ -86,11 +86,23 @@ def prepare_query(tokenizer: WordTokenizer, text: str, max_words: int) -> Prepar
             f"no word of query {text!r} is in the model's vocabulary of {tokenizer.vocab_size} words; "
             f"the model sees only {' '.join(tokens)} and its answer carries no meaning from the query",
             QueryWarning,
-            stacklevel=3,
+            stacklevel=_user_stacklevel(),
         )
     elif unknown:
         _logger.info("query %r: unknown word(s) %s are read as %s", text, list(unknown), tokenizer.UNK)
     return PreparedQuery(text=text, tokens=tokens, unknown_words=unknown, truncated=truncated)
+
+
+def _user_stacklevel() -> int:
+    """The stacklevel of the first frame outside this package, so a warning points at the caller."""
+    import sys
+    from pathlib import Path
+
+    package = str(Path(__file__).resolve().parent)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def encode_queries(
