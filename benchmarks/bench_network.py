@@ -1,0 +1,84 @@
+"""Parameter counts of the four presets and CPU forward latency of the CMA network.
+
+Prints, for each preset, the parameter count beside LGI's (the paper claims under half), then the
+forward latency at N = 128 clips for batch 1 and 100 with L = 10 and 25 words: eager fp32 against
+the fast path (inference mode + bf16 autocast where the CPU has native bf16, i.e. AMX or
+AVX512-BF16), as a ratio measured in the same run. Usage: python benchmarks/bench_network.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from cmagrounding.model import PRESETS, CMANetwork, get_preset
+
+LGI_PARAMS = {"charades": 33_818_355, "activitynet": 53_591_583}  # FACTS.md, from LGI's own code
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, native bf16: {cpu_has_native_bf16()}")
+    print("\nParameters (trainable excludes frozen GloVe):")
+    print(f"{'preset':20s} {'total':>12s} {'trainable':>12s} {'LGI':>12s} {'ratio':>6s}")
+    for name in PRESETS:
+        net = CMANetwork(get_preset(name).model)
+        total = sum(p.numel() for p in net.parameters())
+        train = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        lgi = LGI_PARAMS[name.split("-")[0]]
+        print(f"{name:20s} {total:12,d} {train:12,d} {lgi:12,d} {total / lgi:6.2f}")
+
+    repeats = 3 if args.quick else 10
+    print(f"\nForward latency, N = 128, median of {repeats} (ms):")
+    print(f"{'preset':20s} {'B':>4s} {'L':>3s} {'fp32 eager':>11s} {'fast':>9s} {'speed-up':>9s}")
+    for name in ("charades-full", "activitynet-full"):
+        cfg = get_preset(name).model
+        net = CMANetwork(cfg).eval()
+        for B in (1, 100):
+            for L in (10, 25):
+                if L > cfg.max_words:
+                    continue
+                video = torch.randn(B, 128, cfg.video_dim)
+                vmask = torch.ones(B, 128, dtype=torch.bool)
+                words = torch.randint(4, cfg.vocab_size, (B, L))
+                wmask = torch.ones(B, L, dtype=torch.bool)
+
+                def eager():
+                    with torch.no_grad():
+                        net(video, vmask, words, wmask)
+
+                def fast():
+                    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_native_bf16()):
+                        net(video, vmask, words, wmask)
+
+                r = max(2, repeats // (10 if B == 100 else 1))
+                t0, t1 = timed(eager, r), timed(fast, r)
+                print(f"{name:20s} {B:4d} {L:3d} {t0 * 1e3:11.1f} {t1 * 1e3:9.1f} {t0 / t1:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
