@@ -27,6 +27,22 @@ class VideoTooShortError(VideoError):
     """The video is shorter than one clip of the extractor."""
 
 
+class VideoNoStreamError(VideoDecodeError):
+    """The file is a readable container without a video stream (e.g. audio only)."""
+
+
+class VideoEmptyError(VideoDecodeError):
+    """The video stream decodes to zero frames."""
+
+
+class VideoTruncatedError(VideoDecodeError):
+    """The file ends (or stops decoding) well before the duration its header announces."""
+
+
+class MissingDependencyError(CMAGroundingError, ImportError):
+    """An optional dependency is not installed; the message names the ``pip install`` that fixes it."""
+
+
 class QueryError(CMAGroundingError, ValueError):
     """A query sentence is empty, not a string, or otherwise unusable."""
 
@@ -37,6 +53,10 @@ class CheckpointError(CMAGroundingError):
 
 class ExtractorMismatchError(CheckpointError):
     """Features come from another extractor or other extraction settings than the model's."""
+
+
+class WeightsError(CheckpointError):
+    """Extractor weights are missing, unconvertible, or do not match their recorded checksum."""
 
 
 class DatasetError(CMAGroundingError, ValueError):
