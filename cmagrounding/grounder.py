@@ -121,13 +121,13 @@ class Grounder:
     def video_encoder(self) -> VideoEncoder:
         """The extractor, built on first use (loading I3D's weights takes a moment)."""
         if self._encoder is None:
-            from cmagrounding.video.encoder import VideoEncoder
-
             if getattr(self.video_config, "extractor", None) == "precomputed":
                 raise ConfigError(
                     "this model was trained on precomputed features (extractor='precomputed'); it has "
                     "no video extractor, so pass VideoFeatures to localize() instead of a video file"
                 )
+            from cmagrounding.video.encoder import VideoEncoder
+
             self._encoder = VideoEncoder(self.video_config, device=self.device)
             if self._extractor_state is not None:
                 _load_extractor_state(self._encoder, self._extractor_state)
@@ -388,7 +388,7 @@ class Grounder:
         if storage == "embedded":
             n = len(fmt.EXTRACTOR_PREFIX)
             grounder._extractor_state = {k[n:]: v for k, v in tensors.items() if k.startswith(fmt.EXTRACTOR_PREFIX)}
-        _logger.info("loaded %r from %s", grounder, folder)
+        _logger.debug("loaded %r from %s", grounder, folder)
         return grounder
 
     def push_to_hub(

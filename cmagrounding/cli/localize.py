@@ -30,15 +30,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-features", metavar="FILE", default=None, help="save the video's features for reuse")
 
 
+def _is_safetensors(path: str) -> bool:
+    """True when ``path`` starts like a safetensors file: a little-endian header length, then '{'."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+            size = Path(path).stat().st_size
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < size
+
+
 def _load_features_if_saved(path: str):  # -> VideoFeatures | None
-    """VideoFeatures when ``path`` is a saved features file, None when it should be decoded as video."""
+    """VideoFeatures when ``path`` is a features file (VideoFeatures.save), None for a video file."""
+    if not _is_safetensors(path):
+        return None
     from cmagrounding.video.features import VideoFeatures
 
-    is_features = getattr(VideoFeatures, "is_features_file", None)
-    if callable(is_features):
-        return VideoFeatures.load(path) if is_features(path) else None
-    suffixes = getattr(VideoFeatures, "SUFFIXES", (".safetensors", ".npz"))
-    return VideoFeatures.load(path) if Path(path).suffix.lower() in suffixes else None
+    return VideoFeatures.load(path)
 
 
 def run(args: argparse.Namespace) -> int:
