@@ -1,0 +1,129 @@
+"""``cmagrounding train``: run a named recipe end to end and compare with the paper.
+
+    cmagrounding train --recipe synthetic                      # no outside data, ~1-2 min on CPU
+    cmagrounding train --recipe charades-full --annotations data/charades_sta \\
+        --features data/charades_i3d --glove glove.840B.300d.txt
+    torchrun --nproc_per_node 4 -m cmagrounding train --recipe activitynet-full ...   # DDP
+    cmagrounding train --recipe charades-simple --dataset jsonl --annotations my_data/ \\
+        --features my_data/features                            # own data: train/val/test.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+_logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from cmagrounding.training.recipes import recipe_names
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__
+    parser.add_argument("--recipe", choices=recipe_names(), help="named configuration (see --list-recipes)")
+    parser.add_argument("--list-recipes", action="store_true", help="list the recipes with the paper's numbers and exit")
+    parser.add_argument("--output", help="run folder (default runs/<recipe>); the model goes to <output>/model")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=["charades-sta", "activitynet-captions", "jsonl"],
+                      help="override the recipe's dataset (jsonl: a folder of train/val/test.jsonl for own data)")
+    data.add_argument("--annotations", help="folder of the dataset's original annotation files (or the jsonl folder)")
+    data.add_argument("--features", help="folder of <video>.npy features, or an .h5/.hdf5 file")
+    data.add_argument("--hdf5-key", help="dataset inside each video's HDF5 group (ActivityNet C3D: c3d_features)")
+    data.add_argument("--videos", help="extract features on the fly from the video files in this folder")
+    data.add_argument("--extractor", default="i3d_kinetics400", help="extractor for --videos (default i3d_kinetics400)")
+    data.add_argument("--feature-cache", help="with --videos: save extracted features here as .npy and reuse them")
+    data.add_argument("--video-config", help="JSON file of the VideoConfig that made --features (stored with the model)")
+    data.add_argument("--glove", help="GloVe text file (e.g. glove.840B.300d.txt) for the word embeddings")
+    data.add_argument("--val", choices=["test", "holdout", "val", "none"],
+                      help="how the best epoch is chosen (default: the recipe's; test = LGI's protocol)")
+    data.add_argument("--val-fraction", type=float, help="with --val holdout: fraction of training videos held out")
+    opt = parser.add_argument_group("training (defaults: the recipe's)")
+    opt.add_argument("--epochs", type=int)
+    opt.add_argument("--batch-size", type=int, help="global batch size (split over DDP processes)")
+    opt.add_argument("--lr", type=float)
+    opt.add_argument("--seed", type=int)
+    opt.add_argument("--device", help="cpu, cuda or cuda:K (default: CUDA when available)")
+    opt.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (default: on with CUDA)")
+    opt.add_argument("--num-workers", type=int)
+    opt.add_argument("--threads", type=int, help="torch CPU threads per process")
+    opt.add_argument("--time-limit", type=float, help="seconds; stop before an epoch that would end past it")
+    opt.add_argument("--log-every", type=int, help="also log the loss every N steps")
+    opt.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _list_recipes() -> None:
+    from cmagrounding.training.recipes import RECIPES
+
+    for r in RECIPES.values():
+        paper = ", ".join(f"{k} {v:.2f}" for k, v in r.paper.items()) or "-"
+        print(f"{r.name:26s} {r.description}  [{r.source or 'no paper row'}: {paper}]")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_recipes:
+        _list_recipes()
+        return 0
+    if not args.recipe:
+        raise SystemExit("train: --recipe is required (see --list-recipes)")
+    from cmagrounding.training.distributed import init_distributed
+    from cmagrounding.training.protocol import run_recipe
+    from cmagrounding.training.recipes import get_recipe
+
+    recipe = get_recipe(args.recipe)
+    changes = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "device": args.device, "amp": args.amp, "num_workers": args.num_workers, "num_threads": args.threads,
+        "time_limit": args.time_limit, "log_every": args.log_every,
+    }
+    train_cfg = recipe.train.replace(**{k: v for k, v in changes.items() if v is not None})
+    if args.no_progress:
+        train_cfg = train_cfg.replace(progress=False)
+    recipe = recipe.replace(train=train_cfg)
+    if args.dataset:
+        recipe = recipe.replace(dataset=args.dataset, val="val" if args.dataset == "jsonl" and not args.val else recipe.val)
+    if args.hdf5_key:
+        recipe = recipe.replace(hdf5_key=args.hdf5_key)
+    if args.val_fraction is not None:
+        recipe = recipe.replace(val_fraction=args.val_fraction)
+
+    video_config = None
+    features: object = args.features
+    if args.video_config:
+        from cmagrounding.video.config import VideoConfig
+
+        video_config = VideoConfig.from_dict(json.loads(Path(args.video_config).read_text(encoding="utf-8")))
+    if args.videos:
+        from cmagrounding.training.stores import EncoderStore
+        from cmagrounding.video.config import VideoConfig
+        from cmagrounding.video.encoder import VideoEncoder
+
+        video_config = video_config or VideoConfig.for_extractor(args.extractor)
+        features = EncoderStore(VideoEncoder(video_config), video_root=args.videos, cache=args.feature_cache)
+    if recipe.dataset != "synthetic" and (not args.annotations or features is None):
+        raise SystemExit(f"train: recipe {recipe.name!r} needs --annotations and --features (or --videos)")
+
+    ctx = init_distributed(train_cfg.device)
+    output = Path(args.output or f"runs/{recipe.name}")
+    try:
+        result = run_recipe(recipe, output, annotations=args.annotations, features=features, glove=args.glove,
+                            resume=args.resume, val=args.val, video_config=video_config, ctx=ctx)
+    finally:
+        ctx.close()
+    if not ctx.is_main:
+        return 0
+    t = result.train
+    print(f"\n{recipe.name}: {recipe.description}")
+    print(f"trained {t.epochs_completed} epochs in {t.train_seconds:.0f} s"
+          + (f" (stopped early: {t.stopped_early})" if t.stopped_early else "")
+          + f"; best epoch {t.best_epoch} ({result.val_protocol})")
+    print(result.table())
+    if recipe.paper:
+        print(f"paper: {recipe.source}")
+    for name, m in result.baselines.items():
+        print(f"query-blind baseline {name}: R1@0.5 {100 * m['R1@0.5']:.2f}, mIoU {100 * m['mIoU']:.2f}")
+    print(f"model: {result.model_dir}   log: {output / 'train_log.jsonl'}   result: {output / 'result.json'}")
+    return 0

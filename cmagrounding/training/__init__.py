@@ -1,0 +1,40 @@
+"""Training, evaluation and the paper's recipes (needs the ``training`` extra for HDF5 features).
+
+Components, one per module:
+
+* ``annotations``: Charades-STA, ActivityNet Captions and JSON Lines loaders, with quirk repair.
+* ``stores``: where features come from (``.npy`` folder, HDF5, on-the-fly extraction).
+* ``dataset``: the torch Dataset (sampling to N clips, LGI's rule) and its collate.
+* ``metrics`` / ``evaluation``: R1@m and mIoU (conventions stated in every result), baselines.
+* ``config`` / ``trainer`` / ``checkpoint`` / ``distributed``: the training loop, resume, DDP.
+* ``recipes`` / ``protocol``: named runs (Tables 1-6, synthetic) and the end-to-end protocol.
+* ``synthetic``: a feature-space grounding task that needs the query, for proof of learning.
+* ``stats``: counts, quirks, Figure 4's moment-length ratio.
+
+Names are imported lazily, so ``import cmagrounding.training`` is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Annotation": "annotations", "AnnotationSet": "annotations", "load_annotations": "annotations",
+    "load_charades_sta": "annotations", "load_activitynet_captions": "annotations", "load_jsonl": "annotations",
+    "NpyFolderStore": "stores", "HDF5Store": "stores", "EncoderStore": "stores", "MemoryStore": "stores",
+    "open_feature_store": "stores", "GroundingDataset": "dataset", "compute_metrics": "metrics",
+    "temporal_iou": "metrics", "GroundingMetrics": "metrics", "evaluate_network": "evaluation",
+    "evaluate_grounder": "evaluation", "TrainConfig": "config", "Trainer": "trainer", "TrainResult": "trainer",
+    "Recipe": "recipes", "RECIPES": "recipes", "get_recipe": "recipes", "run_recipe": "protocol",
+    "SyntheticConfig": "synthetic", "make_synthetic": "synthetic", "dataset_stats": "stats",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cmagrounding.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"cmagrounding.training.{module}"), name)

@@ -1,0 +1,329 @@
+"""Grounding annotations: Charades-STA, ActivityNet Captions and a JSON Lines format for own data.
+
+Every loader returns an :class:`AnnotationSet`: a list of :class:`Annotation` (one query each,
+times in seconds) plus a :class:`QuirkReport` that counts what was repaired. The public releases
+have known faults (FACTS.md / ``shared/data/README.md``); they are repaired, never dropped, so
+the counts stay those of the paper (12,408 / 3,720; 37,421 / 17,505 / 17,031):
+
+* ``start > end`` (4 Charades-STA train rows, 2 ActivityNet train rows): the two times are
+  **swapped**. Our choice (the paper and LGI are silent): the annotator clearly marked an
+  interval, and swapping keeps its extent, where dropping would change the paper's counts.
+* ``end > duration`` (1,805 Charades-STA train rows counting the swapped ones, 562 test; a few
+  hundred ActivityNet rows, most by 0.01 s): ``end`` is **clipped** to the duration, as FACTS.md
+  prescribes for evaluation; we do the same in training so that targets stay in [0, 1].
+* ``start >= duration`` (3 Charades-STA train rows, all among the swapped ones): the span lies
+  wholly after the video; after clipping it is the zero-length span ``[duration, duration]``. It is
+  kept (for the counts) and counted separately.
+* ``start < 0``: clipped to 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from cmagrounding.errors import DatasetError
+
+_logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Annotation",
+    "AnnotationSet",
+    "QuirkReport",
+    "load_charades_sta",
+    "load_activitynet_captions",
+    "load_jsonl",
+    "save_jsonl",
+    "load_annotations",
+]
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One query: ``video`` id, ``duration`` (s), the ``query`` sentence and its moment (s).
+
+    ``start <= end`` and both lie in ``[0, duration]`` once a loader has repaired the row.
+    """
+
+    video: str
+    duration: float
+    query: str
+    start: float
+    end: float
+
+    @property
+    def ratio(self) -> float:
+        """Length of the moment over the duration of the video (Figure 4 of the paper)."""
+        return (self.end - self.start) / self.duration
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class QuirkReport:
+    """How many rows a loader repaired, by kind (see the module docstring for the rules)."""
+
+    swapped_start_end: int = 0
+    clipped_end_to_duration: int = 0
+    start_after_duration: int = 0
+    clipped_negative_start: int = 0
+
+    def total(self) -> int:
+        return (
+            self.swapped_start_end
+            + self.clipped_end_to_duration
+            + self.start_after_duration
+            + self.clipped_negative_start
+        )
+
+    def merge(self, other: "QuirkReport") -> "QuirkReport":
+        return QuirkReport(**{k: getattr(self, k) + getattr(other, k) for k in asdict(self)})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (
+            f"swapped start>end: {self.swapped_start_end}, clipped end>duration: "
+            f"{self.clipped_end_to_duration} (of which wholly after the video: "
+            f"{self.start_after_duration}), clipped start<0: {self.clipped_negative_start}"
+        )
+
+
+@dataclass
+class AnnotationSet:
+    """The queries of one split, with where they came from and what was repaired."""
+
+    name: str
+    split: str
+    annotations: list[Annotation]
+    quirks: QuirkReport = field(default_factory=QuirkReport)
+    sources: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+    def __iter__(self) -> Iterator[Annotation]:
+        return iter(self.annotations)
+
+    def __getitem__(self, i: int) -> Annotation:
+        return self.annotations[i]
+
+    @property
+    def videos(self) -> list[str]:
+        """Video ids in order of first appearance."""
+        return list(dict.fromkeys(a.video for a in self.annotations))
+
+    @property
+    def sentences(self) -> list[str]:
+        return [a.query for a in self.annotations]
+
+    def mean_ratio(self) -> float:
+        """Mean of moment length / video duration (Figure 4: 0.27 Charades-STA, 0.33 ActivityNet)."""
+        if not self.annotations:
+            raise DatasetError(f"{self.name}/{self.split}: no annotations")
+        return sum(a.ratio for a in self.annotations) / len(self.annotations)
+
+    def log_quirks(self) -> None:
+        _logger.info(
+            "%s/%s: %d queries, %d videos; repaired %s",
+            self.name, self.split, len(self), len(self.videos), self.quirks.describe(),
+        )
+
+    @staticmethod
+    def concat(name: str, split: str, parts: Iterable["AnnotationSet"]) -> "AnnotationSet":
+        parts = list(parts)
+        quirks = QuirkReport()
+        for p in parts:
+            quirks = quirks.merge(p.quirks)
+        return AnnotationSet(
+            name, split, [a for p in parts for a in p], quirks, [s for p in parts for s in p.sources]
+        )
+
+
+def _repair(video: str, duration: float, query: str, start: float, end: float, quirks: QuirkReport,
+            where: str) -> Annotation:
+    """Apply the repair rules of the module docstring and count them."""
+    if not duration > 0:
+        raise DatasetError(f"{where}: video {video!r} has a non-positive duration {duration}")
+    if start > end:
+        start, end = end, start
+        quirks.swapped_start_end += 1
+    if start < 0:
+        start = 0.0
+        quirks.clipped_negative_start += 1
+    if end > duration:
+        quirks.clipped_end_to_duration += 1
+        if start >= duration:
+            quirks.start_after_duration += 1
+        end = duration
+        start = min(start, duration)
+    return Annotation(video, float(duration), query.strip(), float(start), float(end))
+
+
+def _read_charades_durations(csv_path: Path) -> dict[str, float]:
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or "id" not in reader.fieldnames or "length" not in reader.fieldnames:
+                raise DatasetError(
+                    f"{csv_path}: expected the Charades metadata CSV with columns 'id' and 'length', "
+                    f"found {reader.fieldnames}"
+                )
+            return {row["id"]: float(row["length"]) for row in reader}
+    except FileNotFoundError:
+        raise DatasetError(f"{csv_path}: Charades metadata CSV not found") from None
+
+
+def load_charades_sta(annotations: str | Path, durations: str | Path | dict[str, float],
+                      split: str | None = None) -> AnnotationSet:
+    """Read ``charades_sta_{train,test}.txt`` (``VIDEO START END##sentence`` per line).
+
+    Charades-STA has no durations of its own: ``durations`` is the matching ``Charades_v1_*.csv``
+    (column ``length``) or a dict video -> seconds.
+    """
+    path = Path(annotations)
+    if split is None:
+        split = "test" if "test" in path.name else "train"
+    dur = durations if isinstance(durations, dict) else _read_charades_durations(Path(durations))
+    quirks = QuirkReport()
+    rows: list[Annotation] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: Charades-STA annotation file not found") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        head, sep, sentence = line.partition("##")
+        parts = head.split()
+        where = f"{path}:{lineno}"
+        if not sep or len(parts) != 3:
+            raise DatasetError(f"{where}: expected 'VIDEO START END##sentence', got {line!r}")
+        video = parts[0]
+        try:
+            start, end = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise DatasetError(f"{where}: start/end are not numbers in {line!r}") from None
+        if video not in dur:
+            raise DatasetError(f"{where}: video {video!r} has no duration in the Charades CSV")
+        rows.append(_repair(video, dur[video], sentence, start, end, quirks, where))
+    out = AnnotationSet("charades-sta", split, rows, quirks, [str(path)])
+    out.log_quirks()
+    return out
+
+
+def load_activitynet_captions(paths: str | Path | Iterable[str | Path], split: str | None = None) -> AnnotationSet:
+    """Read ActivityNet Captions JSON file(s): ``{video: {duration, timestamps, sentences}}``.
+
+    Several files are concatenated in the order given; the paper's test split is
+    ``[val_1.json, val_2.json]`` (34,536 queries), as in LGI.
+    """
+    path_list = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    if split is None:
+        split = "+".join(p.stem for p in path_list)
+    quirks = QuirkReport()
+    rows: list[Annotation] = []
+    for path in path_list:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: ActivityNet Captions file not found") from None
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise DatasetError(f"{path}: expected an object of videos, got {type(data).__name__}")
+        for video, item in data.items():
+            where = f"{path}[{video!r}]"
+            try:
+                duration, stamps, sentences = item["duration"], item["timestamps"], item["sentences"]
+            except (KeyError, TypeError):
+                raise DatasetError(f"{where}: needs 'duration', 'timestamps' and 'sentences'") from None
+            if len(stamps) != len(sentences):
+                raise DatasetError(f"{where}: {len(stamps)} timestamps but {len(sentences)} sentences")
+            for (start, end), sentence in zip(stamps, sentences):
+                rows.append(_repair(video, float(duration), sentence, float(start), float(end), quirks, where))
+    out = AnnotationSet("activitynet-captions", split, rows, quirks, [str(p) for p in path_list])
+    out.log_quirks()
+    return out
+
+
+def load_jsonl(path: str | Path, name: str | None = None, split: str | None = None) -> AnnotationSet:
+    """Read the JSON Lines format for own data: one object per line with keys
+    ``video`` (id or path of the video), ``duration``, ``query``, ``start``, ``end`` (seconds)."""
+    path = Path(path)
+    quirks = QuirkReport()
+    rows: list[Annotation] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: annotation file not found") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{where}: not a JSON object ({e})") from None
+        missing = [k for k in ("video", "duration", "query", "start", "end") if k not in obj]
+        if missing:
+            raise DatasetError(f"{where}: missing keys {missing}")
+        if not isinstance(obj["query"], str) or not obj["query"].strip():
+            raise DatasetError(f"{where}: 'query' must be a non-empty string")
+        try:
+            duration, start, end = float(obj["duration"]), float(obj["start"]), float(obj["end"])
+        except (TypeError, ValueError):
+            raise DatasetError(f"{where}: duration/start/end must be numbers") from None
+        rows.append(_repair(str(obj["video"]), duration, obj["query"], start, end, quirks, where))
+    out = AnnotationSet(name or path.stem, split or path.stem, rows, quirks, [str(path)])
+    out.log_quirks()
+    return out
+
+
+def save_jsonl(annotations: Iterable[Annotation], path: str | Path) -> None:
+    """Write annotations in the JSON Lines format that :func:`load_jsonl` reads."""
+    with open(path, "w", encoding="utf-8") as f:
+        for a in annotations:
+            f.write(json.dumps(a.to_dict()) + "\n")
+
+
+# Files that make up each split of the public datasets, relative to their folder.
+_LAYOUT = {
+    "charades-sta": {
+        "train": (("charades_sta_train.txt",), "Charades_v1_train.csv"),
+        "test": (("charades_sta_test.txt",), "Charades_v1_test.csv"),
+    },
+    "activitynet-captions": {
+        "train": (("train.json",), None),
+        "val_1": (("val_1.json",), None),
+        "val_2": (("val_2.json",), None),
+        "test": (("val_1.json", "val_2.json"), None),  # the paper's test split (LGI): merged
+    },
+}
+
+
+def load_annotations(dataset: str, root: str | Path, split: str) -> AnnotationSet:
+    """Load ``split`` of a public ``dataset`` ("charades-sta" or "activitynet-captions") from the
+    folder ``root`` holding its original files; with ``dataset == "jsonl"``, ``root`` is a folder
+    of ``<split>.jsonl`` files (``train.jsonl``, ``val.jsonl``, ``test.jsonl``) or one file."""
+    if dataset == "jsonl":  # a .jsonl file, or a folder of <split>.jsonl files
+        path = Path(root)
+        return load_jsonl(path / f"{split}.jsonl" if path.is_dir() else path, split=split)
+    if dataset not in _LAYOUT:
+        raise DatasetError(f"unknown dataset {dataset!r}; expected one of {sorted(_LAYOUT)} or 'jsonl'")
+    if split not in _LAYOUT[dataset]:
+        raise DatasetError(f"{dataset} has no split {split!r}; expected one of {sorted(_LAYOUT[dataset])}")
+    root = Path(root)
+    files, csv_name = _LAYOUT[dataset][split]
+    missing = [n for n in (*files, csv_name) if n and not (root / n).is_file()]
+    if missing:
+        raise DatasetError(f"{root}: missing {missing} for {dataset}/{split}")
+    if dataset == "charades-sta":
+        return load_charades_sta(root / files[0], root / csv_name, split=split)
+    return load_activitynet_captions([root / n for n in files], split=split)

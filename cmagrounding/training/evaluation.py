@@ -1,0 +1,115 @@
+"""Score a network or a pretrained :class:`~cmagrounding.Grounder` on annotated data.
+
+Evaluation samples every video with offset 0 (FACTS.md), predicts one span per query, maps it to
+seconds with the video's duration (the targets' axis, ``seconds / duration``) and scores it with
+:func:`~cmagrounding.training.metrics.compute_metrics` (the conventions are stated there and in
+every result). Two query-blind baselines tell whether a model reads its query at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from cmagrounding.training.annotations import Annotation, AnnotationSet
+from cmagrounding.training.dataset import GroundingDataset, collate
+from cmagrounding.training.metrics import GroundingMetrics, compute_metrics
+from cmagrounding.training.stores import FeatureStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cmagrounding.grounder import Grounder
+
+__all__ = [
+    "predict_spans",
+    "evaluate_network",
+    "evaluate_grounder",
+    "shuffle_queries",
+    "mean_span_baseline",
+]
+
+
+def _autocast(device: torch.device, amp: bool) -> Any:
+    if amp and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict_spans(network: torch.nn.Module, dataset: GroundingDataset, batch_size: int = 256,
+                  device: torch.device | str | None = None, amp: bool = False,
+                  num_workers: int = 0) -> np.ndarray:
+    """Normalized top-1 spans (M, 2) for the M items of ``dataset``, in its order."""
+    device = torch.device(device) if device is not None else next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    pad = getattr(dataset.tokenizer, "pad_id", 0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        collate_fn=functools.partial(collate, pad_id=pad))
+    out = np.zeros((len(dataset), 2), dtype=np.float64)
+    try:
+        for batch in loader:
+            b = batch.to(device)
+            with _autocast(device, amp):
+                spans = network(b["video"], b["video_mask"], b["words"], b["word_mask"]).span
+            out[batch["index"].numpy()] = spans.float().cpu().numpy()
+    finally:
+        network.train(was_training)
+    return out
+
+
+def _score(dataset: GroundingDataset, spans: np.ndarray) -> GroundingMetrics:
+    durations = np.array([a.duration for a in dataset.annotations])
+    gt = np.array([[a.start, a.end] for a in dataset.annotations])
+    return compute_metrics(spans * durations[:, None], gt, durations)
+
+
+def evaluate_network(network: torch.nn.Module, dataset: GroundingDataset, batch_size: int = 256,
+                     device: torch.device | str | None = None, amp: bool = False,
+                     num_workers: int = 0) -> GroundingMetrics:
+    """R1@{0.1,0.3,0.5,0.7} and mIoU of ``network`` on ``dataset`` (evaluation sampling)."""
+    if dataset.train:
+        raise ValueError("evaluate on a dataset built with train=False (no random sampling offset)")
+    return _score(dataset, predict_spans(network, dataset, batch_size, device, amp, num_workers))
+
+
+def evaluate_grounder(grounder: "Grounder", annotations: AnnotationSet | list[Annotation], store: FeatureStore,
+                      batch_size: int = 256, amp: bool = False) -> GroundingMetrics:
+    """Score a pretrained :class:`~cmagrounding.Grounder` on annotations whose features ``store`` holds
+    (features made with the grounder's extraction settings)."""
+    cfg = grounder.network.config
+    dataset = GroundingDataset(annotations, store, grounder.tokenizer, cfg.num_clips, cfg.max_words, train=False)
+    return evaluate_network(grounder.network, dataset, batch_size, grounder.device, amp)
+
+
+def shuffle_queries(annotations: AnnotationSet, seed: int = 0) -> AnnotationSet:
+    """The same moments with each query replaced by another video's query (a query-blind baseline).
+
+    A random permutation is drawn, then rows whose query would come from the same video are
+    swapped with a neighbour's so that no row keeps a query of its own video where avoidable.
+    """
+    rows = list(annotations)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(rows))
+    for i in range(len(rows)):
+        if rows[perm[i]].video == rows[i].video:
+            for j in range(len(rows)):
+                if rows[perm[j]].video != rows[i].video and rows[perm[i]].video != rows[j].video:
+                    perm[i], perm[j] = perm[j], perm[i]
+                    break
+    shuffled = [Annotation(a.video, a.duration, rows[p].query, a.start, a.end) for a, p in zip(rows, perm)]
+    return AnnotationSet(annotations.name, f"{annotations.split}-shuffled-queries", shuffled,
+                         annotations.quirks, annotations.sources)
+
+
+def mean_span_baseline(train: AnnotationSet, test: AnnotationSet) -> GroundingMetrics:
+    """Predict, for every test query, the mean normalized training span (ignores video and query)."""
+    mean = np.mean([[a.start / a.duration, a.end / a.duration] for a in train], axis=0)
+    durations = np.array([a.duration for a in test])
+    gt = np.array([[a.start, a.end] for a in test])
+    return compute_metrics(mean[None, :] * durations[:, None], gt, durations)

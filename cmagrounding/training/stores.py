@@ -1,0 +1,221 @@
+"""Where the clip features of each video come from during training and evaluation.
+
+A feature store maps a video id to its feature sequence ``(n, D)`` float32 (one row per clip, the
+rows covering the video evenly from start to end, as in the released Charades-STA / ActivityNet
+features). Three kinds:
+
+* :class:`NpyFolderStore`: a folder with one ``<video_id>.npy`` per video.
+* :class:`HDF5Store`: one HDF5 file, either ``<video_id>`` datasets at the top level or groups
+  ``<video_id>/<key>`` such as the official ActivityNet C3D file (``v_xxx/c3d_features``).
+  ``h5py`` is imported only when such a store is opened.
+* :class:`EncoderStore`: extracts features from the video files on the fly with the library's
+  :class:`~cmagrounding.video.encoder.VideoEncoder` (optionally caching them as ``.npy``).
+
+:class:`MemoryStore` holds arrays in memory (the synthetic dataset, tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+from cmagrounding.errors import DatasetError
+
+_logger = logging.getLogger(__name__)
+
+__all__ = ["FeatureStore", "MemoryStore", "NpyFolderStore", "HDF5Store", "EncoderStore", "open_feature_store"]
+
+
+@runtime_checkable
+class FeatureStore(Protocol):
+    """Anything that returns the features ``(n, D)`` float32 of a video id."""
+
+    def get(self, video: str) -> np.ndarray: ...
+
+    def __contains__(self, video: object) -> bool: ...
+
+
+def _check(video: str, feats: Any, where: str) -> np.ndarray:
+    arr = np.asarray(feats, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise DatasetError(f"{where}: features of {video!r} must be (n >= 1, D), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise DatasetError(f"{where}: features of {video!r} contain NaN or infinite values")
+    return arr
+
+
+class MemoryStore:
+    """Features held in a dict ``video -> (n, D)``."""
+
+    def __init__(self, features: Mapping[str, np.ndarray]):
+        self.features = dict(features)
+
+    def get(self, video: str) -> np.ndarray:
+        try:
+            return _check(video, self.features[video], "memory store")
+        except KeyError:
+            raise DatasetError(f"memory store: no features for video {video!r}") from None
+
+    def __contains__(self, video: object) -> bool:
+        return video in self.features
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({len(self.features)} videos)"
+
+
+class NpyFolderStore:
+    """A folder of ``<video_id>.npy`` files, each ``(n, D)`` (or ``(D, n)`` with ``transpose=True``)."""
+
+    def __init__(self, folder: str | Path, transpose: bool = False):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise DatasetError(f"{self.folder}: feature folder not found")
+        self.transpose = transpose
+
+    def _path(self, video: str) -> Path:
+        return self.folder / f"{video}.npy"
+
+    def get(self, video: str) -> np.ndarray:
+        path = self._path(video)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: no feature file for video {video!r}") from None
+        except ValueError as e:
+            raise DatasetError(f"{path}: not a readable .npy array ({e})") from None
+        return _check(video, arr.T if self.transpose else arr, str(path))
+
+    def __contains__(self, video: object) -> bool:
+        return isinstance(video, str) and self._path(video).is_file()
+
+    def __repr__(self) -> str:
+        return f"NpyFolderStore({str(self.folder)!r})"
+
+
+class HDF5Store:
+    """One HDF5 file of features.
+
+    ``key`` names the dataset inside each video's group (``"c3d_features"`` for the official
+    ActivityNet file); with ``key=None`` a top-level dataset is used directly, and a group with a
+    single dataset uses that one. The file is opened lazily, once per process (DataLoader workers
+    and DDP ranks each open their own handle).
+    """
+
+    def __init__(self, path: str | Path, key: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DatasetError(f"{self.path}: HDF5 feature file not found")
+        self.key = key
+        self._file: Any = None
+        self._pid: int | None = None
+
+    def _handle(self) -> Any:
+        if self._file is None or self._pid != os.getpid():
+            try:
+                import h5py
+            except ImportError:
+                raise DatasetError(
+                    f"{self.path}: reading HDF5 features needs h5py: pip install 'cmagrounding[training]'"
+                ) from None
+            try:
+                self._file = h5py.File(self.path, "r")
+            except OSError as e:
+                raise DatasetError(f"{self.path}: not a readable HDF5 file ({e})") from None
+            self._pid = os.getpid()
+        return self._file
+
+    def get(self, video: str) -> np.ndarray:
+        f = self._handle()
+        if video not in f:
+            raise DatasetError(f"{self.path}: no entry for video {video!r}")
+        node = f[video]
+        if hasattr(node, "keys"):  # a group: <video>/<key>
+            keys = list(node.keys())
+            key = self.key if self.key is not None else (keys[0] if len(keys) == 1 else None)
+            if key is None or key not in node:
+                raise DatasetError(
+                    f"{self.path}: group {video!r} holds {keys}; pass key= to choose one"
+                    + (f" (asked for {self.key!r})" if self.key else "")
+                )
+            node = node[key]
+        return _check(video, node[()], f"{self.path}[{video!r}]")
+
+    def __contains__(self, video: object) -> bool:
+        return isinstance(video, str) and video in self._handle()
+
+    def __getstate__(self) -> dict:  # h5py handles do not pickle (DataLoader workers, spawn)
+        state = dict(self.__dict__)
+        state["_file"], state["_pid"] = None, None
+        return state
+
+    def __repr__(self) -> str:
+        return f"HDF5Store({str(self.path)!r}, key={self.key!r})"
+
+
+class EncoderStore:
+    """Extracts features from video files with a :class:`~cmagrounding.video.encoder.VideoEncoder`.
+
+    A video id is looked up as a path (absolute, or relative to ``video_root``), then as
+    ``<video_root>/<id><ext>`` for each of ``extensions``. With ``cache`` set, features are saved as
+    ``<cache>/<id>.npy`` and reused.
+    """
+
+    def __init__(self, encoder: Any, video_root: str | Path | None = None, cache: str | Path | None = None,
+                 extensions: Iterable[str] = (".mp4", ".webm", ".mkv", ".avi", ".mov")):
+        self.encoder = encoder
+        self.video_root = Path(video_root) if video_root is not None else None
+        self.cache = Path(cache) if cache is not None else None
+        if self.cache is not None:
+            self.cache.mkdir(parents=True, exist_ok=True)
+        self.extensions = tuple(extensions)
+
+    def _find(self, video: str) -> Path | None:
+        candidates = [Path(video)]
+        if self.video_root is not None:
+            candidates.append(self.video_root / video)
+            candidates += [self.video_root / f"{video}{ext}" for ext in self.extensions]
+        return next((p for p in candidates if p.is_file()), None)
+
+    def _cache_path(self, video: str) -> Path | None:
+        if self.cache is None:
+            return None
+        return self.cache / (Path(video).name.replace(os.sep, "_") + ".npy")
+
+    def get(self, video: str) -> np.ndarray:
+        cached = self._cache_path(video)
+        if cached is not None and cached.is_file():
+            return _check(video, np.load(cached, allow_pickle=False), str(cached))
+        path = self._find(video)
+        if path is None:
+            raise DatasetError(f"no video file for {video!r} (root {self.video_root}, extensions {self.extensions})")
+        feats = _check(video, self.encoder.encode(path).features, str(path))
+        if cached is not None:
+            tmp = cached.with_suffix(f".tmp{os.getpid()}.npy")
+            np.save(tmp, feats)
+            os.replace(tmp, cached)
+        return feats
+
+    def __contains__(self, video: object) -> bool:
+        return isinstance(video, str) and (
+            (self._cache_path(video) is not None and self._cache_path(video).is_file())  # type: ignore[union-attr]
+            or self._find(video) is not None
+        )
+
+
+def open_feature_store(spec: str | Path, key: str | None = None) -> FeatureStore:
+    """A store from a path: a folder of ``.npy`` files, or an ``.h5`` / ``.hdf5`` file.
+
+    ``key`` is the per-video dataset name inside an HDF5 file (e.g. ``"c3d_features"``).
+    """
+    path = Path(spec)
+    if path.is_dir():
+        return NpyFolderStore(path)
+    if path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
+        return HDF5Store(path, key=key)
+    if not path.exists():
+        raise DatasetError(f"{path}: feature folder or HDF5 file not found")
+    raise DatasetError(f"{path}: expected a folder of .npy files or an .h5/.hdf5 file")
