@@ -97,3 +97,7 @@ class QueryTypeError(QueryError, TypeError):
 
 class QueryWarning(UserWarning):
     """A query was changed before the model saw it: truncated, or made only of unknown words."""
+
+
+class ShortVideoWarning(UserWarning):
+    """A video is shorter than one clip of the extractor: its only clip is padded with the last frame."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, overload
 
@@ -43,11 +44,12 @@ from cmagrounding.errors import (
     CheckpointError,
     ConfigError,
     ExtractorMismatchError,
+    ShortVideoWarning,
     VideoError,
     VideoNotFoundError,
 )
 from cmagrounding.outputs import Moment
-from cmagrounding.queries import PreparedQuery, as_query_list, encode_queries
+from cmagrounding.queries import PreparedQuery, as_query_list, encode_queries, user_stacklevel
 from cmagrounding.video.resample import resample_features
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,6 +95,11 @@ class Grounder:
                 f"the video config's extractor {getattr(video_config, 'extractor', '?')!r} gives "
                 f"{feature_dim}-d features but the network takes video_dim={cfg.video_dim}"
             )
+        if getattr(video_config, "scheme", None) == "uniform_clips" and video_config.num_clips != cfg.num_clips:
+            raise ConfigError(
+                f"the video config samples {video_config.num_clips} uniform clips but the network takes "
+                f"num_clips={cfg.num_clips}; they must agree for the 'uniform_clips' scheme"
+            )
         if tokenizer.vocab_size != cfg.vocab_size:
             raise ConfigError(
                 f"the tokenizer has {tokenizer.vocab_size} entries but the network's word embedding "
@@ -119,7 +126,8 @@ class Grounder:
 
     @property
     def video_encoder(self) -> VideoEncoder:
-        """The extractor, built on first use (loading I3D's weights takes a moment)."""
+        """The extractor, built on first use (``from_pretrained`` builds it at once, so that
+        weights that do not match the checkpoint's checksum fail at load time)."""
         if self._encoder is None:
             if getattr(self.video_config, "extractor", None) == "precomputed":
                 raise ConfigError(
@@ -128,9 +136,17 @@ class Grounder:
                 )
             from cmagrounding.video.encoder import VideoEncoder
 
-            self._encoder = VideoEncoder(self.video_config, device=self.device)
-            if self._extractor_state is not None:
-                _load_extractor_state(self._encoder, self._extractor_state)
+            if self._extractor_state is None:
+                self._encoder = VideoEncoder(self.video_config, device=self.device)
+            else:  # embedded weights: the video side loads them strictly and checks weights_sha256
+                from cmagrounding.video.weights import save_state_dict
+
+                with tempfile.TemporaryDirectory(prefix="cmagrounding-extractor-") as tmp:
+                    path = Path(tmp) / "extractor.safetensors"
+                    save_state_dict(self._extractor_state, path)
+                    self._encoder = VideoEncoder(self.video_config, device=self.device, weights_path=path)
+            # the encoder records the checksum of the weights it loaded; keep it so saves pin them
+            self.video_config = self._encoder.config
         return self._encoder
 
     def to(self, device: str | torch.device) -> Grounder:
@@ -212,12 +228,15 @@ class Grounder:
 
         if isinstance(video, VideoFeatures):
             self.check_features(video)
-            return video
-        if isinstance(video, (str, os.PathLike)):
-            return self.encode_video(video)
-        raise TypeError(
-            f"video must be a path to a video file or VideoFeatures from encode_video(), got {type(video).__name__}"
-        )
+            feats = video
+        elif isinstance(video, (str, os.PathLike)):
+            feats = self.encode_video(video)
+        else:
+            raise TypeError(
+                f"video must be a path to a video file or VideoFeatures from encode_video(), got {type(video).__name__}"
+            )
+        _warn_if_shorter_than_one_clip(feats)
+        return feats
 
     def check_features(self, features: VideoFeatures) -> None:
         """Raise :class:`ExtractorMismatchError` unless ``features`` match this model's extraction settings."""
@@ -320,13 +339,19 @@ class Grounder:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        vc = self.video_config
+        if vc.extractor != "precomputed" and vc.weights is not None and vc.weights_sha256 is None:
+            self.video_encoder  # loads the weights and records their checksum in video_config
         config = self.config_dict()
         tensors = dict(self.network.state_dict())
         if embed_extractor:
             config["extractor_weights"] = self._extractor_weights_entry(embedded=True)
             if config["extractor_weights"].get("storage") == "embedded":
-                module = _extractor_module(self.video_encoder)
-                tensors.update({fmt.EXTRACTOR_PREFIX + k: v for k, v in module.state_dict().items()})
+                from cmagrounding.video.weights import state_dict_sha256
+
+                state = self.video_encoder.model.state_dict()
+                config["video"]["weights_sha256"] = state_dict_sha256(state)  # what the loader will verify
+                tensors.update({fmt.EXTRACTOR_PREFIX + k: v for k, v in state.items()})
         if metrics:
             config["metrics"] = dict(metrics)
         if recipe:
@@ -349,6 +374,7 @@ class Grounder:
         device: str | torch.device | None = None,
         *,
         video_config: VideoConfig | None = None,
+        load_extractor: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
         token: str | bool | None = None,
     ) -> Grounder:
@@ -356,9 +382,11 @@ class Grounder:
 
         ``video_config`` may change settings that do not alter the features (e.g. precision or
         batch size); one whose extraction settings differ from the checkpoint's raises
-        :class:`ExtractorMismatchError`. Other failures raise :class:`MissingFileError`,
-        :class:`FormatVersionError`, :class:`KeyMismatchError` or :class:`ShapeMismatchError`,
-        all :class:`CheckpointError`.
+        :class:`ExtractorMismatchError`. The extractor is built at once (``load_extractor=False``
+        defers it to the first video file, for feature-only use); weights whose checksum differs
+        from the checkpoint's ``weights_sha256`` raise :class:`WeightsError`. Other failures raise
+        :class:`MissingFileError`, :class:`FormatVersionError`, :class:`KeyMismatchError` or
+        :class:`ShapeMismatchError`. All are :class:`CheckpointError`.
         """
         from cmagrounding.hub import resolve_pretrained
         from cmagrounding.model.config import CMAConfig
@@ -373,6 +401,7 @@ class Grounder:
         saved_video = _section(VideoConfig, config, "video", where)
         if video_config is not None:
             fmt.check_extractor(saved_video, video_config, expected_what=f"the checkpoint's ({where})", found_what="video_config")
+            video_config = video_config.replace(weights_sha256=saved_video.weights_sha256)  # pin the checkpoint's
         tokenizer = WordTokenizer.from_file(folder / fmt.TOKENIZER_FILE)
         network = CMANetwork(model_cfg)
 
@@ -388,6 +417,8 @@ class Grounder:
         if storage == "embedded":
             n = len(fmt.EXTRACTOR_PREFIX)
             grounder._extractor_state = {k[n:]: v for k, v in tensors.items() if k.startswith(fmt.EXTRACTOR_PREFIX)}
+        if load_extractor and grounder.video_config.extractor != "precomputed":
+            grounder.video_encoder  # noqa: B018 - build now: a weights mismatch fails here, not mid-video
         _logger.debug("loaded %r from %s", grounder, folder)
         return grounder
 
@@ -433,6 +464,23 @@ def span_to_seconds(t_s: float, t_e: float, duration: float, num_clips: int) -> 
     return start, start + width, True
 
 
+def _warn_if_shorter_than_one_clip(feats: VideoFeatures) -> None:
+    """The video side pads a video shorter than one extractor window with its last frame; say so."""
+    cfg = feats.config
+    fps = getattr(cfg, "fps", None)
+    if not fps or getattr(cfg, "extractor", None) == "precomputed":
+        return
+    window = cfg.clip_len / fps
+    if feats.duration < window:
+        warnings.warn(
+            f"{feats.source or 'the video'} lasts {feats.duration:.2f} s, shorter than one clip of the extractor "
+            f"({cfg.clip_len} frames at {fps:g} fps = {window:.2f} s): its clip is padded with the last frame, "
+            "so the network sees a single clip and the answer is the whole video",
+            ShortVideoWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+
 def _check_video_path(video: str | os.PathLike[str]) -> str:
     path = Path(video)
     if not path.exists():
@@ -451,21 +499,3 @@ def _section(cls: Any, config: dict[str, Any], key: str, where: str) -> Any:
 
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def _extractor_module(encoder: Any) -> torch.nn.Module:
-    """The torch module inside a VideoEncoder (its weights are what gets embedded)."""
-    for name in ("model", "extractor", "backbone", "network", "module"):
-        m = getattr(encoder, name, None)
-        if isinstance(m, torch.nn.Module):
-            return m
-    if isinstance(encoder, torch.nn.Module):
-        return encoder
-    raise CheckpointError(f"cannot find the extractor's weights inside {type(encoder).__name__}")
-
-
-def _load_extractor_state(encoder: Any, state: dict[str, torch.Tensor]) -> None:
-    module = _extractor_module(encoder)
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    fmt.check_state_dict(expected, {k: tuple(v.shape) for k, v in state.items()}, source="the embedded extractor weights")
-    module.load_state_dict(state, strict=True)

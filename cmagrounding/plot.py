@@ -39,6 +39,9 @@ def read_thumbnails(
     """
     import av
 
+    from cmagrounding.video.decode import probe
+
+    rotation = probe(video).rotation  # display rotation, applied as the video side does
     out: list[tuple[float, np.ndarray]] = []
     with av.open(os.fspath(video)) as container:
         stream = container.streams.video[0]
@@ -53,9 +56,11 @@ def read_thumbnails(
                     break
             if chosen is None:
                 continue
-            w = max(1, round(chosen.width * height / chosen.height))
-            rgb = chosen.reformat(width=w, height=height, format="rgb24").to_ndarray()
-            out.append((float(t), rgb))
+            sideways = rotation in (90, 270)
+            scale = height / (chosen.width if sideways else chosen.height)  # display height = height
+            w, h = max(1, round(chosen.width * scale)), max(1, round(chosen.height * scale))
+            rgb = chosen.reformat(width=w, height=h, format="rgb24").to_ndarray()
+            out.append((float(t), np.ascontiguousarray(np.rot90(rgb, k=rotation // 90)) if rotation else rgb))
     return out
 
 

@@ -78,7 +78,7 @@ def prepare_query(tokenizer: WordTokenizer, text: str, max_words: int) -> Prepar
             f"query {text!r} has {len(words)} words; the model reads at most {max_words}, so "
             f"{' '.join(words[max_words:])!r} is dropped",
             QueryWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
     tokens = tuple(w if w in tokenizer else tokenizer.UNK for w in kept)
     if all(t == tokenizer.UNK for t in tokens):
@@ -86,14 +86,14 @@ def prepare_query(tokenizer: WordTokenizer, text: str, max_words: int) -> Prepar
             f"no word of query {text!r} is in the model's vocabulary of {tokenizer.vocab_size} words; "
             f"the model sees only {' '.join(tokens)} and its answer carries no meaning from the query",
             QueryWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
     elif unknown:
         _logger.info("query %r: unknown word(s) %s are read as %s", text, list(unknown), tokenizer.UNK)
     return PreparedQuery(text=text, tokens=tokens, unknown_words=unknown, truncated=truncated)
 
 
-def _user_stacklevel() -> int:
+def user_stacklevel() -> int:
     """The stacklevel of the first frame outside this package, so a warning points at the caller."""
     import sys
     from pathlib import Path
