@@ -29,7 +29,7 @@ from cmagrounding.training.evaluation import evaluate_network, mean_span_baselin
 from cmagrounding.training.metrics import CONVENTION, GroundingMetrics
 from cmagrounding.training.recipes import Recipe
 from cmagrounding.training.stores import FeatureStore, open_feature_store
-from cmagrounding.training.trainer import Callback, Trainer, TrainResult
+from cmagrounding.training.trainer import Callback, Trainer, TrainResult, cpu_threads
 
 _logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class RecipeResult:
     test: GroundingMetrics | None  # None on non-main DDP ranks
     train: TrainResult
     model_dir: Path | None
+    network: torch.nn.Module | None = None  # the trained network (best weights on the main process)
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     val_protocol: str = ""
 
@@ -135,17 +136,22 @@ def run_recipe(recipe: Recipe, output: str | Path, *, annotations: str | Path | 
     ``baselines`` (default: on for the synthetic recipe) also scores two query-blind baselines on
     the test split: the mean training span, and the trained model given other videos' queries.
     """
+    with cpu_threads(recipe.train.num_threads):
+        return _run_recipe(recipe, Path(output), annotations, features, glove, resume, val, video_config, ctx,
+                           callbacks, baselines)
+
+
+def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, features: str | Path | FeatureStore | None,
+                glove: str | Path | None, resume: bool, val: str | None, video_config: Any, ctx: DistContext | None,
+                callbacks: Iterable[Callback], baselines: bool | None) -> RecipeResult:
     from cmagrounding.model.config import CMAConfig, LossConfig
     from cmagrounding.model.losses import GroundingLoss
     from cmagrounding.model.network import CMANetwork
     from cmagrounding.model.presets import get_preset
     from cmagrounding.text.tokenizer import WordTokenizer
 
-    output = Path(output)
     cfg = recipe.train
     ctx = ctx or init_distributed(cfg.device)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
     t_start = time.perf_counter()
     data = load_recipe_data(recipe, annotations, features, val)
 
@@ -224,4 +230,4 @@ def run_recipe(recipe: Recipe, output: str | Path, *, annotations: str | Path | 
             "model_dir": str(model_dir), "history": train_result.history,
         })
     ctx.barrier()
-    return RecipeResult(recipe, test_metrics, train_result, model_dir, extra, data.val_protocol)
+    return RecipeResult(recipe, test_metrics, train_result, model_dir, network, extra, data.val_protocol)

@@ -48,7 +48,7 @@ Callback = Callable[["Trainer", int, dict], None]
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` returns; the network holds the best weights afterwards."""
+    """What :meth:`Trainer.fit` returns; the (main process's) network holds the best weights afterwards."""
 
     best_epoch: int  # 1-based epoch whose weights were kept (the last one without validation)
     best_metrics: dict[str, Any] | None  # validation metrics of that epoch
@@ -60,6 +60,19 @@ class TrainResult:
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % (2**63 - 1)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """Run with ``n`` torch CPU threads (None: unchanged), restoring the previous count afterwards."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n:
+            torch.set_num_threads(before)
 
 
 def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -166,9 +179,11 @@ class Trainer:
     # ------------------------------------------------------------------ main loop
     def fit(self, resume: bool = False) -> TrainResult:
         """Train for ``config.epochs`` epochs (continuing from the latest checkpoint with ``resume``)."""
+        with cpu_threads(self.config.num_threads):
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> TrainResult:
         cfg = self.config
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
         if self.ctx.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             if not resume and latest_checkpoint(self.checkpoint_dir) is not None:
@@ -235,7 +250,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb(self, epoch + 1, record)
 
-        if best_state is not None:
+        if self.ctx.is_main:  # only the main process validates; the others keep the last weights
             self.network.load_state_dict(best_state)
         epochs_done = history[-1]["epoch"] if history else start_epoch
         return TrainResult(best_epoch, best_metrics, epochs_done, history, stopped, train_seconds)
