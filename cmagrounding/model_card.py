@@ -52,6 +52,9 @@ def render_model_card(
         "|---|---|",
         *[f"| {k} | `{_short(v)}` |" for k, v in video.items()],
         "",
+        f"The network resamples the feature sequence to N = {model.get('num_clips')} clips "
+        "(all kept and padded when fewer; evenly subsampled when more).",
+        "",
         f"Extractor weights: {_weights_line(weights)}.",
         "",
         "## Query",

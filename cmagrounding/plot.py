@@ -111,8 +111,8 @@ def plot_moments(
     for ax, m, gt in zip(axes[1:] if thumbs else axes, ms, gts):
         ax.axvspan(m.start, m.end, color="tab:orange", alpha=0.3, label=f"prediction {m.start:.2f}-{m.end:.2f} s")
         if len(m.attention):
-            edges = np.append(m.clip_times[:, 0], m.clip_times[-1, 1])
-            ax.stairs(m.attention, edges, color="tab:blue", label="attention a (Eq. 18)")
+            centres = m.clip_times.mean(axis=1)  # clips may overlap (windows every stride frames)
+            ax.plot(centres, m.attention, drawstyle="steps-mid", marker=".", color="tab:blue", label="attention a (Eq. 18)")
             ax.set_ylim(0, max(float(m.attention.max()) * 1.15, 1e-6))
         if gt is not None:
             for x in gt:
