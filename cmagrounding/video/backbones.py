@@ -83,8 +83,8 @@ def default_config(name: str, **overrides: Any) -> VideoConfig:
     return VideoConfig(**values)
 
 
-def _load_strict(module: nn.Module, state_dict: dict, name: str) -> None:
-    result = module.load_state_dict(state_dict, strict=False)
+def _load_strict(module: nn.Module, state_dict: dict, name: str, assign: bool = False) -> None:
+    result = module.load_state_dict(state_dict, strict=False, assign=assign)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
         raise WeightsError(
@@ -150,9 +150,12 @@ def _build_c3d(config: VideoConfig, state_dict: dict | None) -> nn.Module:
     from cmagrounding.video.c3d import C3D, C3DPCA
 
     num_classes = int(state_dict["fc8.weight"].shape[0]) if state_dict and "fc8.weight" in state_dict else 487
-    model = C3D(num_classes=num_classes, layer=config.layer)
     if state_dict is not None:
-        _load_strict(model, state_dict, config.extractor)
+        with torch.device("meta"):  # 78 M parameters: skip the random init the weights replace anyway
+            model = C3D(num_classes=num_classes, layer=config.layer)
+        _load_strict(model, {k: torch.as_tensor(v).float() for k, v in state_dict.items()}, config.extractor, assign=True)
+    else:
+        model = C3D(num_classes=num_classes, layer=config.layer)
     pca = None
     if config.extra.get("pca_path"):
         pca = C3DPCA.from_hdf5(config.extra["pca_path"], k=int(config.extra.get("pca_dim", 500)))
@@ -204,17 +207,14 @@ class _TorchvisionFeatures(nn.Module):
 
 
 def _mvit_features(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    # mirrors torchvision.models.video.mvit.MViT.forward up to the head
-    from torchvision.models.video.mvit import _unsqueeze
-
-    x = _unsqueeze(x, 5, 2)[0]
-    x = m.conv_proj(x)
-    x = x.flatten(2).transpose(1, 2)
-    x = m.pos_encoding(x)
-    thw = (m.pos_encoding.temporal_size,) + m.pos_encoding.spatial_size
-    for block in m.blocks:
-        x, thw = block(x, thw)
-    return m.norm(x)[:, 0]
+    """The normalised class token MViT's head receives (captured by a hook: no private internals)."""
+    captured: list[torch.Tensor] = []
+    handle = m.head.register_forward_pre_hook(lambda _mod, args: captured.append(args[0]))
+    try:
+        m(x)
+    finally:
+        handle.remove()
+    return captured[0]
 
 
 _TV = {

@@ -118,7 +118,8 @@ class C3DPCA(nn.Module):
 
 def public_c3d_layout(num_classes: int = 487) -> dict[str, tuple[int, ...]]:
     """``{key: shape}`` of the public ``c3d.pickle`` state dict."""
-    return {k: tuple(v.shape) for k, v in C3D(num_classes).state_dict().items()}
+    with torch.device("meta"):  # shapes only: no memory, no random init
+        return {k: tuple(v.shape) for k, v in C3D(num_classes).state_dict().items()}
 
 
 def convert_c3d_pickle(src: str | os.PathLike, dst: str | os.PathLike) -> str:

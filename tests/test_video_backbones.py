@@ -1,0 +1,81 @@
+"""The backbone registry: torchvision video models (random weights: no download) and pytorchvideo's guard."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from cmagrounding.errors import MissingDependencyError
+from cmagrounding.video.backbones import build_backbone, default_config
+from cmagrounding.video.encoder import VideoEncoder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared CPU: see test_video_encoder.py
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("name,dim,shape", [("tv_r3d_18", 512, (2, 3, 8, 32, 32)), ("tv_s3d", 1024, (1, 3, 16, 64, 64))])
+def test_torchvision_backbones_random_weights(name, dim, shape):
+    torch.manual_seed(0)
+    module, sha = build_backbone(default_config(name, weights=None))
+    assert sha is None  # random weights are never pinned
+    with torch.inference_mode():
+        feats = module.features(torch.randn(*shape))
+    assert feats.shape == (shape[0], dim) and torch.isfinite(feats).all()
+
+
+@pytest.mark.slow
+def test_mvit_features_are_the_class_token():
+    """MViT only runs at its trained size (16 x 224 x 224, one clip, ~7 s): the features are what
+    the classifier head receives."""
+    torch.manual_seed(0)
+    module, _ = build_backbone(default_config("tv_mvit_v2_s", weights=None))
+    logits = []
+    module.model.head.register_forward_hook(lambda _m, _i, out: logits.append(out))
+    with torch.inference_mode():
+        feats = module.features(torch.randn(1, 3, 16, 224, 224))
+        assert feats.shape == (1, 768)
+        assert torch.allclose(module.model.head(feats), logits[0], atol=1e-6)
+
+
+def test_encoder_runs_a_torchvision_backbone(tmp_path):
+    from cmagrounding.video import synthetic
+
+    path = tmp_path / "v.mp4"
+    synthetic.coloured_interval_video(path, 1.0, 2.0, duration=3.0, fps=10.0, size=(48, 32))
+    torch.manual_seed(0)
+    enc = VideoEncoder(default_config("tv_r3d_18", weights=None, resize=32, crop=32, clip_len=8, stride=8), device="cpu")
+    feats = enc.encode(path)
+    assert feats.features.shape == (3, 512) and np.all(np.isfinite(feats.features))
+
+
+def test_pytorchvideo_is_optional():
+    if importlib.util.find_spec("pytorchvideo") is not None:
+        torch.manual_seed(0)
+        module, _ = build_backbone(default_config("ptv_x3d_s", weights=None))
+        with torch.inference_mode():
+            assert module.features(torch.randn(1, 3, 13, 64, 64)).shape == (1, 192)
+        assert "pytorchvideo.transforms" not in sys.modules  # broken with torchvision >= 0.17: never imported
+    else:
+        with pytest.raises(MissingDependencyError, match=r"pip install cmagrounding\[pytorchvideo\]"):
+            build_backbone(default_config("ptv_slow_r50", weights=None))
+
+
+def test_import_stays_light():
+    import subprocess
+
+    code = (
+        "import sys, cmagrounding, cmagrounding.video.config, cmagrounding.video.features;"
+        "bad = [m for m in ('torch', 'av', 'h5py', 'pytorchvideo', 'torchvision') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,105 @@
+"""C3D: the public c3d.pickle layout (fixture), strict loading, conversion, fc6/fc7 features, PCA."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cmagrounding.errors import WeightsError
+from cmagrounding.video.c3d import C3D, C3DPCA, convert_c3d_pickle, public_c3d_layout
+
+LAYOUT = Path(__file__).parent / "fixtures" / "c3d_public_layout.json"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared CPU: see test_video_encoder.py
+    yield
+    torch.set_num_threads(n)
+
+
+def random_public_state_dict(fill: float | None = None) -> dict[str, torch.Tensor]:
+    """Random tensors (or constant ``fill``) with exactly the keys and shapes of DavideA/c3d-pytorch's
+    c3d.pickle (fixture)."""
+    g = torch.Generator().manual_seed(0)
+    layout = json.loads(LAYOUT.read_text())["tensors"]
+    if fill is not None:
+        return {k: torch.full(shape, fill) for k, shape in layout.items()}
+    return {k: torch.randn(*shape, generator=g) * 0.01 for k, shape in layout.items()}
+
+
+def test_layout_fixture_matches_the_model():
+    layout = {k: tuple(v) for k, v in json.loads(LAYOUT.read_text())["tensors"].items()}
+    assert public_c3d_layout() == layout
+    assert layout["fc6.weight"] == (4096, 8192) and layout["fc8.weight"] == (487, 4096)
+    with torch.device("meta"):
+        assert C3D().pool5.padding == (0, 1, 1)
+
+
+def test_convert_and_load_strict(tmp_path):
+    src = tmp_path / "c3d.pickle"
+    torch.save(random_public_state_dict(fill=0.5), src)  # the public file is a torch.save'd state dict
+    dst = tmp_path / "c3d.safetensors"
+    sha = convert_c3d_pickle(src, dst)
+    from safetensors.torch import load_file
+
+    with torch.device("meta"):  # keys and shapes are what is checked; skip 78 M random inits
+        model = C3D()
+    model.load_state_dict(load_file(str(dst)), strict=True, assign=True)
+    assert len(sha) == 64 and float(model.fc7.bias.detach()[0]) == 0.5
+    bad = random_public_state_dict(fill=0.0)
+    bad["fc6.weight"] = bad["fc6.weight"][:, :100]
+    torch.save(bad, tmp_path / "bad.pickle")
+    with pytest.raises(WeightsError, match=r"fc6.weight has shape \(4096, 100\)"):
+        convert_c3d_pickle(tmp_path / "bad.pickle", tmp_path / "bad.safetensors")
+
+
+def test_features_and_pca(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    src = tmp_path / "c3d.pickle"
+    torch.save(random_public_state_dict(), src)
+    rng = np.random.default_rng(0)
+    U = np.linalg.qr(rng.standard_normal((4096, 600)))[0].astype(np.float32)  # orthonormal columns
+    x_mean = rng.standard_normal((1, 4096)).astype(np.float32)
+    pca_path = tmp_path / "PCA_activitynet_v1-3.hdf5"
+    with h5py.File(pca_path, "w") as f:  # the official file's layout: a "data" group
+        g = f.create_group("data")
+        g["U"], g["S"], g["x_mean"] = U, np.ones(600, np.float32), x_mean
+    from cmagrounding.video.backbones import build_backbone, default_config
+
+    config = default_config("c3d_sports1m", weights=f"file:{src}", feature_dim=500,
+                            extra={"pca_path": str(pca_path), "pca_dim": 500})  # fmt: skip
+    module, sha = build_backbone(config)
+    x = torch.rand(1, 3, 16, 112, 112) * 255
+    c3d = module.c3d
+    with torch.inference_mode():
+        reduced = module.features(x)  # one full pass (the convolutions dominate the cost)
+        pool5 = c3d.pool5_features(x)  # and one more to check the heads by hand
+        fc6 = torch.relu(c3d.fc6(pool5))
+        fc7 = torch.relu(c3d.fc7(fc6))
+        c3d.pool5_features = lambda _: pool5  # reuse it: no third pass
+        logits = module(x)
+        c3d.layer = "fc6"
+        fc6_feats = c3d.features(x)
+        assert torch.allclose(logits, c3d.fc8(fc7)) and torch.allclose(fc6_feats, fc6)
+    assert reduced.shape == (1, 500) and logits.shape == (1, 487)
+    assert torch.all(fc7 >= 0) and torch.all(fc6 >= 0) and fc7.abs().sum() > 0
+    expected = (fc7.numpy() - x_mean) @ U[:, :500]  # the documented ActivityNet reduction
+    assert np.allclose(reduced.numpy(), expected, atol=1e-4)
+    del c3d.pool5_features
+    with pytest.raises(ValueError, match=r"\(B, 3, 16, 112, 112\)"):
+        module.features(torch.zeros(1, 3, 8, 112, 112))
+
+
+def test_pca_file_errors(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "pca.hdf5"
+    with h5py.File(path, "w") as f:
+        f["U"] = np.zeros((8, 8), np.float32)
+    with pytest.raises(WeightsError, match=r"lacks datasets \['S', 'x_mean'\]"):
+        C3DPCA.from_hdf5(path)

