@@ -49,7 +49,7 @@ from cmagrounding.errors import (
     VideoNotFoundError,
 )
 from cmagrounding.outputs import Moment
-from cmagrounding.queries import PreparedQuery, as_query_list, encode_queries, user_stacklevel
+from cmagrounding.queries import PreparedQuery, as_query_list, encode_queries, prepare_query, user_stacklevel
 from cmagrounding.video.resample import resample_features
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -174,11 +174,14 @@ class Grounder:
         """Decode ``video`` and extract its features with the model's extractor and settings.
 
         The result can be saved (``VideoFeatures.save``), loaded, and passed to :meth:`localize`
-        any number of times. Raises :class:`VideoNotFoundError`, :class:`VideoDecodeError` or
-        :class:`VideoTooShortError` (from the video side) for a bad file.
+        any number of times. Raises :class:`VideoNotFoundError` or :class:`VideoDecodeError` (and
+        its subclasses, from the video side) for a bad file; warns :class:`ShortVideoWarning` for a
+        video shorter than one clip of the extractor.
         """
         path = _check_video_path(video)
-        return self.video_encoder.encode(path)
+        feats = self.video_encoder.encode(path)
+        _warn_if_shorter_than_one_clip(feats)
+        return feats
 
     @overload
     def localize(self, video: Any, query: str, *, batch_size: int = ...) -> Moment: ...
@@ -198,16 +201,20 @@ class Grounder:
         Returns:
             a :class:`Moment` for a str query, a list of them (in order) for a list.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         queries, single = as_query_list(query)
+        # every query is checked (and warned about) before any video is decoded
+        prepared = [prepare_query(self.tokenizer, q, self.max_words) for q in queries]
         feats = self._features(video)
         clips, mask, index = self._clips(feats)
         moments: list[Moment] = []
-        for i in range(0, len(queries), max(1, int(batch_size))):
+        for i in range(0, len(queries), batch_size):
             chunk = queries[i : i + batch_size]
-            ids, wmask, prepared = encode_queries(self.tokenizer, chunk, self.max_words)
+            ids, wmask = self.tokenizer.encode_batch(chunk, self.max_words)  # (B, L) each
             B = len(chunk)
             out = self._forward(clips.expand(B, -1, -1), mask.expand(B, -1), ids, wmask)
-            moments.extend(self._moment(out, b, feats, mask, index, prepared[b]) for b in range(B))
+            moments.extend(self._moment(out, b, feats, mask, index, prepared[i + b]) for b in range(B))
         return moments[0] if single else moments
 
     def predict_batch(self, features: torch.Tensor, mask: torch.Tensor, queries: Sequence[str]) -> CMAOutput:
@@ -228,15 +235,13 @@ class Grounder:
 
         if isinstance(video, VideoFeatures):
             self.check_features(video)
-            feats = video
-        elif isinstance(video, (str, os.PathLike)):
-            feats = self.encode_video(video)
-        else:
-            raise TypeError(
-                f"video must be a path to a video file or VideoFeatures from encode_video(), got {type(video).__name__}"
-            )
-        _warn_if_shorter_than_one_clip(feats)
-        return feats
+            _warn_if_shorter_than_one_clip(video)
+            return video
+        if isinstance(video, (str, os.PathLike)):
+            return self.encode_video(video)
+        raise TypeError(
+            f"video must be a path to a video file or VideoFeatures from encode_video(), got {type(video).__name__}"
+        )
 
     def check_features(self, features: VideoFeatures) -> None:
         """Raise :class:`ExtractorMismatchError` unless ``features`` match this model's extraction settings."""

@@ -300,3 +300,26 @@ def test_errors_are_distinct():
 def test_nothing_is_pickled(saved):
     for p in saved.iterdir():
         assert not p.read_bytes().startswith(b"\x80"), f"{p.name} looks like a pickle"
+
+
+def test_queries_are_checked_before_the_video(grounder, tmp_path):
+    from cmagrounding.errors import QueryError, QueryTypeError
+
+    missing = tmp_path / "missing.mp4"  # never opened: the query is refused first
+    with pytest.raises(QueryError, match="empty"):
+        grounder.localize(missing, "   ")
+    with pytest.raises(QueryTypeError):
+        grounder.localize(missing, ["fine", None])
+    with pytest.raises(QueryError, match="no words"):
+        grounder.localize(missing, ["person sits", "?!"])
+    with pytest.raises(ValueError, match="batch_size"):
+        grounder.localize(features(), "person sits", batch_size=0)
+
+
+def test_unknown_and_truncated_queries_reach_the_moment(grounder):
+    with pytest.warns(QueryWarning, match="sees only <UNK> <UNK>"):
+        m = grounder.localize(features(), "zebra galloping")
+    assert m.tokens == ("<UNK>", "<UNK>") and m.unknown_words == ("zebra", "galloping")
+    with pytest.warns(QueryWarning, match="dropped"):
+        m = grounder.localize(features(), "a person opens the door and sits on the chair")
+    assert m.truncated and len(m.tokens) == grounder.max_words
