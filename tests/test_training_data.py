@@ -54,6 +54,9 @@ def test_activitynet_counts_merged_test_and_figure4(shared_data):
     assert round(test.mean_ratio(), 2) == 0.33
     assert test.mean_ratio() == pytest.approx(0.334, abs=5e-4)
     assert splits["train"].quirks.swapped_start_end == 2
+    # rows ending after the duration (by 0.01 s); float noise below 1e-6 s is clipped, not counted
+    assert [splits[s].quirks.clipped_end_to_duration for s in ("train", "val_1", "val_2")] == [29, 5, 1]
+    assert all(a.end <= a.duration for a in test)
     assert all(a.query == a.query.strip() and a.query for a in test)
     stats = dataset_stats(test)
     assert stats["queries"] == 34536 and stats["paper_figure4_ratio"] == 0.33
@@ -109,6 +112,8 @@ def test_npy_folder_store(tmp_path):
     np.testing.assert_array_equal(store.get("vid1"), feats)
     with pytest.raises(DatasetError, match="vid2"):
         store.get("vid2")
+    np.save(tmp_path / "lgi.npy", feats[:, None, None, :])  # LGI's released I3D files are (n, 1, 1, D)
+    np.testing.assert_array_equal(store.get("lgi"), feats)
 
 
 def test_hdf5_store_official_activitynet_layout_and_flat_layout(tmp_path):
@@ -171,3 +176,33 @@ def test_dataset_short_video_padding_and_empty_query():
     batch = collate([item, _dataset(train=False)[0]])
     assert batch["words"].shape == (2, 4) and batch["word_mask"].sum(1).tolist() == [1, 4]
     assert batch["video"].shape == (2, 16, 3)
+
+
+# ---------------------------------------------------------------- on-the-fly extraction
+class _FakeEncoder:
+    def __init__(self):
+        self.calls = []
+
+    def encode(self, path):
+        self.calls.append(path)
+
+        class F:
+            features = np.full((5, 4), float(len(self.calls)), np.float32)
+
+        return F()
+
+
+def test_encoder_store_finds_videos_and_caches_features(tmp_path):
+    from cmagrounding.training.stores import EncoderStore
+
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "clip1.mp4").write_bytes(b"")
+    enc = _FakeEncoder()
+    store = EncoderStore(enc, video_root=tmp_path / "videos", cache=tmp_path / "cache")
+    assert "clip1" in store and "clip2" not in store
+    first = store.get("clip1")
+    assert enc.calls == [tmp_path / "videos" / "clip1.mp4"] and (tmp_path / "cache" / "clip1.npy").is_file()
+    np.testing.assert_array_equal(store.get("clip1"), first)  # from the cache: no second extraction
+    assert len(enc.calls) == 1
+    with pytest.raises(DatasetError, match="clip2"):
+        store.get("clip2")

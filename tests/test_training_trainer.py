@@ -132,3 +132,49 @@ def test_two_process_gloo_ddp_trains_and_writes_one_model(tmp_path):
         assert sums[0] == sums[1]
     last = load_file(str(latest_checkpoint(tmp_path / "checkpoints") / "model.safetensors"))
     assert sum(v.double().sum().item() for v in last.values() if v.is_floating_point()) == pytest.approx(sums[0], rel=1e-9)
+
+
+def test_train_cli_on_own_jsonl_data_with_on_the_fly_extraction(tmp_path, capsys):
+    """`cmagrounding train --dataset jsonl --videos ...`: features come from the video side's
+    VideoEncoder (a random-weight I3D at 64 px here), are cached, and the model keeps that config."""
+    from cmagrounding.cli import main
+    from cmagrounding.grounder import Grounder
+    from cmagrounding.training.annotations import Annotation, save_jsonl
+    from cmagrounding.video.config import VideoConfig
+    from cmagrounding.video.synthetic import coloured_interval_video
+
+    videos, data = tmp_path / "videos", tmp_path / "data"
+    videos.mkdir(), data.mkdir()
+    rows = []
+    for i, (s, e) in enumerate([(0.0, 1.5), (1.5, 3.0), (0.5, 2.0)]):
+        coloured_interval_video(videos / f"v{i}.mp4", s, e, duration=3.0, fps=8.0)
+        rows.append(Annotation(f"v{i}", 3.0, "the red part", s, e))
+    for split in ("train", "val", "test"):
+        save_jsonl(rows, data / f"{split}.jsonl")
+    vcfg = VideoConfig(extractor="i3d", weights=None, fps=8.0, resize=64, crop=64, precision="fp32")
+    (tmp_path / "video.json").write_text(json.dumps(vcfg.to_dict()))
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", "synthetic", "--dataset", "jsonl", "--annotations", str(data),
+                 "--videos", str(videos), "--video-config", str(tmp_path / "video.json"),
+                 "--feature-cache", str(tmp_path / "cache"), "--output", str(out), "--epochs", "1",
+                 "--no-progress", "--batch-size", "3"]) == 0
+    assert "R1@0.5" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["v0.npy", "v1.npy", "v2.npy"]
+    g = Grounder.from_pretrained(out / "model", device="cpu")
+    assert g.video_config.extractor == "i3d" and g.network.config.video_dim == 1024
+
+
+def test_glove_vectors_initialize_the_word_embedding(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = {w: rng.normal(size=8).round(4) for w in ("person", "door", "opens")}
+    glove = tmp_path / "glove.txt"
+    glove.write_text("".join(w + " " + " ".join(f"{x:.4f}" for x in v) + "\n" for w, v in vectors.items()))
+    recipe = tiny_recipe(epochs=1)
+    recipe.model["freeze_embeddings"] = True  # so that the rows are still GloVe's after training
+    result = run_recipe(recipe, tmp_path / "run", glove=glove)
+    from cmagrounding.text.tokenizer import WordTokenizer
+
+    tok = WordTokenizer.from_file(tmp_path / "run" / "tokenizer.json")
+    weight = result.network.query_encoder.embedding.weight.detach().numpy()
+    for w, v in vectors.items():
+        np.testing.assert_allclose(weight[tok.encode(w)[0]], v, rtol=1e-6)

@@ -101,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
         from cmagrounding.video.config import VideoConfig
         from cmagrounding.video.encoder import VideoEncoder
 
-        video_config = video_config or VideoConfig.for_extractor(args.extractor)
-        features = EncoderStore(VideoEncoder(video_config), video_root=args.videos, cache=args.feature_cache)
+        encoder = VideoEncoder(video_config or VideoConfig.for_extractor(args.extractor))
+        video_config = encoder.config  # with the checksum of the weights actually loaded
+        features = EncoderStore(encoder, video_root=args.videos, cache=args.feature_cache)
     if recipe.dataset != "synthetic" and (not args.annotations or features is None):
         raise SystemExit(f"train: recipe {recipe.name!r} needs --annotations and --features (or --videos)")
 

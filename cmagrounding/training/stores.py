@@ -41,6 +41,8 @@ class FeatureStore(Protocol):
 
 def _check(video: str, feats: Any, where: str) -> np.ndarray:
     arr = np.asarray(feats, dtype=np.float32)
+    if arr.ndim > 2 and all(d == 1 for d in arr.shape[1:-1]):
+        arr = arr.reshape(arr.shape[0], arr.shape[-1])  # e.g. LGI's Charades I3D files: (n, 1, 1, 1024)
     if arr.ndim != 2 or arr.shape[0] == 0:
         raise DatasetError(f"{where}: features of {video!r} must be (n >= 1, D), got shape {arr.shape}")
     if not np.isfinite(arr).all():
