@@ -82,6 +82,14 @@ def test_pretrained_folder_loads_and_scores_the_same(tmp_path):
     assert evaluate_grounder(g, data.test, data.store).to_dict() == result.test.to_dict()
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["test"] == result.test.to_dict() and saved["convention"].startswith("IoU")
+    # `cmagrounding evaluate` regenerates the synthetic test split from the recipe in config.json
+    from cmagrounding.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(result.model_dir), "--dataset", "synthetic", "--json", str(out),
+                 "--device", "cpu"]) == 0
+    evaluated = json.loads(out.read_text())
+    assert {k: evaluated[k] for k in result.test.to_dict()} == result.test.to_dict()
 
 
 def test_time_limit_stops_between_epochs(tmp_path):
