@@ -259,23 +259,31 @@ class Grounder:
             raise VideoError(f"features of {source} have a non-positive duration {features.duration!r}")
 
     def _clips(self, feats: VideoFeatures) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """(clips (1, N, D), mask (1, N) on the device, index (N,) into the feature rows; -1 = padding)."""
+        """(clips (1, n, D), mask (1, n) on the device, index (n,) into the feature rows), n <= N.
+
+        LGI's resampling to N (evaluation offset 0), without its trailing padding: the network's
+        output does not depend on padded clips (masked everywhere; positions count from the
+        start), so a video with n < N features runs on n clips only, n / N of the work.
+        """
         clips, mask, index = resample_features(np.asarray(feats.features), self.num_clips, offset=0.0)
+        n = int(mask.sum())  # real rows come first
         return (
-            torch.from_numpy(clips).unsqueeze(0).to(self.device),
-            torch.from_numpy(mask).unsqueeze(0).to(self.device),
-            index,
+            torch.from_numpy(clips[:n]).unsqueeze(0).to(self.device),
+            torch.from_numpy(mask[:n]).unsqueeze(0).to(self.device),
+            index[:n],
         )
 
     def _forward(self, video: torch.Tensor, video_mask: torch.Tensor, ids: torch.Tensor, wmask: torch.Tensor) -> CMAOutput:
         net = self.network
         was_training = net.training
-        net.eval()  # dropout off: the same query gives the same answer, alone or in a batch
+        if was_training:  # dropout off: the same query gives the same answer, alone or in a batch
+            net.eval()  # (only when needed: train()/eval() walk every module, ~ms per call)
         try:
             with torch.inference_mode():
                 return net(video.to(self.device), video_mask.to(self.device), ids.to(self.device), wmask.to(self.device))
         finally:
-            net.train(was_training)
+            if was_training:
+                net.train()
 
     def _moment(
         self, out: CMAOutput, b: int, feats: VideoFeatures, mask: torch.Tensor, index: np.ndarray, q: PreparedQuery

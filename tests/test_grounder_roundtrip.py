@@ -323,3 +323,19 @@ def test_unknown_and_truncated_queries_reach_the_moment(grounder):
     with pytest.warns(QueryWarning, match="dropped"):
         m = grounder.localize(features(), "a person opens the door and sits on the chair")
     assert m.truncated and len(m.tokens) == grounder.max_words
+
+
+def test_trimmed_padding_gives_the_padded_answer(grounder):
+    """localize() runs a short video on its n < N real clips only; the padded input agrees to 1e-5."""
+    import warnings
+
+    from cmagrounding.video.resample import resample_features
+
+    feats = features(n=5, duration=4.0)
+    m = grounder.localize(feats, QUERIES[0])
+    clips, mask, _ = resample_features(feats.features, grounder.num_clips)  # (N, D), 3 padded rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QueryWarning)
+        out = grounder.predict_batch(torch.from_numpy(clips)[None], torch.from_numpy(mask)[None], [QUERIES[0]])
+    assert np.allclose(out.span[0].numpy(), m.span, atol=1e-5)
+    assert np.allclose(out.attention[0, :5].numpy(), m.attention, atol=1e-5)
