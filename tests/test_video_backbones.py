@@ -79,3 +79,24 @@ def test_import_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_weights_round_trip_through_public_layout(tmp_path):
+    """What an encoder exports (``weights_state_dict``) loads back through ``weights_path``, pinned by
+    the same checksum, for a wrapped backbone too (torchvision: no download when weights are given)."""
+    from cmagrounding.video.weights import save_state_dict
+
+    torch.manual_seed(0)
+    cfg = default_config("tv_r3d_18", weights=None, resize=32, crop=32, clip_len=8)
+    enc = VideoEncoder(cfg, device="cpu")
+    state = enc.weights_state_dict()
+    assert "stem.0.weight" in state and not any(k.startswith("model.") for k in state)
+    path = tmp_path / "r3d.safetensors"
+    sha = save_state_dict(state, path)
+    again = VideoEncoder(cfg.replace(weights="torchvision:DEFAULT", weights_sha256=sha), device="cpu", weights_path=path)
+    assert again.config.weights_sha256 == sha
+    clips = np.random.default_rng(0).integers(0, 255, (1, 8, 32, 32, 3), dtype=np.uint8)
+    assert np.allclose(enc.encode_clips(clips), again.encode_clips(clips), atol=1e-5)
+    # the wrapper's own (prefixed) state dict is accepted as well
+    save_state_dict(dict(enc.model.state_dict()), path)
+    VideoEncoder(cfg.replace(weights_sha256=sha), device="cpu", weights_path=path)

@@ -138,6 +138,11 @@ class _C3DWithPCA(nn.Module):
         self.c3d = c3d
         self.pca = pca
 
+    @property
+    def inner(self) -> nn.Module:
+        """The public-layout network (see ``public_state_dict``)."""
+        return self.c3d
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         f = self.c3d.features(x)
         return self.pca(f.float()) if self.pca is not None else f
@@ -191,6 +196,10 @@ class _TorchvisionFeatures(nn.Module):
         self.arch = arch
         self.model = model
 
+    @property
+    def inner(self) -> nn.Module:
+        return self.model
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
         if self.arch == "r3d_18":
@@ -229,7 +238,7 @@ def _tv_builder(arch: str) -> Callable[[VideoConfig, dict | None], nn.Module]:
         import torchvision.models.video as tvv
 
         weights = None
-        if config.weights and config.weights.startswith("torchvision:"):
+        if state_dict is None and config.weights and config.weights.startswith("torchvision:"):
             enum = getattr(tvv, _TV[arch][0])
             key = config.weights.split(":", 1)[1]
             try:
@@ -279,6 +288,10 @@ class _PytorchvideoFeatures(nn.Module):
         super().__init__()
         self.model = model
 
+    @property
+    def inner(self) -> nn.Module:
+        return self.model
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.model.blocks[:-1]:
             x = block(x)
@@ -299,7 +312,7 @@ _PTV = {
 def _ptv_builder(arch: str) -> Callable[[VideoConfig, dict | None], nn.Module]:
     def build(config: VideoConfig, state_dict: dict | None) -> nn.Module:
         hub = _import_pytorchvideo_hub()
-        pretrained = config.weights == "pytorchvideo:pretrained"
+        pretrained = state_dict is None and config.weights == "pytorchvideo:pretrained"
         model = getattr(hub, arch)(pretrained=pretrained)
         if state_dict is not None:
             _load_strict(model, state_dict, config.extractor)
@@ -316,6 +329,22 @@ for _arch, _preset in _PTV.items():
              std=SLOWFAST_STD, layer="pooled", weights="pytorchvideo:pretrained", **_preset),
         file_weights=False,
     ))  # fmt: skip
+
+
+def public_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights of a built backbone in their public layout (pytorch-i3d, c3d.pickle,
+    torchvision, pytorchvideo), without wrapper prefixes or the PCA (which comes from its own
+    file): what ``weights_sha256`` is computed over and what ``build_backbone`` loads back."""
+    return dict(getattr(module, "inner", module).state_dict())
+
+
+def _unwrap(state_dict: dict) -> dict:
+    """Accept a wrapper's own state dict too: strip a common "model."/"c3d." prefix, drop "pca."."""
+    keys = [k for k in state_dict if not k.startswith("pca.")]
+    for prefix in ("model.", "c3d."):
+        if keys and all(k.startswith(prefix) for k in keys):
+            return {k[len(prefix) :]: state_dict[k] for k in keys}
+    return state_dict
 
 
 def build_backbone(
@@ -339,12 +368,19 @@ def build_backbone(
             from cmagrounding.video.i3d_weights import CONVERTED_SHA256
 
             expected = CONVERTED_SHA256
-        state_dict, sha = resolve_weights(source, expected)
+        state_dict, _ = resolve_weights(source, None)
+        state_dict = _unwrap(state_dict)
+        sha = state_dict_sha256(state_dict)
+        if expected is not None and sha != expected:
+            raise WeightsError(
+                f"weights {source!r} have checksum {sha}, but the configuration expects {expected}: "
+                "these are not the weights the model was trained with"
+            )
     elif config.extractor in ("i3d", "c3d_sports1m") and config.weights is None:
         logger.warning("%s with random weights (weights=None): features are meaningless except for tests", config.extractor)
     module = spec.build(config, state_dict)
     if sha is None and config.weights and not spec.file_weights:
-        sha = state_dict_sha256(module.state_dict())  # downloaded weights: record what we got
+        sha = state_dict_sha256(public_state_dict(module))  # downloaded weights: record what we got
         if expected is not None and sha != expected:
             raise WeightsError(f"{config.weights} for {config.extractor} have checksum {sha}, config expects {expected}")
     return module.eval(), sha

@@ -199,6 +199,13 @@ class VideoEncoder:
             out = self.model(x)
         return out.float().cpu().numpy()
 
+    def weights_state_dict(self) -> dict[str, torch.Tensor]:
+        """The extractor's weights in their public layout (what ``config.weights_sha256`` checks and
+        what ``VideoEncoder(config, weights_path=...)`` loads back): use this to embed them."""
+        from cmagrounding.video.backbones import public_state_dict
+
+        return public_state_dict(self.model)
+
     def labels(self) -> list[str] | None:
         """Class names of ``clip_logits``' columns, when known."""
         spec = get_spec(self.config.extractor)
