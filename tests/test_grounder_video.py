@@ -227,3 +227,24 @@ def test_cli_on_a_video_file(grounder, generated, generated_features, tmp_path):
         assert (got["start"], got["end"]) == pytest.approx((want.start, want.end), abs=1e-6)
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert VideoFeatures.load(tmp_path / "f.safetensors").features.shape[1] == 1024
+
+
+def test_example_folder_to_csv(grounder, generated, tmp_path, monkeypatch):
+    """examples/localize_folder_to_csv.py: one row per (video, query); a broken video is skipped."""
+    import csv
+    import runpy
+    import sys
+
+    folder = grounder.save_pretrained(tmp_path / "model")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(generated, videos / "a.mp4")
+    (videos / "broken.mp4").write_bytes(b"not a video")
+    (tmp_path / "q.txt").write_text("a man rides a bike\n\nthe rabbit wakes up\n")
+    script = Path(__file__).resolve().parents[1] / "examples" / "localize_folder_to_csv.py"
+    monkeypatch.setattr(sys, "argv", [str(script), str(videos), str(tmp_path / "q.txt"), str(tmp_path / "out.csv"), "--model", str(folder)])
+    runpy.run_path(str(script), run_name="__main__")
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert [(r["video"], r["query"]) for r in rows] == [("a.mp4", "a man rides a bike"), ("a.mp4", "the rabbit wakes up")]
+    for r in rows:
+        assert 0 <= float(r["start"]) < float(r["end"]) <= float(r["duration"])
