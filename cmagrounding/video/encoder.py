@@ -23,7 +23,7 @@ from cmagrounding.video.config import VideoConfig
 from cmagrounding.video.decode import VideoInfo, iter_frames, num_output_frames, probe
 from cmagrounding.video.features import VideoFeatures
 from cmagrounding.video.precision import ComputePlan, plan_for
-from cmagrounding.video.sampling import Clip, ClipAssembler, fixed_rate_clip_starts, uniform_clip_starts
+from cmagrounding.video.sampling import Clip, ClipAssembler, uniform_clip_starts
 
 logger = logging.getLogger(__name__)
 
