@@ -36,9 +36,9 @@ def test_synthetic_videos_hold_distinct_events_named_by_their_queries():
 def test_synthetic_recipe_reaches_the_gate_and_needs_the_query(tmp_path):
     """Acceptance: within 3 minutes of CPU training, R1@0.5 >= 0.85 on held-out videos; query-blind
     baselines (the mean training span, the model given other videos' queries) stay below 0.3.
-    The test runs the recipe with a smaller budget (8 epochs, at most 2 minutes)."""
+    The test runs the recipe with a smaller budget (8 epochs, at most 150 s)."""
     recipe = get_recipe("synthetic")
-    recipe.train = recipe.train.replace(epochs=8, time_limit=120.0, progress=False)
+    recipe.train = recipe.train.replace(epochs=8, time_limit=150.0, progress=False)
     result = run_recipe(recipe, tmp_path)
     assert result.train.train_seconds <= 180.0
     assert result.test.recall[0.5] >= 0.85, result.table()
