@@ -37,8 +37,8 @@ def test_task_loss_continuous_in_value_and_slope_at_beta(alpha, beta):
         pts = torch.tensor([sign * (beta - eps), sign * beta, sign * (beta + eps)], dtype=torch.float64, requires_grad=True)
         y = task_regression(pts, alpha, beta)
         y.sum().backward()
-        assert abs(float(y[1]) - alpha * beta**2) < 1e-12  # value alpha beta^2 at |x| = beta
-        assert abs(float(y[0]) - float(y[2])) < 1e-4
+        assert abs(float(y[1].detach()) - alpha * beta**2) < 1e-12  # value alpha beta^2 at |x| = beta
+        assert abs(float(y[0].detach()) - float(y[2].detach())) < 1e-4
         slopes = pts.grad.tolist()
         for s in slopes:  # slope 2 alpha beta on both sides
             assert abs(abs(s) - 2 * alpha * beta) < 1e-3, slopes
