@@ -66,7 +66,14 @@ def cached_query(grounder, feats, query: str, repeats: int) -> dict[str, float]:
                 t = time.perf_counter()
                 grounder.localize(feats, query)
                 times.append(time.perf_counter() - t)
-            out[f"{threads} thread{'s' if threads > 1 else ''}"] = statistics.median(times)
+            name = f"{threads} thread{'s' if threads > 1 else ''}"
+            out[name] = statistics.median(times)
+            batch = []
+            for _ in range(max(3, repeats // 10)):
+                t = time.perf_counter()
+                grounder.localize(feats, [query] * 10)
+                batch.append(time.perf_counter() - t)
+            out[f"{name}, per query of a batch of 10"] = statistics.median(batch) / 10
         finally:
             torch.set_num_threads(default)
     return out
@@ -108,7 +115,7 @@ def main() -> None:
         feats = VideoFeatures(np.random.default_rng(0).normal(size=(n, config.feature_dim)).astype(np.float32),
                               np.stack([edges, edges + config.clip_len / config.fps], 1), args.seconds, config)
         for name, sec in cached_query(grounder, feats, query, args.repeats).items():
-            print(f"repeated query on cached features ({n} features), {name}: {1000 * sec:.2f} ms (goal < 10 ms)")
+            print(f"cached features ({n} rows), {name}: {1000 * sec:.2f} ms (goal < 10 ms per query)")
         return
 
     t = time.perf_counter()
@@ -145,24 +152,20 @@ def main() -> None:
 
         # 4. repeated query on cached features
         cached = cached_query(grounder, feats, query, args.repeats)
-        net_s = min(cached.values())
-        t = time.perf_counter()
-        grounder.localize(feats, [query] * 10)
-        batch10_s = time.perf_counter() - t
+        net_s = min(v for k, v in cached.items() if "batch" not in k)
 
     print(f"\n{len(feats.features)} clips of {encoder.config.clip_len} frames ({frames} frames through I3D), "
           f"N = {grounder.num_clips}; answer {moment.start:.2f}-{moment.end:.2f} s")
-    print(f"{'part':56s} {'seconds':>9s} {'x extractor':>12s}")
+    print(f"{'part (medians)':66s} {'seconds':>9s} {'x extractor':>12s}")
     rows = [
         ("decoding alone (decode, resize, crop, clips)", decode_s),
         ("extractor pass over the clips in memory (baseline)", extract_s),
-        *[(f"network: one query on cached features, {k} (median)", v) for k, v in cached.items()],
-        ("network: 10 queries on cached features, one call", batch10_s),
+        *[(f"network on cached features: {k}", v) for k, v in cached.items()],
         ("whole call localize(path, query)", whole_s),
         ("  decoding + extraction + network if run serially", decode_s + extract_s + net_s),
     ]
     for name, sec in rows:
-        print(f"{name:56s} {sec:9.3f} {sec / extract_s:12.3f}")
+        print(f"{name:66s} {sec:9.4f} {sec / extract_s:12.4f}")
     print(f"\nrepeated query on cached features: {1000 * net_s:.2f} ms (goal < 10 ms): "
           f"{'met' if net_s < 0.010 else 'NOT met'}")
     print(f"whole call / extractor pass: {whole_s / extract_s:.3f}x (goal <= 1.2x): "
