@@ -25,3 +25,15 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data folder not found at {path} (set CMAGROUNDING_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module: on a shared, oversubscribed CPU OpenMP's spinning
+    barriers make two threads many times slower than one for tiny inputs."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -14,12 +14,7 @@ from cmagrounding.video.backbones import build_backbone, default_config
 from cmagrounding.video.encoder import VideoEncoder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CPU: see test_video_encoder.py
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name,dim,shape", [("tv_r3d_18", 512, (2, 3, 8, 32, 32)), ("tv_s3d", 1024, (1, 3, 16, 64, 64))])

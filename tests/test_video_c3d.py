@@ -15,12 +15,7 @@ from cmagrounding.video.c3d import C3D, C3DPCA, convert_c3d_pickle, public_c3d_l
 LAYOUT = Path(__file__).parent / "fixtures" / "c3d_public_layout.json"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CPU: see test_video_encoder.py
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_public_state_dict(fill: float | None = None) -> dict[str, torch.Tensor]:

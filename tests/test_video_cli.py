@@ -15,12 +15,7 @@ TINY = ["--extractor", "i3d", "--fps", "10", "--clip-len", "8", "--stride", "4",
         "--precision", "fp32", "--device", "cpu", "--no-progress"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CPU: see test_video_encoder.py
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

