@@ -124,7 +124,9 @@ def _measure(scene: Scene, i: int, frames: np.ndarray) -> tuple[np.ndarray, dict
     info["area"] = float(blob.sum())
     info["expected_area"] = math.pi * (o1.size if ev.kind == "appear" else o0.size) ** 2
     if ev.kind == "move":
-        masks = _colour_mask(win, rgb) & region
+        # soft coverage as weights: a hard colour threshold makes the centroid jump when the
+        # 4:2:0 chroma rows at an edge cross it
+        masks = _coverage(win, rgb, BACKGROUNDS[before.background]) * region
         ys, xs = np.mgrid[0 : scene.height, 0 : scene.width] + 0.5
         cx = (masks * xs).sum((1, 2)) / masks.sum((1, 2))
         cy = (masks * ys).sum((1, 2)) / masks.sum((1, 2))
@@ -133,10 +135,13 @@ def _measure(scene: Scene, i: int, frames: np.ndarray) -> tuple[np.ndarray, dict
         info["displacement"] = (cx[e] - cx[s], cy[e] - cy[s])
         return cx * dx + cy * dy, info
     if ev.kind in ("grow", "shrink"):
-        # soft coverage counts the edge pixels that chroma blur moves across a hard threshold
-        area = (_coverage(win, rgb, BACKGROUNDS[before.background]) * region).sum((1, 2))
-        info["size_ratio"] = math.sqrt(area[ev.end_frame - lo] / area[ev.start_frame - lo])
-        return np.sqrt(area), info
+        # the shape's width through its centre (mean of the 3 central rows of soft coverage) is
+        # linear in its size for all three shapes, and horizontal blur does not change it
+        cover = _coverage(win, rgb, BACKGROUNDS[before.background]) * region
+        row = int(o0.y)
+        width = cover[:, row - 1 : row + 2, :].sum(axis=2).mean(axis=1)
+        info["size_ratio"] = width[ev.end_frame - lo] / width[ev.start_frame - lo]
+        return width, info
     # appear / disappear / recolour: the mean colour well inside the shape (0.5 x its radius lies
     # inside every shape), projected on the change
     core = _disc(scene, o0.x, o0.y, 0.5 * o0.size)

@@ -54,12 +54,16 @@ class GeneratorConfig:
     max_event: float = 5.0
     min_gap: float = 0.5
     min_objects: int = 2
-    max_objects: int = 4
-    min_size: float = 9.0
-    max_size: float = 13.0
-    scale: float = 1.5  # size ratio of a grow (its inverse for a shrink)
-    min_move: float = 24.0
-    max_move: float = 40.0
+    max_objects: int = 3
+    # Shapes are large (radius 12-16 px of 112) and few, and the palette leaves out orange (close to
+    # red and yellow): pooled I3D features mostly see the whole frame, so small or look-alike
+    # shapes would hardly change them.
+    colours: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple")
+    min_size: float = 12.0
+    max_size: float = 16.0
+    scale: float = 1.4  # size ratio of a grow (its inverse for a shrink)
+    min_move: float = 20.0
+    max_move: float = 32.0
     margin: float = 3.0  # minimum distance kept between shapes and from the border
     p_hidden: float = 0.3  # chance that a shape starts hidden (so that it can appear)
     codec: str = "libx264"
@@ -70,8 +74,12 @@ class GeneratorConfig:
             raise ValueError(f"need 1 <= min_events <= max_events, got {self.min_events}, {self.max_events}")
         if self.min_objects < 1 or self.max_objects < self.min_objects:
             raise ValueError(f"need 1 <= min_objects <= max_objects, got {self.min_objects}, {self.max_objects}")
-        if self.max_objects > len(COLOURS) * len(SHAPES):
-            raise ValueError(f"max_objects must be <= {len(COLOURS) * len(SHAPES)}, got {self.max_objects}")
+        object.__setattr__(self, "colours", tuple(self.colours))
+        unknown = [c for c in self.colours if c not in COLOURS]
+        if unknown or len(self.colours) < 2:
+            raise ValueError(f"colours must be at least two of {list(COLOURS)}, got {list(self.colours)}")
+        if self.max_objects > len(self.colours) * len(SHAPES):
+            raise ValueError(f"max_objects must be <= {len(self.colours) * len(SHAPES)}, got {self.max_objects}")
         if self.min_event <= 0 or self.max_event < self.min_event:
             raise ValueError(f"need 0 < min_event <= max_event, got {self.min_event}, {self.max_event}")
         if self.min_duration < self.max_events * self.min_event + (self.max_events + 1) * self.min_gap:
@@ -82,7 +90,9 @@ class GeneratorConfig:
             raise ValueError(f"bad fps {self.fps} or duration range {self.min_duration}-{self.max_duration}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["colours"] = list(self.colours)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
@@ -122,7 +132,7 @@ def _slots(cfg: GeneratorConfig, rng: np.random.Generator) -> tuple[int, list[tu
 
 def _objects(cfg: GeneratorConfig, rng: np.random.Generator) -> list[ObjectSpec]:
     n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
-    pairs = [(c, s) for c in COLOURS for s in SHAPES]
+    pairs = [(c, s) for c in cfg.colours for s in SHAPES]
     chosen = [pairs[i] for i in rng.choice(len(pairs), size=n, replace=False)]
     objs: list[ObjectSpec] = []
     for colour, shape in chosen:
@@ -189,7 +199,7 @@ def _propose(
         return None
     if kind == "recolour":
         taken = {o.colour for j, o in enumerate(state.objects) if j != target and o.shape == obj.shape}
-        options = [c for c in COLOURS if c != obj.colour and c not in taken]
+        options = [c for c in cfg.colours if c != obj.colour and c not in taken]
         if not options:
             return None
         return target, options[int(rng.integers(len(options)))], 0.0

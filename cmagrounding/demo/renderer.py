@@ -1,9 +1,9 @@
 """Draw a scene's frames with numpy and write them to an mp4 file with PyAV.
 
-Edges are anti-aliased (4 x 4 samples per pixel) so that sub-pixel motion and size changes show;
-shapes never overlap (the generator keeps them apart), and a fading shape is alpha-blended over
-the background. Frames are a pure function
-of the scene, so the same scene always gives the same pixels.
+Edges are anti-aliased (coverage from signed distances) so that sub-pixel motion and size changes
+show; shapes never overlap (the generator keeps them apart), and a fading shape is alpha-blended
+over the background. Frames are a pure function of the scene, so the same scene always gives the
+same pixels.
 """
 
 from __future__ import annotations
@@ -26,21 +26,16 @@ from cmagrounding.demo.scene import (
 def shape_mask(
     shape: str, x: float, y: float, size: float, width: int, height: int
 ) -> np.ndarray:
-    """Pixels (H, W) bool covered by a shape centred at (x, y) whose equal-area radius is ``size``."""
-    mask = np.zeros((height, width), dtype=bool)
-    box = _shape_box(shape, x, y, size, width, height)
-    if box is not None:
-        y0, y1, x0, x1, m = box
-        mask[y0:y1, x0:x1] = m
-    return mask
+    """Pixels (H, W) bool at least half covered by a shape centred at (x, y) of equal-area radius ``size``."""
+    return shape_coverage(shape, x, y, size, width, height) >= 0.5
 
 
 def shape_coverage(
-    shape: str, x: float, y: float, size: float, width: int, height: int, samples: int = 4
+    shape: str, x: float, y: float, size: float, width: int, height: int
 ) -> np.ndarray:
-    """Fraction (H, W) float of each pixel covered by the shape, from ``samples`` x ``samples`` points."""
+    """How much of each pixel (H, W) float in [0, 1] the shape covers (see :func:`_shape_box`)."""
     cover = np.zeros((height, width), dtype=np.float64)
-    box = _shape_box(shape, x, y, size, width, height, samples)
+    box = _shape_box(shape, x, y, size, width, height)
     if box is not None:
         y0, y1, x0, x1, m = box
         cover[y0:y1, x0:x1] = m
@@ -48,41 +43,43 @@ def shape_coverage(
 
 
 def _shape_box(
-    shape: str, x: float, y: float, size: float, width: int, height: int, samples: int = 1
+    shape: str, x: float, y: float, size: float, width: int, height: int
 ) -> tuple[int, int, int, int, np.ndarray] | None:
-    """The shape inside its bounding box: (y0, y1, x0, x1, cover (y1-y0, x1-x0)), None if off screen.
+    """The shape's coverage inside its bounding box: (y0, y1, x0, x1, cover), None if off screen.
 
-    With ``samples`` = 1, ``cover`` is a bool mask of the pixels whose centre lies in the shape;
-    with ``samples`` = s > 1, it is the float fraction of s*s sub-pixel points inside (anti-aliasing).
+    Anti-aliasing from signed distances: a pixel whose centre lies d pixels inside an edge is
+    covered ``clip(d + 0.5, 0, 1)`` (for a square, per axis and multiplied: the exact box-filtered
+    coverage). Coverage is continuous in the shape's position and size, so a change of a tenth of
+    a pixel between two frames shows in them; with hard edges or a few samples per pixel a slow
+    change would move in whole steps.
     """
     r = bounding_radius(shape, size) + 1.0
     x0, x1 = max(int(np.floor(x - r)), 0), min(int(np.ceil(x + r)) + 1, width)
     y0, y1 = max(int(np.floor(y - r)), 0), min(int(np.ceil(y + r)) + 1, height)
     if x0 >= x1 or y0 >= y1:
         return None
-    sub = (np.arange(samples, dtype=np.float64) + 0.5) / samples  # sub-pixel offsets
-    dx = (np.arange(x0, x1, dtype=np.float64)[:, None] + sub).reshape(-1) - x
-    dy = (np.arange(y0, y1, dtype=np.float64)[:, None] + sub).reshape(-1)[:, None] - y
+    dx = np.arange(x0, x1, dtype=np.float64) + 0.5 - x  # pixel centres
+    dy = np.arange(y0, y1, dtype=np.float64)[:, None] + 0.5 - y
+
+    def inside(d: np.ndarray) -> np.ndarray:
+        return np.clip(d + 0.5, 0.0, 1.0)
+
     if shape == "circle":
-        m = dx * dx + dy * dy <= size * size
+        m = inside(size - np.sqrt(dx * dx + dy * dy))
     elif shape == "square":
         h = size * SQUARE_HALF_SIDE
-        m = (np.abs(dx) <= h) & (np.abs(dy) <= h)
-    elif shape == "triangle":  # equilateral, pointing up
+        m = inside(h - np.abs(dx)) * inside(h - np.abs(dy))
+    elif shape == "triangle":  # equilateral, pointing up; edges at distance t/2 from the centre
         t = size * TRIANGLE_CIRCUMRADIUS
         s3 = np.sqrt(3.0)
-        # below both upper edges and above the base (image y grows downwards)
-        m = (dy <= t / 2.0) & (s3 * dx - dy <= t) & (-s3 * dx - dy <= t)
+        # distance inside each edge: the base (below), then the two upper edges (image y grows down)
+        base = t / 2.0 - dy
+        right = (t - (s3 * dx - dy)) / 2.0
+        left = (t - (-s3 * dx - dy)) / 2.0
+        m = inside(np.minimum(np.minimum(base, right), left))
     else:
         raise ValueError(f"unknown shape {shape!r}")
-    if samples > 1:
-        m = m.reshape(y1 - y0, samples, x1 - x0, samples).mean(axis=(1, 3))
     return y0, y1, x0, x1, m
-
-
-#: Sub-pixel samples per axis when drawing: edges are anti-aliased so that a shape that grows,
-#: shrinks or moves by a fraction of a pixel changes the frame by that fraction.
-SAMPLES = 4
 
 
 def render_state(state: SceneState, width: int, height: int) -> np.ndarray:
@@ -92,7 +89,7 @@ def render_state(state: SceneState, width: int, height: int) -> np.ndarray:
     for obj in state.objects:
         if obj.alpha <= 0.0:
             continue
-        box = _shape_box(obj.shape, obj.x, obj.y, obj.size, width, height, SAMPLES)
+        box = _shape_box(obj.shape, obj.x, obj.y, obj.size, width, height)
         if box is None:
             continue
         y0, y1, x0, x1, cover = box
