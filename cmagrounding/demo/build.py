@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import time
@@ -61,6 +62,8 @@ class BuildConfig:
     loss: dict[str, Any] = field(default_factory=dict)  # LossConfig overrides
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides
     workers: int = 2  # extraction processes
+    crops: int = 0  # extra training samples per annotation: random crops of the video around the moment
+    device: str = "cpu"  # where extraction and training run ("cuda" on a GPU machine); not a model setting
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig.from_dict(self.generator)
@@ -134,7 +137,7 @@ def stage_generate(build: BuildConfig, work: Path) -> None:
 _ENCODER = None
 
 
-def _init_worker(video_cfg: dict[str, Any], threads: int) -> None:
+def _init_worker(video_cfg: dict[str, Any], threads: int, device: str = "cpu") -> None:
     import torch
 
     from cmagrounding.video.config import VideoConfig
@@ -142,7 +145,7 @@ def _init_worker(video_cfg: dict[str, Any], threads: int) -> None:
 
     global _ENCODER
     torch.set_num_threads(threads)
-    _ENCODER = VideoEncoder(VideoConfig.from_dict(video_cfg), device="cpu", prefetch=0)
+    _ENCODER = VideoEncoder(VideoConfig.from_dict(video_cfg), device=device, prefetch=0)
 
 
 def _extract_one(job: tuple[str, str]) -> tuple[str, int, float, float]:
@@ -177,7 +180,9 @@ def stage_extract(build: BuildConfig, work: Path) -> dict[str, Any]:
     if jobs:
         from tqdm import tqdm
 
-        with ProcessPoolExecutor(build.workers, initializer=_init_worker, initargs=(vcfg.to_dict(), 1)) as pool:
+        ctx = multiprocessing.get_context("spawn")  # safe with CUDA in the workers
+        with ProcessPoolExecutor(build.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(vcfg.to_dict(), 1, build.device)) as pool:
             for _, _, dt, dc in tqdm(pool.map(_extract_one, jobs, chunksize=4), total=len(jobs), desc="extract"):
                 per_video.append(dt)
                 cpu.append(dc)
@@ -224,6 +229,52 @@ class StandardizedStore:
         return video in self.store
 
 
+class CroppedStore:
+    """Adds views ``"VIDEO@A-B"``: feature rows ``A`` to ``B - 1`` of ``VIDEO`` (a cropped video)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def get(self, video: str) -> np.ndarray:
+        base, _, rows = video.partition("@")
+        feats = self.store.get(base)
+        if not rows:
+            return feats
+        a, b = (int(v) for v in rows.split("-"))
+        return feats[a:b]
+
+    def __contains__(self, video: object) -> bool:
+        return isinstance(video, str) and video.partition("@")[0] in self.store
+
+
+def crop_annotations(annotations: Any, store: Any, crops: int, seconds_per_row: float, seed: int,
+                     min_rows: int = 6) -> list:
+    """``crops`` random crops per annotation: windows of whole feature rows that contain the moment,
+    with the moment re-timed inside them (fallback (LGI-style augmentation); the paper is silent).
+
+    A crop changes the moment's position and relative length without extracting anything new;
+    the features of a row do not depend on the rows around it (each I3D window is run alone).
+    """
+    from cmagrounding.training.annotations import Annotation
+
+    rng = np.random.default_rng(seed)
+    rows_of: dict[str, int] = {}
+    out = []
+    for a in annotations:
+        n = rows_of.setdefault(a.video, int(store.get(a.video).shape[0]))
+        first = min(int(a.start // seconds_per_row), n - 1)
+        last = min(max(int(np.ceil(a.end / seconds_per_row)), first + 1), n)  # rows [first, last) hold it
+        for _ in range(crops):
+            lo = int(rng.integers(0, first + 1))
+            hi = int(rng.integers(last, n + 1))
+            if hi - lo < min_rows or (lo == 0 and hi == n):
+                continue
+            t0, t1 = lo * seconds_per_row, hi * seconds_per_row
+            out.append(Annotation(f"{a.video}@{lo}-{hi}", t1 - t0, a.query,
+                                  max(a.start, t0) - t0, min(a.end, t1) - t0))
+    return out
+
+
 def feature_statistics(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean and standard deviation (+1e-3) over every feature row in ``folder``."""
     rows = np.concatenate([np.load(p) for p in sorted(folder.glob("*.npy"))])
@@ -267,13 +318,22 @@ def stage_train(build: BuildConfig, work: Path):  # -> (Grounder, TrainResult)
     mean, std = feature_statistics(work / "features" / "train")
     train_store = StandardizedStore(NpyFolderStore(work / "features" / "train"), mean, std)
     val_store = StandardizedStore(NpyFolderStore(work / "features" / "val"), mean, std)
-    train_set = GroundingDataset(train_ann, train_store, tok, mcfg.num_clips, mcfg.max_words, train=True,
+    train_rows = list(train_ann)
+    if build.crops:
+        train_store = CroppedStore(train_store)
+        extra = crop_annotations(train_ann, train_store, build.crops, vcfg.stride / vcfg.fps, seed=int(build.train.get("seed", 0)))
+        _logger.info("train: %d annotations + %d crops", len(train_rows), len(extra))
+        train_rows += extra
+    train_set = GroundingDataset(train_rows, train_store, tok, mcfg.num_clips, mcfg.max_words, train=True,
                                  seed=int(build.train.get("seed", 0)))
     val_set = GroundingDataset(val_ann, val_store, tok, mcfg.num_clips, mcfg.max_words, train=False)
-    tcfg = TrainConfig(**{"device": "cpu", "progress": False, **build.train})
+    tcfg = TrainConfig(**{"device": build.device, "progress": False, **build.train})
     # one run folder per training setting, so that a resumed run never continues other settings
-    settings = {"model": build.model, "loss": build.loss, "train": build.train, "num_train": build.num_train,
-                "num_val": build.num_val, "generator": build.generator, "video": build.video}
+    # (the number of epochs is left out: a longer run continues a shorter one)
+    train_settings = {k: v for k, v in build.train.items() if k != "epochs"}
+    settings = {"model": build.model, "loss": build.loss, "train": train_settings, "num_train": build.num_train,
+                "num_val": build.num_val, "generator": build.generator, "video": build.video,
+                **({"crops": build.crops} if build.crops else {})}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     run_dir = work / "runs" / digest
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -287,7 +347,7 @@ def stage_train(build: BuildConfig, work: Path):  # -> (Grounder, TrainResult)
     raw = [dict(it, video=torch.from_numpy(np.where(it["video_mask"].numpy()[:, None],
                                                     it["video"].numpy() * std + mean, 0.0).astype(np.float32)))
            for it in items]
-    net.eval()
+    net = net.cpu().eval()
     with torch.no_grad():
         b = collate(items)
         before = net(b["video"], b["video_mask"], b["words"], b["word_mask"]).span
@@ -298,7 +358,8 @@ def stage_train(build: BuildConfig, work: Path):  # -> (Grounder, TrainResult)
     if gap > 1e-3:
         raise RuntimeError(f"folding the feature standardization changed the spans by {gap:.2e}")
     _logger.info("standardization folded into video_proj (max span change %.1e)", gap)
-    return Grounder(net, tok, vcfg, device="cpu"), result
+    # N of the video config is only informative for fixed_rate features; make it the network's
+    return Grounder(net, tok, vcfg.replace(num_clips=mcfg.num_clips), device="cpu"), result
 
 
 CARD_NOTES = """\
@@ -320,7 +381,8 @@ Rebuild it (generation, extraction, training) with one command, see `docs/demo.m
 
 
 def stage_save(build: BuildConfig, work: Path, grounder, result, out: Path, extract_stats: dict | None) -> Path:
-    metrics = {f"val {k}": v for k, v in (result.best_metrics or {}).items() if k.startswith(("R1@", "mIoU"))}
+    metrics = {f"val {k}": round(v, 4) for k, v in (result.best_metrics or {}).items() if k.startswith(("R1@", "mIoU"))}
+    metrics["val queries"] = (result.best_metrics or {}).get("count")
     recipe = {
         **build.to_dict(),
         "best_epoch": result.best_epoch,
@@ -341,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-val", type=int, default=None, help="validation videos")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="extraction processes")
+    p.add_argument("--crops", type=int, default=None, help="random crops per training annotation")
+    p.add_argument("--device", default=None, help="cpu (default) or cuda: where extraction and training run")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
                    help="override a setting, e.g. --set model.hidden=256 --set video.resize=112")
     args = p.parse_args(argv)
@@ -354,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
         build.train["epochs"] = args.epochs
     if args.workers is not None:
         build.workers = args.workers
+    if args.crops is not None:
+        build.crops = args.crops
+    if args.device is not None:
+        build.device = args.device
     for item in args.set:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
