@@ -1,0 +1,80 @@
+"""Pieces of the demo model's build that change what the network sees: the folded input scaling and
+the training crops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cmagrounding.demo.build import (
+    CroppedStore,
+    StandardizedStore,
+    crop_annotations,
+    default_build_config,
+    fold_standardization,
+    grammar_sentences,
+)
+from cmagrounding.model.config import CMAConfig
+from cmagrounding.model.network import CMANetwork
+from cmagrounding.training.annotations import Annotation
+from cmagrounding.training.stores import MemoryStore
+
+
+def test_folding_the_standardization_keeps_every_output():
+    torch.manual_seed(0)
+    cfg = CMAConfig(video_dim=16, vocab_size=12, word_dim=8, num_clips=6, max_words=5, hidden=16, lstm_hidden=8,
+                    spe_hidden=8, head_hidden=16, num_heads=2, encoder_layers=1, decoder_layers=1)
+    net = CMANetwork(cfg).eval()
+    raw = torch.rand(3, 6, 16) * 5 + 2  # positive, with a large common part, like pooled I3D
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    words = torch.randint(4, 12, (3, 5))
+    wmask = torch.ones(3, 5, dtype=torch.bool)
+    mean, std = raw.reshape(-1, 16).mean(0).numpy(), raw.reshape(-1, 16).std(0).numpy() + 1e-3
+    with torch.no_grad():
+        before = net((raw - torch.from_numpy(mean)) / torch.from_numpy(std), mask, words, wmask)
+        fold_standardization(net, mean, std)
+        after = net(raw, mask, words, wmask)
+    torch.testing.assert_close(after.span, before.span, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(after.attention, before.attention, atol=1e-5, rtol=1e-4)
+
+
+def test_standardized_store():
+    feats = np.arange(12, dtype=np.float32).reshape(4, 3)
+    store = StandardizedStore(MemoryStore({"v": feats}), feats.mean(0), feats.std(0))
+    out = store.get("v")
+    np.testing.assert_allclose(out.mean(0), 0, atol=1e-6)
+    np.testing.assert_allclose(out.std(0), 1, atol=1e-6)
+    assert "v" in store and "w" not in store
+
+
+def test_crops_contain_and_retime_the_moment():
+    feats = np.random.default_rng(0).random((20, 4)).astype(np.float32)
+    store = CroppedStore(MemoryStore({"v": feats}))
+    anns = [Annotation("v", 20.125, "the red circle grows", 7.375, 12.0),
+            Annotation("v", 20.125, "the background turns white", 0.5, 3.25)]
+    crops = crop_annotations(anns, store, crops=20, seconds_per_row=1.0, seed=0)
+    assert crops
+    for c in crops:
+        base, _, rows = c.video.partition("@")
+        a, b = (int(x) for x in rows.split("-"))
+        orig = next(x for x in anns if x.query == c.query)
+        assert base == "v" and 0 <= a < b <= 20 and b - a >= 6 and (a, b) != (0, 20)
+        assert c.duration == b - a
+        np.testing.assert_array_equal(store.get(c.video), feats[a:b])
+        # the same moment, in the crop's own seconds
+        assert c.start == pytest.approx(orig.start - a) and c.end == pytest.approx(min(orig.end, b) - a)
+        assert 0 <= c.start < c.end <= c.duration
+    np.testing.assert_array_equal(store.get("v"), feats)
+
+
+def test_build_settings_and_vocabulary():
+    cfg = default_build_config()
+    # the seeds of training and selection are not the benchmark's
+    from cmagrounding.demo.build import BENCH_SEED
+
+    assert BENCH_SEED not in (cfg.train_seed, cfg.val_seed)
+    sentences = grammar_sentences()
+    assert len(sentences) == len(set(sentences)) > 100
+    assert "the red circle moves to the left" in sentences
