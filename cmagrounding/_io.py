@@ -1,0 +1,231 @@
+"""File and tensor I/O shared by every part of the library: the one place each of these lives.
+
+* atomic writes (:func:`atomic_path`, :func:`write_text_atomic`, :func:`write_json_atomic`,
+  :func:`save_npy_atomic`): a temporary file beside the target, renamed into place with
+  ``os.replace`` (atomic on POSIX and Windows), so a reader never sees half a file and an
+  interrupted job leaves the old file, or none;
+* safetensors (:func:`save_safetensors`, :func:`load_safetensors`, :func:`safetensors_shapes`):
+  nothing is ever unpickled;
+* checksums (:func:`file_sha256`, :func:`state_dict_sha256`);
+* the strict state-dict check (:func:`check_state_dict`, :func:`load_state_dict_strict`): missing,
+  unexpected and mis-shaped tensors, one message format, always the specific error class.
+
+Private: the public API re-exports what users need from the modules that own each job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from cmagrounding.errors import CheckpointError, KeyMismatchError, MissingFileError, ShapeMismatchError
+
+# BatchNorm's step counters are training state, not weights: missing from older files (pytorch-i3d)
+# and left out of checksums and strict checks alike.
+IGNORED_SUFFIXES = ("num_batches_tracked",)
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    The parent folder is created. The temporary name keeps ``path``'s suffix (numpy and safetensors
+    writers look at it) and starts with a dot, so folder scans skip it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int = 2, sort_keys: bool = False) -> None:
+    """Write ``data`` as JSON (indented, one trailing newline) to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> None:
+    """Save ``array`` as ``.npy`` to ``path`` atomically (no pickled objects)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array), allow_pickle=False)
+
+
+# ---------------------------------------------------------------- safetensors
+
+
+def save_safetensors(
+    path: str | os.PathLike[str], tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None
+) -> None:
+    """Save tensors (torch or numpy) to a safetensors file atomically.
+
+    Each tensor is detached, moved to the CPU and cloned contiguous (safetensors refuses shared
+    storage); ``metadata`` is stored as strings with ``format: pt``.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    clean = {
+        k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v))).detach().to("cpu").clone().contiguous()
+        for k, v in tensors.items()
+    }
+    with atomic_path(path) as tmp:
+        save_file(clean, os.fspath(tmp), metadata={"format": "pt", **{k: str(v) for k, v in (metadata or {}).items()}})
+
+
+def load_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """All tensors of a safetensors file, on the CPU; a missing or corrupt file raises the specific error."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(os.fspath(path), device="cpu")
+    except FileNotFoundError as e:
+        raise MissingFileError(f"{str(path)!r} does not exist") from e
+    except Exception as e:  # safetensors raises its own SafetensorError for a corrupt header
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {e}") from e
+
+
+def safetensors_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """Tensor names -> shapes of a safetensors file, read from its header (no tensor data loaded)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError as e:
+        raise MissingFileError(f"{str(path)!r} does not exist") from e
+    except Exception as e:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {e}") from e
+
+
+def safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a safetensors file's header."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except FileNotFoundError as e:
+        raise MissingFileError(f"{str(path)!r} does not exist") from e
+    except Exception as e:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {e}") from e
+
+
+# ---------------------------------------------------------------- checksums
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def state_dict_sha256(state_dict: Mapping[str, Any]) -> str:
+    """Content checksum of a state dict (numpy arrays or torch tensors).
+
+    sha256 over, for each tensor in sorted name order, ``name|dtype|shape|`` and its raw
+    little-endian bytes; BatchNorm step counters are left out. Taken over tensors, not file bytes,
+    so the same weights written by another safetensors version, or held in another memory layout,
+    match.
+    """
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        if name.endswith(IGNORED_SUFFIXES):
+            continue
+        value = state_dict[name]
+        if hasattr(value, "detach"):
+            import torch
+
+            value = value.detach().cpu().contiguous()
+            dtype = str(value.dtype).replace("torch.", "")
+            raw = (value.view(dtype=torch.int16) if dtype == "bfloat16" else value).numpy().tobytes()
+            shape = tuple(value.shape)
+        else:
+            arr = np.ascontiguousarray(value)
+            dtype, raw, shape = str(arr.dtype), arr.astype(arr.dtype.newbyteorder("<")).tobytes(), arr.shape
+        h.update(f"{name}|{dtype}|{shape}|".encode())
+        h.update(raw)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- strict state-dict check
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    shape = getattr(value, "shape", value)
+    return tuple(int(s) for s in shape)
+
+
+def check_state_dict(
+    expected: Mapping[str, Any],
+    found: Mapping[str, Any],
+    *,
+    source: str,
+    target: str = "the network its config.json describes",
+    ignore_suffixes: Sequence[str] = IGNORED_SUFFIXES,
+    limit: int = 10,
+) -> None:
+    """Compare tensor names and shapes; raise the error that says what differs.
+
+    ``expected`` and ``found`` map tensor names to tensors or shapes. Missing or unexpected names
+    raise :class:`KeyMismatchError` (both lists in one message, so a renamed tensor shows as its old
+    and new name); same names with other shapes raise :class:`ShapeMismatchError` naming each
+    tensor. Names ending in ``ignore_suffixes`` are not compared. Messages read
+    ``"<source> does not match <target>: ..."``.
+    """
+    exp = {k: v for k, v in expected.items() if not k.endswith(tuple(ignore_suffixes))}
+    got = {k: v for k, v in found.items() if not k.endswith(tuple(ignore_suffixes))}
+    missing = sorted(set(exp) - set(got))
+    unexpected = sorted(set(got) - set(exp))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s): {some(missing, limit)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensor(s): {some(unexpected, limit)}")
+        raise KeyMismatchError(f"{source} does not match {target}: " + "; ".join(parts), missing=missing, unexpected=unexpected)
+    wrong = [f"{k}: expected {_shape(exp[k])}, found {_shape(got[k])}" for k in exp if _shape(exp[k]) != _shape(got[k])]
+    if wrong:
+        raise ShapeMismatchError(f"{source} does not match {target}: {len(wrong)} tensor(s) of the wrong shape: {some(wrong, limit)}")
+
+
+def load_state_dict_strict(module: Any, state_dict: Mapping[str, Any], *, source: str, target: str | None = None,
+                           assign: bool = False) -> None:
+    """:func:`check_state_dict` against ``module.state_dict()``, then load every tensor.
+
+    BatchNorm step counters absent from the file keep the module's own value.
+    """
+    target = target or f"the {type(module).__name__} it is loaded into"
+    check_state_dict(module.state_dict(), state_dict, source=source, target=target)
+    module.load_state_dict(dict(state_dict), strict=False, assign=assign)
+
+
+def some(items: Sequence[str], limit: int = 10) -> str:
+    """``a, b, c, ... (n more)``: the first ``limit`` items of a list for a message."""
+    items = list(items)
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
