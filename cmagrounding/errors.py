@@ -101,3 +101,10 @@ class QueryWarning(UserWarning):
 
 class ShortVideoWarning(UserWarning):
     """A video is shorter than one clip of the extractor: its only clip is padded with the last frame."""
+
+
+# --- predictions files (cmagrounding.training.predictions; see docs/evaluation.md) ---
+
+
+class PredictionsError(DatasetError):
+    """A predictions file has a bad, duplicate or unmatched row, or misses annotations; names file:line."""
