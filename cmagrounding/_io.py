@@ -25,7 +25,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from cmagrounding.errors import CheckpointError, KeyMismatchError, MissingFileError, ShapeMismatchError
+from cmagrounding.errors import CheckpointError, KeyMismatchError, MissingFileError, ShapeMismatchError, shorten_list
 
 # BatchNorm's step counters are training state, not weights: missing from older files (pytorch-i3d)
 # and left out of checksums and strict checks alike.
@@ -225,7 +225,6 @@ def load_state_dict_strict(module: Any, state_dict: Mapping[str, Any], *, source
 
 
 def some(items: Sequence[str], limit: int = 10) -> str:
-    """``a, b, c, ... (n more)``: the first ``limit`` items of a list for a message."""
-    items = list(items)
-    shown = ", ".join(items[:limit])
-    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+    """``a, b, c, ... (n more)``: the first ``limit`` items of a list for a message
+    (:func:`cmagrounding.errors.shorten_list`, the one quoting rule)."""
+    return shorten_list(items, limit)

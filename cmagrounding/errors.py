@@ -1,6 +1,12 @@
-"""Exceptions raised at the library's boundaries. Each names the file or value and what is wrong."""
+"""Exceptions raised at the library's boundaries. Each names the file or value and what is wrong.
+
+Messages quote user values through :func:`shorten` (a long query or list is shown by its first
+words or items and its count, never in full).
+"""
 
 from __future__ import annotations
+
+from typing import Any, Iterable
 
 
 class CMAGroundingError(Exception):
@@ -17,6 +23,10 @@ class VideoError(CMAGroundingError):
 
 class VideoNotFoundError(VideoError, FileNotFoundError):
     """The video file does not exist."""
+
+
+class VideoIsFolderError(VideoError, IsADirectoryError):
+    """A video path names a folder, not a video file."""
 
 
 class VideoDecodeError(VideoError):
@@ -96,7 +106,7 @@ class QueryTypeError(QueryError, TypeError):
 
 
 class QueryWarning(UserWarning):
-    """A query was changed before the model saw it: truncated, or made only of unknown words."""
+    """A query was changed before the model saw it: truncated, or mostly (> half) unknown words."""
 
 
 class ShortVideoWarning(UserWarning):
@@ -108,3 +118,35 @@ class ShortVideoWarning(UserWarning):
 
 class PredictionsError(DatasetError):
     """A predictions file has a bad, duplicate or unmatched row, or misses annotations; names file:line."""
+
+
+# --- quoting user values in messages ---
+
+#: how many words of a text, or items of a list, a message quotes before it says how many there are
+QUOTE_WORDS = 12
+QUOTE_ITEMS = 10
+
+
+def shorten(text: Any, words: int = QUOTE_WORDS, chars: int = 160) -> str:
+    """``repr`` of ``text`` for a message, shortened: ``'first words ...' (500 words)``.
+
+    A text of at most ``words`` words and ``chars`` characters is quoted whole (exactly its
+    ``repr``); anything that is not a str is quoted by its ``repr`` cut to ``chars`` characters.
+    """
+    if not isinstance(text, str):
+        r = repr(text)
+        return r if len(r) <= chars else r[: chars - 5] + " ...>"
+    split = text.split()
+    if len(split) <= words and len(text) <= chars:
+        return repr(text)
+    head = " ".join(split[:words])
+    if len(head) > chars:
+        head = head[:chars]
+    return f"{head + ' ...'!r} ({len(split)} words, {len(text)} characters)"
+
+
+def shorten_list(items: Iterable[Any], limit: int = QUOTE_ITEMS) -> str:
+    """``a, b, c, ... (n more)``: the first ``limit`` items of a list for a message."""
+    items = [str(i) for i in items]
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
