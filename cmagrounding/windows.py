@@ -1,0 +1,217 @@
+"""Windowed grounding of long videos: window layout, spans back to seconds, temporal NMS, top-k.
+
+A CMA network regresses one span normalized by the duration of what it sees (Eq. 20, 22), so it
+answers well only on videos about as long as its training videos. For a longer video the features
+(extracted once for the whole video) are cut into overlapping windows of ``size`` feature rows every
+``stride`` rows (the last window flush with the end), each window runs through the network as a
+video of its own, its normalized span is mapped back to the video's seconds, and the candidates are
+ranked by a score (the learned confidence, docs/architecture.md "Additions to the paper") and merged
+by temporal non-maximum suppression. Nothing here knows the network: :func:`localize_windows` takes
+a ``predict`` function, so the facade (``cmagrounding.grounder``) supplies the model and tests a stub.
+
+Shapes: n feature rows, D feature size, W window rows, M windows or candidates, B a chunk of windows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from cmagrounding.errors import ConfigError
+from cmagrounding.spans import temporal_iou, unit_to_seconds
+
+__all__ = [
+    "Candidate", "WindowLayout", "window_layout", "window_seconds", "windows_to_seconds",
+    "temporal_nms", "top_k", "localize_windows", "check_top_k", "check_min_score",
+]
+
+#: predict(windows (B, W, D) float32, mask (B, W) bool) -> (spans (B, 2) in [0, 1], scores (B,),
+#: attention (B, W) or None)
+Predict = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray, np.ndarray | None]"]
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_top_k(k: object) -> int:
+    """``k`` as an int, or :class:`ConfigError` naming it unless it is an integer >= 1."""
+    return _check_int("top_k", k, 1)
+
+
+def check_min_score(min_score: object) -> float | None:
+    """``min_score`` as a float (None = no threshold); NaN or non-numbers raise :class:`ConfigError`."""
+    if min_score is None:
+        return None
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float, np.floating)) or math.isnan(min_score):
+        raise ConfigError(f"min_score must be a number (or None for no threshold), got {min_score!r}")
+    return float(min_score)
+
+
+@dataclass(frozen=True)
+class WindowLayout:
+    """Windows over n feature rows: window ``i`` holds rows ``starts[i] : starts[i] + size``."""
+
+    num_rows: int
+    size: int
+    stride: int
+    starts: np.ndarray  # (M,) int64
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    @property
+    def rows(self) -> np.ndarray:
+        """(M, 2) int64 ``[first, last)`` rows of each window."""
+        return np.stack([self.starts, self.starts + self.size], axis=1)
+
+
+def window_layout(num_rows: int, size: int, stride: int) -> WindowLayout:
+    """Windows of ``size`` rows every ``stride`` rows over ``num_rows`` rows; the last one ends on the last row.
+
+    Raises :class:`ConfigError` when ``size`` or ``stride`` is not a positive integer or when
+    ``size > num_rows`` (a video shorter than one window is not windowed: run it whole).
+    """
+    n = _check_int("the number of feature rows", num_rows, 1)
+    size = _check_int("window size (rows)", size, 1)
+    stride = _check_int("window stride (rows)", stride, 1)
+    if size > n:
+        raise ConfigError(f"window size {size} rows is longer than the video's {n} feature rows; run it whole")
+    starts = list(range(0, n - size + 1, stride))
+    if starts[-1] != n - size:  # flush with the end, so that the last rows are seen whole
+        starts.append(n - size)
+    return WindowLayout(n, size, stride, np.asarray(starts, dtype=np.int64))
+
+
+def window_seconds(times: np.ndarray, rows: np.ndarray, duration: float) -> np.ndarray:
+    """(M, 2) ``(start, end)`` seconds of windows ``rows`` (M, 2) ``[first, last)`` over rows ``times`` (n, 2).
+
+    A window spans from its first row's start to its last row's end, clipped to ``[0, duration]``.
+    """
+    times = np.asarray(times, dtype=np.float64).reshape(-1, 2)
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+    out = np.stack([times[rows[:, 0], 0], times[rows[:, 1] - 1, 1]], axis=1)
+    return np.clip(out, 0.0, float(duration))
+
+
+def windows_to_seconds(spans: np.ndarray, bounds: np.ndarray, rows_per_window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized spans (M, 2) of windows with seconds ``bounds`` (M, 2) -> video seconds (M, 2), widened (M,).
+
+    Each window is a video of its own for the network: Eq. 22's inverse
+    (:func:`cmagrounding.spans.unit_to_seconds`, with its one-clip minimum width) on the window's
+    duration, then shifted by the window's start.
+    """
+    spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    bounds = np.asarray(bounds, dtype=np.float64).reshape(-1, 2)
+    out = np.empty_like(spans)
+    widened = np.zeros(len(spans), dtype=bool)
+    for i, ((t_s, t_e), (w0, w1)) in enumerate(zip(spans, bounds)):
+        s, e, widened[i] = unit_to_seconds(float(t_s), float(t_e), float(w1 - w0), rows_per_window)
+        out[i] = (w0 + s, w0 + e)
+    return out, widened
+
+
+def temporal_nms(spans: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy temporal NMS: indices of the kept spans, by decreasing score (ties: earlier first).
+
+    A span is dropped when its IoU (:func:`cmagrounding.spans.temporal_iou`) with a kept, better
+    span is ``>= iou``. ``iou`` must lie in (0, 1]; 1 keeps everything but exact duplicates.
+    """
+    if isinstance(iou, bool) or not isinstance(iou, (int, float, np.floating)) or not 0.0 < iou <= 1.0:
+        raise ConfigError(f"nms_iou must lie in (0, 1], got {iou!r}")
+    spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(spans) != len(scores):
+        raise ValueError(f"got {len(spans)} spans but {len(scores)} scores")
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    alive = np.ones(len(order), dtype=bool)
+    for j, i in enumerate(order):
+        if not alive[j]:
+            continue
+        kept.append(int(i))
+        rest = order[j + 1 :]
+        if len(rest):
+            overlap = temporal_iou(np.repeat(spans[i : i + 1], len(rest), axis=0), spans[rest])
+            alive[j + 1 :] &= overlap < iou
+    return np.asarray(kept, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One window's answer in the video's seconds.
+
+    ``window`` holds the window's ``[first, last)`` feature rows, ``bounds`` its seconds, ``span`` the
+    network's normalized span inside it, ``attention`` (W,) its temporal attention (or None).
+    """
+
+    start: float
+    end: float
+    score: float
+    window: tuple[int, int]
+    bounds: tuple[float, float]
+    span: tuple[float, float]
+    widened: bool = False
+    attention: np.ndarray | None = None
+
+
+def top_k(candidates: Sequence[Candidate], k: int | None, min_score: float | None = None) -> list[Candidate]:
+    """The ``k`` best candidates (all with None) by decreasing score, dropping scores below ``min_score``."""
+    if k is not None:
+        k = check_top_k(k)
+    min_score = check_min_score(min_score)
+    ranked = sorted(candidates, key=lambda c: -c.score)  # stable: ties keep their order
+    if min_score is not None:
+        ranked = [c for c in ranked if c.score >= min_score]
+    return ranked if k is None else ranked[:k]
+
+
+def localize_windows(
+    features: np.ndarray,
+    times: np.ndarray,
+    duration: float,
+    predict: Predict,
+    *,
+    size: int,
+    stride: int,
+    nms_iou: float = 0.5,
+    batch_size: int = 64,
+) -> list[Candidate]:
+    """Run ``predict`` on every window of ``features`` (n, D); candidates after NMS, best first.
+
+    Windows go through ``predict`` in chunks of ``batch_size`` (memory stays flat in the video's
+    length: one chunk of (B, W, D) at a time besides the features themselves).
+    """
+    feats = np.asarray(features, dtype=np.float32)
+    if feats.ndim != 2:
+        raise ValueError(f"features must be (n, D), got shape {feats.shape}")
+    batch_size = _check_int("batch_size", batch_size, 1)
+    layout = window_layout(feats.shape[0], size, stride)
+    rows = layout.rows
+    bounds = window_seconds(times, rows, duration)
+    spans = np.empty((len(layout), 2), dtype=np.float64)
+    scores = np.empty(len(layout), dtype=np.float64)
+    attention: list[np.ndarray | None] = []
+    mask = np.ones((min(batch_size, len(layout)), layout.size), dtype=bool)
+    for i in range(0, len(layout), batch_size):
+        starts = layout.starts[i : i + batch_size]
+        chunk = np.stack([feats[s : s + layout.size] for s in starts])  # (B, W, D)
+        s_b, c_b, a_b = predict(chunk, mask[: len(starts)])
+        spans[i : i + len(starts)] = np.asarray(s_b, dtype=np.float64).reshape(-1, 2)
+        scores[i : i + len(starts)] = np.asarray(c_b, dtype=np.float64).reshape(-1)
+        attention.extend([None] * len(starts) if a_b is None else list(np.asarray(a_b, dtype=np.float32)))
+    seconds, widened = windows_to_seconds(spans, bounds, layout.size)
+    keep = temporal_nms(seconds, scores, nms_iou)
+    return [
+        Candidate(
+            start=float(seconds[i, 0]), end=float(seconds[i, 1]), score=float(scores[i]),
+            window=(int(rows[i, 0]), int(rows[i, 1])), bounds=(float(bounds[i, 0]), float(bounds[i, 1])),
+            span=(float(spans[i, 0]), float(spans[i, 1])), widened=bool(widened[i]), attention=attention[i],
+        )
+        for i in keep
+    ]
