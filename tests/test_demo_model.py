@@ -14,7 +14,8 @@ from safetensors import safe_open
 from cmagrounding.demo import DEMO_MODEL_DIR
 from cmagrounding.demo.build import BENCH_SEED, grammar_sentences
 from cmagrounding.demo.generator import GeneratorConfig
-from cmagrounding.demo.runner import DEMO_SEED_MIN, DemoResult, draw_plot, generator_config_of, span_iou
+from cmagrounding.demo.runner import DEMO_SEED_MIN, DemoResult, draw_plot, generator_config_of
+from cmagrounding.spans import span_iou
 
 REPO = Path(__file__).resolve().parents[1]
 needs_i3d = pytest.mark.skipif(
@@ -71,6 +72,7 @@ def test_iou_convention():
     assert span_iou((0, 2), (1, 3)) == pytest.approx(1 / 3)
     assert span_iou((0, 1), (2, 3)) == 0.0
     assert span_iou((1, 2), (1, 2)) == 1.0
+    assert span_iou((1, 1), (1, 1)) == 1.0  # the demo scores as the training metric does (issue 9)
 
 
 def test_plot_is_skipped_without_matplotlib(monkeypatch, tmp_path):

@@ -23,19 +23,13 @@ from typing import Any
 from cmagrounding.demo import DEMO_MODEL_DIR
 from cmagrounding.demo.generator import GeneratorConfig, generate_scene
 from cmagrounding.demo.scene import Scene
+from cmagrounding.spans import span_iou  # the library's one IoU (identical zero-length spans score 1)
 
 _logger = logging.getLogger(__name__)
 
 #: Demo videos use seeds from here up; the shipped model's training and validation sets use
 #: small seeds (see its recipe), so a demo video is never one the model was trained on.
 DEMO_SEED_MIN = 1_000_000
-
-
-def span_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Temporal IoU of two spans: intersection / (max(ends) - min(starts)) (FACTS.md convention)."""
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
 
 
 def generator_config_of(model: str | os.PathLike[str]) -> GeneratorConfig:

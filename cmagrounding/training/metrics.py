@@ -1,8 +1,9 @@
-"""Temporal grounding metrics: R1@m and mIoU, with the conventions of FACTS.md.
+"""Temporal grounding metrics: R1@m and mIoU, with the conventions of docs/training.md.
 
 * IoU of two spans = intersection / (max(ends) - min(starts)). Whenever the spans overlap this
   is the usual union; for disjoint spans it is 0 either way. Two identical zero-length spans
-  (0 / 0) count as IoU 1; a zero-length span against any other span counts as 0.
+  (0 / 0) count as IoU 1; a zero-length span against any other span counts as 0. The IoU is
+  :func:`cmagrounding.spans.temporal_iou`, the one every part of the library scores with.
 * R1@m counts a query as correct when its top-1 IoU >= m (LGI, Moment-DETR; 2D-TAN uses > m).
 * mIoU is the mean top-1 IoU.
 * Predictions and ground truth are clipped to [0, duration] (seconds) before scoring; with
@@ -16,30 +17,14 @@ from typing import Sequence
 
 import numpy as np
 
+from cmagrounding.spans import IOU_CONVENTION, temporal_iou  # temporal_iou: re-exported for cmagrounding.training
+
 __all__ = ["THRESHOLDS", "CONVENTION", "temporal_iou", "GroundingMetrics", "compute_metrics"]
 
 THRESHOLDS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7)
 
-CONVENTION = (
-    "IoU = intersection / (max(ends) - min(starts)); R1@m counts IoU >= m (LGI, Moment-DETR); "
-    "mIoU = mean top-1 IoU; predictions and ground truth clipped to [0, duration]"
-)
-
-
-def temporal_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """IoU of spans ``pred`` (M, 2) and ``gt`` (M, 2), row by row -> (M,) float64.
-
-    Rows are (start, end) with start <= end (reversed rows are reordered first).
-    """
-    pred = np.sort(np.asarray(pred, dtype=np.float64).reshape(-1, 2), axis=1)
-    gt = np.sort(np.asarray(gt, dtype=np.float64).reshape(-1, 2), axis=1)
-    if pred.shape != gt.shape:
-        raise ValueError(f"pred {pred.shape} and gt {gt.shape} must have the same shape (M, 2)")
-    inter = np.clip(np.minimum(pred[:, 1], gt[:, 1]) - np.maximum(pred[:, 0], gt[:, 0]), 0.0, None)
-    outer = np.maximum(pred[:, 1], gt[:, 1]) - np.minimum(pred[:, 0], gt[:, 0])
-    iou = np.divide(inter, outer, out=np.zeros_like(inter), where=outer > 0)
-    iou[outer <= 0] = 1.0  # both spans are the same point
-    return iou
+#: The scoring convention, stated with every result (one definition, in :mod:`cmagrounding.spans`).
+CONVENTION = IOU_CONVENTION
 
 
 @dataclass
