@@ -64,3 +64,14 @@ def test_registry_presets():
         default_config("resnet")
     with pytest.raises(ConfigError, match="precomputed"):
         default_config("precomputed")
+
+
+def test_one_comparison_names_each_field_with_both_values():
+    from cmagrounding.errors import ExtractorMismatchError
+
+    a = VideoConfig()
+    b = a.replace(fps=24.0, crop=112, precision="fp32")
+    assert a.describe_mismatches(b) == ["crop: 224 vs 112", "fps: 25.0 vs 24.0"]
+    a.check_compatible(a.replace(precision="fp32", batch_size=1))  # speed-only settings never clash
+    with pytest.raises(ExtractorMismatchError, match=r"features of x\.npy differ.*crop: 224 vs 112; fps: 25\.0 vs 24\.0"):
+        a.check_compatible(b, expected_what="the model's", found_what="features of x.npy")

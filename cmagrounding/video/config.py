@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from cmagrounding.errors import ConfigError
+from cmagrounding.errors import ConfigError, ExtractorMismatchError
 
 SCHEMES = ("fixed_rate", "uniform_clips")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -151,6 +151,26 @@ class VideoConfig:
         return key
 
     def mismatches(self, other: VideoConfig) -> dict[str, tuple[Any, Any]]:
-        """``{field: (self's value, other's value)}`` for every compatibility field that differs."""
+        """``{field: (self's value, other's value)}`` for every compatibility field that differs.
+
+        The one comparison of two video configs: every check in the package goes through it
+        (:meth:`describe_mismatches`, :meth:`check_compatible`).
+        """
         a, b = self.compatibility_key(), other.compatibility_key()
         return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+    def describe_mismatches(self, other: VideoConfig) -> list[str]:
+        """``["field: <self's value> vs <other's value>", ...]``, one line per differing field."""
+        return [f"{k}: {a!r} vs {b!r}" for k, (a, b) in self.mismatches(other).items()]
+
+    def check_compatible(self, other: VideoConfig, *, expected_what: str = "the model's extraction settings",
+                         found_what: str = "the given video config") -> None:
+        """Raise :class:`ExtractorMismatchError` naming every differing field when ``other`` gives
+        other features than ``self`` (``self`` is what is expected, e.g. a checkpoint's config)."""
+        diffs = self.describe_mismatches(other)
+        if diffs:
+            raise ExtractorMismatchError(
+                f"{found_what} differ(s) from {expected_what} in the feature extraction settings: "
+                + "; ".join(diffs)
+                + ". Features must come from the extractor and settings the model was trained with."
+            )
