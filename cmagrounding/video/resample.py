@@ -1,9 +1,10 @@
 """Bring a variable-length feature sequence to the network's fixed number of clips N.
 
-This follows LGI's rule (FACTS.md), which the released Charades-STA / ActivityNet features were
-trained with: a video with at most N feature vectors keeps them all, zero-padded and masked; a
-longer one is subsampled at ``round(arange(offset, n - 0.5, n / N))``, with a random offset in
-training and none in evaluation.
+This follows LGI's rule (Mun et al. 2020, its released code), which the released Charades-STA /
+ActivityNet features were trained with: a video with at most N feature vectors keeps them all,
+zero-padded and masked; a longer one is subsampled at ``round(arange(offset, n - 0.5, n / N))``, with a random offset in
+training and none in evaluation. The Eq. 25 clip mask of a span lives in
+``cmagrounding.spans.clip_mask_for_span``.
 """
 
 from __future__ import annotations
@@ -50,20 +51,3 @@ def resample_features(
     index[: len(idx)] = idx
     return out, mask, index
 
-
-def clip_mask_for_span(
-    start: float, end: float, duration: float, num_valid: int, num_clips: int
-) -> np.ndarray:
-    """Ground-truth clip mask (N,) bool for the temporal attention loss (Eq. 25).
-
-    LGI's rule (FACTS.md): ``s = min(round(t_s / T * n), n - 1)``, ``e = max(round(t_e / T * n),
-    s + 1)``, ``mask[s:e+1] = 1`` over the ``num_valid`` real clips (clamped to them).
-    """
-    if duration <= 0:
-        raise ValueError(f"duration must be positive, got {duration}")
-    n = num_valid
-    s = min(int(round(start / duration * n)), n - 1)
-    e = max(int(round(end / duration * n)), s + 1)
-    mask = np.zeros(num_clips, dtype=bool)
-    mask[max(s, 0) : min(e + 1, n)] = True
-    return mask
