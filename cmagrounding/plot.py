@@ -13,16 +13,22 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cmagrounding._io import atomic_path
+from cmagrounding.errors import ConfigError, MissingDependencyError
 from cmagrounding.outputs import Moment
 
 _logger = logging.getLogger(__name__)
+
+
+#: What to run for the plots (the "plot" extra); the CLI prints it when matplotlib is missing.
+PLOT_INSTALL = "pip install 'cmagrounding[plot]'"
 
 
 def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as e:
-        raise ImportError('plotting needs matplotlib: pip install "cmagrounding[plot]"') from e
+        raise MissingDependencyError(f"plotting needs matplotlib: {PLOT_INSTALL}") from e
     matplotlib.use("Agg", force=False)  # files only; never opens a window
     import matplotlib.pyplot as plt
 
@@ -64,26 +70,40 @@ def read_thumbnails(
     return out
 
 
-def plot_moments(
-    moments: Moment | Sequence[Moment],
-    path: str | os.PathLike[str],
+def _moment_lists(moments: Any) -> list[list[Any]]:
+    """One Moment, a list of Moments (one per query), or a list of lists (top-k per query, best
+    first) -> a list of lists."""
+    if isinstance(moments, Moment) or hasattr(moments, "attention"):
+        return [[moments]]
+    out = []
+    for item in moments:
+        group = [item] if isinstance(item, Moment) or hasattr(item, "attention") else list(item)
+        if not group:
+            raise ConfigError("plot_moments: a query with an empty list of moments")
+        out.append(group)
+    if not out:
+        raise ConfigError("plot_moments needs at least one Moment")
+    return out
+
+
+def moments_figure(
+    moments: Moment | Sequence[Moment | Sequence[Moment]],
     *,
     video: str | os.PathLike[str] | None = None,
     num_thumbnails: int = 5,
     title: str | None = None,
     ground_truth: Sequence[tuple[float, float] | None] | None = None,
-) -> Path:
-    """Save a PNG: thumbnails of ``video`` (when given), then per moment its attention and span.
+) -> Any:
+    """The figure :func:`plot_moments` saves (a matplotlib ``Figure``; close it when done).
 
-    Each moment's panel shows the temporal attention ``a`` (Eq. 18) as a step curve over the
-    clips' times and the predicted ``[start, end]`` shaded; ``ground_truth`` spans, when given,
-    are drawn as dashed lines. Returns the written path.
+    Thumbnails keep the video's aspect ratio: each frame sits in its own small axes centred on
+    its time (``aspect="equal"``), never stretched to fill its slot. Legends stand to the right of
+    their panel, off the curve and the ground-truth lines (the layout makes room for them).
     """
     plt = _pyplot()
-    ms = [moments] if isinstance(moments, Moment) else list(moments)
-    if not ms:
-        raise ValueError("plot_moments needs at least one Moment")
-    duration = max(m.duration for m in ms) or max(m.end for m in ms)
+    groups = _moment_lists(moments)
+    everything = [m for g in groups for m in g]
+    duration = max(float(m.duration) for m in everything) or max(float(m.end) for m in everything)
     thumbs: list[tuple[float, np.ndarray]] = []
     if video is not None and num_thumbnails > 0:
         times = (np.arange(num_thumbnails) + 0.5) * duration / num_thumbnails
@@ -91,9 +111,12 @@ def plot_moments(
             thumbs = read_thumbnails(video, times.tolist())
         except Exception as e:  # a plot without thumbnails beats no plot
             _logger.warning("no thumbnails from %s: %s", video, e)
-    rows = len(ms) + (1 if thumbs else 0)
-    ratios = ([1.3] if thumbs else []) + [1.0] * len(ms)
-    fig, axes = plt.subplots(rows, 1, figsize=(10, 1.2 + 1.6 * rows), gridspec_kw={"height_ratios": ratios}, squeeze=False)
+    rows = len(groups) + (1 if thumbs else 0)
+    ratios = ([1.3] if thumbs else []) + [1.0] * len(groups)
+    fig, axes = plt.subplots(
+        rows, 1, figsize=(11, 1.2 + 1.6 * rows), gridspec_kw={"height_ratios": ratios}, squeeze=False,
+        layout="constrained",
+    )
     axes = axes[:, 0]
     if thumbs:
         ax = axes[0]
@@ -101,15 +124,29 @@ def plot_moments(
         ax.set_ylim(0, 1)
         slot = duration / len(thumbs)
         for t, img in thumbs:
-            half = 0.475 * slot  # each frame fills its slot of the timeline, centred on its time
-            ax.imshow(img, extent=(t - half, t + half, 0.0, 1.0), aspect="auto")
+            # a frame in its own axes inside its slot of the timeline: aspect "equal" shrinks
+            # that axes to the frame's proportions instead of stretching the frame
+            inset = ax.inset_axes((t - 0.475 * slot, 0.0, 0.95 * slot, 1.0), transform=ax.transData)
+            inset.imshow(img, aspect="equal", interpolation="antialiased")
+            inset.set_axis_off()
+            inset.set_label("thumbnail")
         ax.set_yticks([])
+        for side in ("left", "right", "top"):
+            ax.spines[side].set_visible(False)
         ax.set_xticks([t for t, _ in thumbs])
         ax.set_xticklabels([f"{t:.1f}s" for t, _ in thumbs], fontsize=8)
         ax.set_title(title or (Path(video).name if video is not None else ""), fontsize=10)
-    gts = list(ground_truth) if ground_truth is not None else [None] * len(ms)
-    for ax, m, gt in zip(axes[1:] if thumbs else axes, ms, gts):
-        ax.axvspan(m.start, m.end, color="tab:orange", alpha=0.3, label=f"prediction {m.start:.2f}-{m.end:.2f} s")
+    gts = list(ground_truth) if ground_truth is not None else [None] * len(groups)
+    if len(gts) != len(groups):
+        raise ConfigError(f"plot_moments: {len(gts)} ground-truth spans for {len(groups)} queries")
+    for ax, group, gt in zip(axes[1:] if thumbs else axes, groups, gts):
+        m = group[0]
+        for rank, alt in enumerate(group, 1):
+            score = getattr(alt, "score", None)
+            what = "prediction" if len(group) == 1 else f"#{rank}"
+            label = f"{what} {alt.start:.2f}-{alt.end:.2f} s" + ("" if score is None else f", score {score:.2f}")
+            ax.axvspan(alt.start, alt.end, color="tab:orange", alpha=0.35 if rank == 1 else 0.15,
+                       hatch=None if rank == 1 else "//", label=label)
         if len(m.attention):
             centres = m.clip_times.mean(axis=1)  # clips may overlap (windows every stride frames)
             ax.plot(centres, m.attention, drawstyle="steps-mid", marker=".", color="tab:blue", label="attention a (Eq. 18)")
@@ -121,13 +158,39 @@ def plot_moments(
         ax.set_xlim(0, duration)
         ax.set_ylabel("attention", fontsize=8)
         ax.set_title(repr(m.query), fontsize=9, loc="left")
-        ax.legend(loc="upper right", fontsize=7)
+        # outside the panel, to its right: never over the curve or the truth lines
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7, frameon=False)
     axes[-1].set_xlabel("seconds")
     if not thumbs and title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    return fig
+
+
+def plot_moments(
+    moments: Moment | Sequence[Moment | Sequence[Moment]],
+    path: str | os.PathLike[str],
+    *,
+    video: str | os.PathLike[str] | None = None,
+    num_thumbnails: int = 5,
+    title: str | None = None,
+    ground_truth: Sequence[tuple[float, float] | None] | None = None,
+) -> Path:
+    """Save a PNG: thumbnails of ``video`` (when given), then per query its attention and span(s).
+
+    ``moments`` is one Moment, one per query, or per query a list of Moments best first (top-k:
+    all are shaded, the best darkest, each with its score in the legend). Each query's panel
+    shows the temporal attention ``a`` (Eq. 18) of its best moment as a step curve over the
+    clips' times and the predicted ``[start, end]`` shaded; ``ground_truth`` spans (one per
+    query, ``None`` where unknown) are drawn as dashed lines. Returns the written path.
+
+    Raises :class:`~cmagrounding.errors.MissingDependencyError` without matplotlib.
+    """
+    fig = moments_figure(moments, video=video, num_thumbnails=num_thumbnails, title=title, ground_truth=ground_truth)
+    plt = _pyplot()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
     return path
