@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 DEFAULT_SPLITS = {
     "charades-sta": ["train", "test"],
@@ -43,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     stats = [dataset_stats(s) for s in sets]
     print("\n".join(format_stats(s) for s in stats))
     if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as f:
-            json.dump(stats, f, indent=2)
+        from cmagrounding._io import write_json_atomic
+
+        write_json_atomic(args.json_out, stats)
         print(f"wrote {args.json_out}")
     return 0

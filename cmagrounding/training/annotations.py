@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from cmagrounding._io import write_text_atomic
 from cmagrounding.errors import DatasetError
 
 _logger = logging.getLogger(__name__)
@@ -292,9 +293,7 @@ def load_jsonl(path: str | Path, name: str | None = None, split: str | None = No
 
 def save_jsonl(annotations: Iterable[Annotation], path: str | Path) -> None:
     """Write annotations in the JSON Lines format that :func:`load_jsonl` reads."""
-    with open(path, "w", encoding="utf-8") as f:
-        for a in annotations:
-            f.write(json.dumps(a.to_dict()) + "\n")
+    write_text_atomic(path, "".join(json.dumps(a.to_dict()) + "\n" for a in annotations))
 
 
 # Files that make up each split of the public datasets, relative to their folder.

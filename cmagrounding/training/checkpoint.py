@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
+from cmagrounding._io import load_safetensors, save_safetensors, write_text_atomic
 from cmagrounding.errors import CheckpointError
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["TrainingState", "save_checkpoint", "load_checkpoint", "latest_checkpoint", "write_json_atomic"]
+__all__ = ["TrainingState", "save_checkpoint", "load_checkpoint", "latest_checkpoint"]
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -50,17 +50,6 @@ class TrainingState:
     optimizer: dict[str, Any]  # torch optimizer state_dict
     scaler: dict[str, Any] | None
     info: dict[str, Any]  # best score/epoch, history, configs (JSON)
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
 
 
 def _split_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -97,20 +86,19 @@ def save_checkpoint(folder: str | Path, state: TrainingState, keep: int = 1) -> 
         shutil.rmtree(tmp)
     tmp.mkdir()
     opt_tensors, opt_meta = _split_optimizer(state.optimizer)
-    save_file(_cpu(state.model), str(tmp / MODEL_FILE))
-    save_file(_cpu(state.best_model), str(tmp / BEST_FILE))
-    save_file(opt_tensors, str(tmp / OPTIMIZER_FILE))
+    save_safetensors(tmp / MODEL_FILE, state.model)  # detached, on the CPU, contiguous
+    save_safetensors(tmp / BEST_FILE, state.best_model)
+    save_safetensors(tmp / OPTIMIZER_FILE, opt_tensors)
     info = {"epoch": state.epoch, "optimizer": opt_meta, "scaler": state.scaler, **state.info}
-    (tmp / STATE_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (tmp / STATE_FILE).write_text(  # inside the temporary folder: its rename below is the atomic step
+        json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for f in tmp.iterdir():  # make the files durable before the rename publishes them
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     if final.exists():  # the same epoch written again (a rerun); replace it
         shutil.rmtree(final)
     os.replace(tmp, final)
-    pointer_tmp = folder / f".{POINTER}.tmp{os.getpid()}"
-    pointer_tmp.write_text(name + "\n", encoding="utf-8")
-    os.replace(pointer_tmp, folder / POINTER)
+    write_text_atomic(folder / POINTER, name + "\n")
     done = sorted(p for p in folder.glob("epoch-*") if p.is_dir() and p.name != name)
     for old in done[: max(0, len(done) - (keep - 1))]:
         shutil.rmtree(old, ignore_errors=True)
@@ -134,12 +122,12 @@ def load_checkpoint(path: str | Path) -> TrainingState:
     path = Path(path)
     try:
         info = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-        model = load_file(str(path / MODEL_FILE))
-        best = load_file(str(path / BEST_FILE))
-        opt_tensors = load_file(str(path / OPTIMIZER_FILE))
-    except FileNotFoundError as e:
-        raise CheckpointError(f"{path}: incomplete checkpoint ({e.filename} missing)") from None
-    except (OSError, ValueError) as e:
+        model = load_safetensors(path / MODEL_FILE)
+        best = load_safetensors(path / BEST_FILE)
+        opt_tensors = load_safetensors(path / OPTIMIZER_FILE)
+    except FileNotFoundError as e:  # MissingFileError (from load_safetensors) is one too
+        raise CheckpointError(f"{path}: incomplete checkpoint ({e.filename or e} missing)") from None
+    except (OSError, ValueError, CheckpointError) as e:
         raise CheckpointError(f"{path}: unreadable checkpoint ({e})") from None
     optimizer = _join_optimizer(opt_tensors, info.pop("optimizer"))
     epoch = int(info.pop("epoch"))

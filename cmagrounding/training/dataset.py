@@ -1,6 +1,6 @@
 """A torch Dataset of (clip features, query tokens, target span) built from annotations + features.
 
-Sampling to N clips follows FACTS.md (LGI's rule, ``cmagrounding.video.resample``): a video with at
+Sampling to N clips follows LGI's rule (``cmagrounding.video.resample``): a video with at
 most N feature vectors keeps them all (zero-padded, masked); a longer one is subsampled with a
 random grid offset in training and none in evaluation. The offset of item ``i`` in epoch ``e`` is
 drawn from a generator seeded by ``(seed, e, i)``, so a resumed run sees the same samples as an
@@ -16,9 +16,10 @@ import torch
 from torch.utils.data import Dataset
 
 from cmagrounding.errors import DatasetError
+from cmagrounding.spans import clip_mask_for_span, seconds_to_unit
 from cmagrounding.training.annotations import Annotation, AnnotationSet
 from cmagrounding.training.stores import FeatureStore
-from cmagrounding.video.resample import clip_mask_for_span, resample_features
+from cmagrounding.video.resample import resample_features
 
 __all__ = ["GroundingDataset", "GroundingBatch", "collate"]
 
@@ -78,8 +79,9 @@ class GroundingDataset(Dataset):
             "video": torch.from_numpy(clips),
             "video_mask": torch.from_numpy(mask),
             "words": torch.tensor(self.encode_query(a.query), dtype=torch.long),
-            "target": torch.tensor([a.start / a.duration, a.end / a.duration], dtype=torch.float32),
-            "clip_mask": torch.from_numpy(clip_mask_for_span(a.start, a.end, a.duration, num_valid, self.num_clips)),
+            "target": torch.tensor(seconds_to_unit(a.start, a.end, a.duration), dtype=torch.float32),  # Eq. 22
+            "clip_mask": torch.from_numpy(  # Eq. 25
+                clip_mask_for_span(a.start, a.end, a.duration, num_valid, self.num_clips)),
             "span": torch.tensor([a.start, a.end], dtype=torch.float64),
             "duration": float(a.duration),
             "index": int(index),
@@ -103,7 +105,11 @@ def collate(items: list[dict[str, Any]], pad_id: int = 0) -> GroundingBatch:
     for i, it in enumerate(items):
         words[i, : lengths[i]] = it["words"]
         word_mask[i, : lengths[i]] = True
+    extra = {}
+    if "confidence" in items[0]:  # confidence-head labels (cmagrounding.training.confidence_data)
+        extra["confidence"] = torch.stack([it["confidence"] for it in items])
     return GroundingBatch(
+        **extra,
         video=torch.stack([it["video"] for it in items]),
         video_mask=torch.stack([it["video_mask"] for it in items]),
         words=words,

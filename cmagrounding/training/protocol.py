@@ -20,9 +20,9 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from cmagrounding._io import write_json_atomic
 from cmagrounding.errors import ConfigError, DatasetError
 from cmagrounding.training.annotations import AnnotationSet, load_annotations
-from cmagrounding.training.checkpoint import write_json_atomic
 from cmagrounding.training.dataset import GroundingDataset
 from cmagrounding.training.distributed import DistContext, init_distributed
 from cmagrounding.training.evaluation import evaluate_network, mean_span_baseline, shuffle_queries
@@ -228,6 +228,6 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
             "recipe": recipe.name, **metrics_card, "train_seconds": train_result.train_seconds,
             "total_seconds": time.perf_counter() - t_start, "stopped_early": train_result.stopped_early,
             "model_dir": str(model_dir), "history": train_result.history,
-        })
+        }, sort_keys=True)
     ctx.barrier()
     return RecipeResult(recipe, test_metrics, train_result, model_dir, network, extra, data.val_protocol)

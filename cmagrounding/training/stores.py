@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
+from cmagrounding._io import save_npy_atomic
 from cmagrounding.errors import DatasetError
 
 _logger = logging.getLogger(__name__)
@@ -196,9 +197,7 @@ class EncoderStore:
             raise DatasetError(f"no video file for {video!r} (root {self.video_root}, extensions {self.extensions})")
         feats = _check(video, self.encoder.encode(path).features, str(path))
         if cached is not None:
-            tmp = cached.with_suffix(f".tmp{os.getpid()}.npy")
-            np.save(tmp, feats)
-            os.replace(tmp, cached)
+            save_npy_atomic(cached, feats)
         return feats
 
     def __contains__(self, video: object) -> bool:

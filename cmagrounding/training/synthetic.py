@@ -15,12 +15,12 @@ the same distribution, so the test videos are held out. The result uses the same
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from cmagrounding._io import save_npy_atomic, write_json_atomic
 from cmagrounding.training.annotations import Annotation, AnnotationSet, save_jsonl
 from cmagrounding.training.stores import MemoryStore
 
@@ -79,10 +79,10 @@ class SyntheticData:
         folder = Path(folder)
         (folder / "features").mkdir(parents=True, exist_ok=True)
         for video, feats in self.store.features.items():
-            np.save(folder / "features" / f"{video}.npy", feats)
+            save_npy_atomic(folder / "features" / f"{video}.npy", feats)
         for name, split in (("train", self.train), ("val", self.val), ("test", self.test)):
             save_jsonl(split, folder / f"{name}.jsonl")
-        (folder / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        write_json_atomic(folder / "config.json", self.config.to_dict())
 
 
 def _place_events(rng: np.random.Generator, n: int, k: int, lo: float, hi: float) -> list[tuple[int, int]]:

@@ -26,6 +26,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from cmagrounding._io import write_text_atomic
 from cmagrounding.errors import CheckpointError
 from cmagrounding.training.checkpoint import (
     TrainingState,
@@ -172,7 +173,7 @@ class Trainer:
         if self.ctx.is_main and self.log_path.is_file():  # drop records of epochs after the checkpoint
             kept = [line for line in self.log_path.read_text(encoding="utf-8").splitlines()
                     if line.strip() and json.loads(line).get("epoch", 0) <= state.epoch]
-            self.log_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            write_text_atomic(self.log_path, "".join(line + "\n" for line in kept))
         _logger.info("resumed from %s (epoch %d done)", path, state.epoch)
         return state.epoch, info
 
@@ -264,6 +265,7 @@ class Trainer:
         self.model.train()
         dev = self.ctx.device
         sums = torch.zeros(5, dtype=torch.float64, device=dev)  # total, regression, attention, diversity, samples
+        conf_sum = None  # the confidence head's loss, when the network has one
         bar = None
         if cfg.progress and self.ctx.is_main:
             from tqdm import tqdm
@@ -273,7 +275,10 @@ class Trainer:
             b = batch.to(dev)
             with self._autocast():
                 out = self.model(b["video"], b["video_mask"], b["words"], b["word_mask"])
-            lo = self.loss_fn(out, b["target"], b["clip_mask"])  # losses in fp32
+            if "confidence" in b:  # confidence-head labels (an addition to the paper)
+                lo = self.loss_fn(out, b["target"], b["clip_mask"], b["confidence"])  # losses in fp32
+            else:
+                lo = self.loss_fn(out, b["target"], b["clip_mask"])  # losses in fp32
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(lo.total).backward()
             if cfg.grad_clip:
@@ -284,6 +289,8 @@ class Trainer:
             n = b["target"].shape[0]
             values = torch.stack([lo.total, lo.regression, lo.attention, lo.diversity]).detach().double()
             sums[:4] += values * n  # stays on the device: no synchronization per step
+            if getattr(lo, "confidence", None) is not None:
+                conf_sum = (0.0 if conf_sum is None else conf_sum) + lo.confidence.detach().double() * n
             sums[4] += n
             if bar is not None:
                 bar.update(1)
@@ -299,5 +306,8 @@ class Trainer:
             torch.distributed.all_reduce(sums)
         total, reg, att, div, count = sums.tolist()
         count = max(count, 1.0)
-        return {"total": total / count, "regression": reg / count, "attention": att / count,
-                "diversity": div / count, "samples": int(count)}
+        stats = {"total": total / count, "regression": reg / count, "attention": att / count,
+                 "diversity": div / count, "samples": int(count)}
+        if conf_sum is not None and not self.ctx.distributed:  # (per-rank only: not all-reduced)
+            stats["confidence"] = float(conf_sum) / count
+        return stats
