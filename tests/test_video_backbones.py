@@ -10,8 +10,11 @@ import pytest
 import torch
 
 from cmagrounding.errors import MissingDependencyError
-from cmagrounding.video.backbones import build_backbone, default_config
+from cmagrounding.video.config import VideoConfig
+from cmagrounding.video.registry import build_backbone
 from cmagrounding.video.encoder import VideoEncoder
+
+default_config = VideoConfig.for_extractor
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

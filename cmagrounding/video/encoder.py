@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from cmagrounding.errors import VideoError
-from cmagrounding.video.backbones import build_backbone, get_spec
 from cmagrounding.video.config import VideoConfig
 from cmagrounding.video.decode import VideoInfo, iter_frames, num_output_frames, probe
 from cmagrounding.video.features import VideoFeatures
 from cmagrounding.video.precision import ComputePlan, plan_for
+from cmagrounding.video.registry import build_backbone, get_spec, public_state_dict
 from cmagrounding.video.sampling import Clip, ClipAssembler, uniform_clip_starts
 
 logger = logging.getLogger(__name__)
@@ -111,8 +111,9 @@ class VideoEncoder:
 
     ``device``: "cpu", "cuda", "cuda:1", a torch.device, or None (CUDA if available).
     ``weights_path`` overrides the weight file named by ``config.weights``.
-    After construction ``config.weights_sha256`` holds the checksum of the weights actually loaded,
-    so the config saved with features or a checkpoint pins them.
+    The checksum of the weights actually loaded is resolved once, here: ``weights_sha256`` holds it
+    (None for random weights) and ``config`` is pinned to it, so the config saved with features or
+    a checkpoint refuses other weights.
     """
 
     def __init__(
@@ -126,9 +127,8 @@ class VideoEncoder:
         get_spec(config.extractor)  # refuses "precomputed" and unknown names early
         self.device = torch.device(device) if device is not None else default_device()
         model, sha = build_backbone(config, None if weights_path is None else str(weights_path))
-        if sha is not None and config.weights_sha256 is None:
-            config = config.replace(weights_sha256=sha)
-        self.config = config
+        self.weights_sha256: str | None = sha
+        self.config = config.pinned(sha) if sha is not None else config
         self.plan: ComputePlan = plan_for(config.precision, self.device)
         model = model.to(self.device)
         if self.plan.channels_last:
@@ -202,8 +202,6 @@ class VideoEncoder:
     def weights_state_dict(self) -> dict[str, torch.Tensor]:
         """The extractor's weights in their public layout (what ``config.weights_sha256`` checks and
         what ``VideoEncoder(config, weights_path=...)`` loads back): use this to embed them."""
-        from cmagrounding.video.backbones import public_state_dict
-
         return public_state_dict(self.model)
 
     def labels(self) -> list[str] | None:

