@@ -105,6 +105,10 @@ class CMAConfig(_JsonConfig):
     dropout: float = 0.1  # inside attention blocks; fallback (Transformer default)
     input_dropout: float = 0.5  # after the video embedding and between LSTM layers; fallback (LGI)
     freeze_embeddings: bool = True  # GloVe kept fixed; fallback (paper is silent)
+    # addition to the paper (docs/architecture.md): a head on f (Eq. 19) giving one logit for "the
+    # moment is in these clips"; off in every paper preset, so Tables 1-6 keep the paper's model
+    confidence_head: bool = False
+    confidence_hidden: int = 128  # hidden width of its MLP
 
     def __post_init__(self) -> None:
         _check_choice("fusion", self.fusion, FUSIONS)
@@ -116,8 +120,10 @@ class CMAConfig(_JsonConfig):
             video_dim=self.video_dim, vocab_size=self.vocab_size, word_dim=self.word_dim,
             num_clips=self.num_clips, max_words=self.max_words, hidden=self.hidden,
             lstm_hidden=self.lstm_hidden, lstm_layers=self.lstm_layers, spe_hidden=self.spe_hidden,
-            head_hidden=self.head_hidden, num_heads=self.num_heads,
+            head_hidden=self.head_hidden, num_heads=self.num_heads, confidence_hidden=self.confidence_hidden,
         )
+        if not isinstance(self.confidence_head, bool):
+            raise ConfigError(f"confidence_head must be true or false, got {self.confidence_head!r}")
         if self.ffn_dim < 0:
             raise ConfigError(f"ffn_dim must be >= 0 (0 = no feed-forward), got {self.ffn_dim!r}")
         if self.encoder_layers < 0 or self.decoder_layers < 0:
@@ -144,6 +150,9 @@ class LossConfig(_JsonConfig):
     beta: float = 0.1  # paper: 0.1 (Charades-STA), 0.4 (ActivityNet Captions)
     lambda_ta: float = 1.0  # paper, Eq. 21
     lambda_sd: float = 1.0  # paper, Eq. 21
+    # addition to the paper: weight of the confidence head's binary cross-entropy (used only when
+    # the network has the head, see cmagrounding.model.confidence)
+    confidence_weight: float = 1.0
 
     KINDS: ClassVar[tuple[str, ...]] = LOSS_KINDS
 
@@ -152,6 +161,8 @@ class LossConfig(_JsonConfig):
         _check_positive(alpha=self.alpha, beta=self.beta)
         if self.lambda_ta < 0 or self.lambda_sd < 0:
             raise ConfigError("lambda_ta and lambda_sd must be >= 0")
+        if not self.confidence_weight >= 0:
+            raise ConfigError(f"confidence_weight must be >= 0, got {self.confidence_weight!r}")
 
 
 @dataclass

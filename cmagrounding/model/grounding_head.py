@@ -23,11 +23,13 @@ class GroundingHead(nn.Module):
         self.u = nn.Linear(d, 1, bias=False)  # u_ta in R^d
         self.mlp = nn.Sequential(nn.Linear(d, config.head_hidden), nn.ReLU(), nn.Linear(config.head_hidden, 2))
 
-    def forward(self, f: torch.Tensor, video_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """f (B, N, D), video_mask (B, N) -> span (B, 2), a (B, N), attention logits (B, N)."""
+    def forward(
+        self, f: torch.Tensor, video_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """f (B, N, D), video_mask (B, N) -> span (B, 2), a (B, N), attention logits (B, N), pooled f (B, D)."""
         logits = self.u(torch.tanh(self.w_b(f))).squeeze(-1)  # (B, N)
         logits = logits.masked_fill(~video_mask, float("-inf"))
         a = torch.softmax(logits, dim=-1)  # Eq. 18; exactly 0 on padded clips
         pooled = torch.einsum("bn,bnd->bd", a, f)  # Eq. 19
         span, _ = torch.sort(torch.sigmoid(self.mlp(pooled)), dim=-1)  # Eq. 20, ordered in (0, 1)
-        return span, a, logits
+        return span, a, logits, pooled

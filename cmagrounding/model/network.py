@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cmagrounding.model.confidence import ConfidenceHead
 from cmagrounding.model.config import CMAConfig
 from cmagrounding.model.decoder import CMADecoder
 from cmagrounding.model.encoder import CMAEncoder
@@ -27,12 +28,15 @@ class CMAOutput:
         attention_logits: (B, N) u^T B before the softmax (-inf on padding), for a stable Eq. 25.
         phrase_attention: (B, K, L) SPE matrix A_spe of Eq. 7 (0 on padded words); None for the
             simple model (K = 1), which uses s_global instead of SPE (Eq. 12).
+        confidence_logit: (B,) logit of "the moment lies in these clips" from the confidence head
+            (an addition to the paper, :mod:`cmagrounding.model.confidence`); None without the head.
     """
 
     span: torch.Tensor
     attention: torch.Tensor
     attention_logits: torch.Tensor
     phrase_attention: torch.Tensor | None
+    confidence_logit: torch.Tensor | None = None
 
 
 class CMANetwork(nn.Module):
@@ -55,6 +59,7 @@ class CMANetwork(nn.Module):
         self.encoder = CMAEncoder(c) if c.structure != "decoder_only" else None
         self.decoder = CMADecoder(c) if c.structure != "encoder_only" else None
         self.head = GroundingHead(c)
+        self.confidence = ConfidenceHead(c) if c.confidence_head else None  # not in the paper
 
     def load_word_embeddings(self, matrix: np.ndarray | torch.Tensor) -> None:
         """Copy a (vocab_size, word_dim) matrix (e.g. GloVe) into the word embedding."""
@@ -97,5 +102,6 @@ class CMANetwork(nn.Module):
         f = self.encoder(v, video_mask, guides) if self.encoder is not None else v  # Eq. 9-11
         if self.decoder is not None:
             f = self.decoder(q, word_mask, f, video_mask)  # Eq. 13-16
-        span, a, logits = self.head(f, video_mask)  # Eq. 17-20
-        return CMAOutput(span=span, attention=a, attention_logits=logits, phrase_attention=a_spe)
+        span, a, logits, pooled = self.head(f, video_mask)  # Eq. 17-20
+        conf = self.confidence(pooled) if self.confidence is not None else None
+        return CMAOutput(span=span, attention=a, attention_logits=logits, phrase_attention=a_spe, confidence_logit=conf)

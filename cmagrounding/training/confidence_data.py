@@ -1,0 +1,221 @@
+"""Training windows for the confidence head: with the whole moment (label 1) or none of it (label 0).
+
+The confidence head (:mod:`cmagrounding.model.confidence`, an addition to the paper) answers "does
+the sentence's moment lie in these clips?", so that the windows of a long video can be ranked
+(:mod:`cmagrounding.windows`). It needs windows of about the trained length that contain the whole
+moment and windows that contain none of it, and both cost no extraction: they are cut from the
+training videos' feature rows (each row is extracted alone, so a cut changes no row).
+
+The choice (docs/training.md, "The confidence head"): training videos are short (the demo's
+16-24 s), so a window of one video without the moment is much shorter than the trained length,
+while at inference every window of a long video has the trained length. Short negatives next to
+full-length positives would teach the head "short means absent", which is useless there. So every
+confidence window has a length drawn from the training videos' lengths (in rows) and is made of two
+segments: one of the sentence's own video (holding the whole moment for a positive, only rows
+outside it for a negative: the same scene and objects, other events, the hard case) and one of
+another training video that has no event of the same meaning, in random order. Both classes have
+the same lengths and the same kind of junction between the segments, so neither tells them apart;
+only the moment does. (A long generated video is one continuous scene; the junction never appears
+at inference, and the head never learns to rely on it because both labels carry it.)
+
+A window is a feature-store view ``"VIDEO@A-B|OTHER@C-D"`` (rows ``A:B`` of VIDEO then ``C:D`` of
+OTHER), read through :class:`WindowStore`. Labels: 1.0 positive (with the re-timed moment), 0.0
+negative (no moment: the loss leaves its regression and attention terms out), NaN for the plain
+training videos (regression and attention as in the paper, no confidence term).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from cmagrounding.errors import ConfigError
+from cmagrounding.training.annotations import Annotation
+from cmagrounding.training.dataset import GroundingDataset
+
+__all__ = ["ConfidenceSettings", "WindowStore", "ConfidenceDataset", "confidence_windows", "parse_view"]
+
+
+@dataclass
+class ConfidenceSettings:
+    """How the confidence head's windows are drawn (saved with the checkpoint's recipe).
+
+    ``positives`` windows with the moment per training annotation; ``negative_ratio`` negatives per
+    positive (a fractional part is drawn at random); ``min_other`` rows at least from the other
+    video in each window; window lengths are drawn uniformly from ``[min_rows, max_rows]`` (None:
+    the shortest and longest training video, in rows).
+    """
+
+    positives: int = 1
+    negative_ratio: float = 1.0
+    min_other: int = 2
+    min_own: int = 2  # rows at least from the sentence's own video in a negative
+    min_rows: int | None = None
+    max_rows: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.positives, bool) or not isinstance(self.positives, int) or self.positives < 0:
+            raise ConfigError(f"confidence positives per annotation must be an integer >= 0, got {self.positives!r}")
+        if not (isinstance(self.negative_ratio, (int, float)) and self.negative_ratio >= 0) or isinstance(
+            self.negative_ratio, bool
+        ):
+            raise ConfigError(f"confidence negative_ratio must be a number >= 0, got {self.negative_ratio!r}")
+        for name in ("min_other", "min_own"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"confidence {name} must be >= 1 row, got {getattr(self, name)!r}")
+        if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
+            raise ConfigError(f"confidence min_rows {self.min_rows} > max_rows {self.max_rows}")
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def parse_view(view: str) -> list[tuple[str, int | None, int | None]]:
+    """``"V@A-B|U@C-D"`` -> ``[("V", A, B), ("U", C, D)]``; a plain id -> ``[(id, None, None)]``."""
+    out = []
+    for part in view.split("|"):
+        base, _, rows = part.partition("@")
+        if rows:
+            a, _, b = rows.partition("-")
+            out.append((base, int(a), int(b)))
+        else:
+            out.append((base, None, None))
+    return out
+
+
+class WindowStore:
+    """A feature store that also serves window views ``"VIDEO@A-B|OTHER@C-D"`` of ``store``."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def get(self, video: str) -> np.ndarray:
+        parts = [self.store.get(base)[a:b] if a is not None else self.store.get(base) for base, a, b in parse_view(video)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def __contains__(self, video: object) -> bool:
+        return isinstance(video, str) and all(base in self.store for base, _, _ in parse_view(video))
+
+
+def _moment_rows(a: Annotation, n: int, seconds_per_row: float) -> tuple[int, int]:
+    """Rows ``[first, last)`` that overlap the moment (the rows outside hold none of it)."""
+    first = min(int(math.floor(a.start / seconds_per_row)), n - 1)
+    last = min(max(int(math.ceil(a.end / seconds_per_row)), first + 1), n)
+    return first, last
+
+
+def confidence_windows(
+    annotations: Sequence[Annotation],
+    rows_of: Mapping[str, int],
+    seconds_per_row: float,
+    settings: ConfidenceSettings,
+    *,
+    meaning_of: Mapping[tuple[str, str], Hashable] | None = None,
+) -> tuple[list[Annotation], list[float]]:
+    """Positive and negative windows (as annotations of :class:`WindowStore` views) and their labels.
+
+    ``rows_of`` gives each video's number of feature rows; ``meaning_of[(video, query)]`` what a
+    sentence means (paraphrases share it), so that the other video of a window never holds an event
+    of the same meaning (default: the lower-cased sentence). A negative's annotation has no
+    moment (start = end = 0; its span terms are masked by the loss).
+    """
+    s = settings
+    rng = np.random.default_rng([s.seed, 7])
+    videos = sorted({a.video for a in annotations})
+    meanings: dict[str, set] = {v: set() for v in videos}
+
+    def key(a: Annotation) -> Hashable:
+        if meaning_of is not None and (a.video, a.query) in meaning_of:
+            return meaning_of[(a.video, a.query)]
+        return " ".join(a.query.lower().split())
+
+    for a in annotations:
+        meanings[a.video].add(key(a))
+    lengths = [int(rows_of[v]) for v in videos]
+    lo_len = s.min_rows if s.min_rows is not None else min(lengths)
+    hi_len = s.max_rows if s.max_rows is not None else max(lengths)
+    spr = float(seconds_per_row)
+
+    def other(a: Annotation, need: int) -> tuple[str, int, int] | None:
+        k = key(a)
+        for _ in range(20):
+            u = videos[int(rng.integers(len(videos)))]
+            if u == a.video or k in meanings[u] or rows_of[u] < need:
+                continue
+            c = int(rng.integers(0, int(rows_of[u]) - need + 1))
+            return u, c, c + need
+        return None
+
+    out: list[Annotation] = []
+    labels: list[float] = []
+    for a in annotations:
+        n = int(rows_of[a.video])
+        first, last = _moment_rows(a, n, spr)
+        count_neg = s.negative_ratio * s.positives
+        negatives = int(count_neg) + int(rng.random() < count_neg - int(count_neg))
+        for label, count in ((1.0, s.positives), (0.0, negatives)):
+            for _ in range(count):
+                L = int(rng.integers(lo_len, hi_len + 1))
+                if label == 1.0:  # own rows [lo, hi) hold rows [first, last)
+                    m_min, m_max = last - first, min(n, L - s.min_other)
+                    if m_min > m_max:
+                        continue
+                    m = int(rng.integers(m_min, m_max + 1))
+                    lo = int(rng.integers(max(0, last - m), min(first, n - m) + 1))
+                else:  # own rows before or after the moment only
+                    regions = [(0, first), (last, n)]
+                    regions = [(r0, r1) for r0, r1 in regions if r1 - r0 >= s.min_own]
+                    if not regions:
+                        continue
+                    r0, r1 = regions[int(rng.integers(len(regions)))]
+                    m_max = min(r1 - r0, L - s.min_other)
+                    if m_max < s.min_own:
+                        continue
+                    m = int(rng.integers(s.min_own, m_max + 1))
+                    lo = int(rng.integers(r0, r1 - m + 1))
+                pick = other(a, L - m)
+                if pick is None:
+                    continue
+                u, c, d = pick
+                own = f"{a.video}@{lo}-{lo + m}"
+                oth = f"{u}@{c}-{d}"
+                own_first = bool(rng.random() < 0.5)
+                view = f"{own}|{oth}" if own_first else f"{oth}|{own}"
+                duration = L * spr
+                if label == 1.0:
+                    shift = (lo if own_first else lo - (L - m)) * spr  # window second = video second - shift
+                    own_lo = (0 if own_first else L - m) * spr
+                    own_hi = own_lo + m * spr
+                    start = min(max(a.start - shift, own_lo), own_hi)
+                    end = min(max(a.end - shift, start), own_hi)
+                    out.append(Annotation(view, duration, a.query, start, end))
+                else:
+                    out.append(Annotation(view, duration, a.query, 0.0, 0.0))
+                labels.append(label)
+    return out, labels
+
+
+class ConfidenceDataset(GroundingDataset):
+    """A :class:`GroundingDataset` whose items also carry ``confidence`` (a float: 1, 0 or NaN).
+
+    ``labels[i]`` belongs to ``annotations[i]``; the store must serve the window views
+    (:class:`WindowStore`). Collated batches get ``confidence`` (B,) for the loss.
+    """
+
+    def __init__(self, annotations: Sequence[Annotation], labels: Sequence[float], store: Any, *args: Any, **kw: Any):
+        super().__init__(annotations, store, *args, **kw)
+        if len(labels) != len(self.annotations):
+            raise ConfigError(f"got {len(labels)} confidence labels for {len(self.annotations)} annotations")
+        self.labels = np.asarray(labels, dtype=np.float32)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = super().__getitem__(index)
+        item["confidence"] = torch.tensor(float(self.labels[index]), dtype=torch.float32)
+        return item

@@ -1,0 +1,102 @@
+"""Confidence-head training windows: positives hold the whole moment re-timed, negatives none of it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cmagrounding.errors import ConfigError
+from cmagrounding.training.annotations import Annotation
+from cmagrounding.training.confidence_data import (
+    ConfidenceDataset,
+    ConfidenceSettings,
+    WindowStore,
+    confidence_windows,
+    parse_view,
+)
+from cmagrounding.training.dataset import collate
+from cmagrounding.training.stores import MemoryStore
+
+
+class _Tok:
+    pad_id, unk_id = 0, 1
+
+    def encode(self, sentence):
+        return [2 + (hash(w) % 5) for w in sentence.split()]
+
+
+def _videos(count=12, seed=0):
+    """Videos of 16-24 rows (one per second); feature 0 = video index, feature 1 = row, feature 2 marks events."""
+    rng = np.random.default_rng(seed)
+    feats, anns, marks = {}, [], {}
+    for v in range(count):
+        n = int(rng.integers(16, 25))
+        f = np.zeros((n, 3), np.float32)
+        f[:, 0], f[:, 1] = v, np.arange(n)
+        name = f"v{v}"
+        for j, (s, e) in enumerate([(2.0, 5.5), (8.0, 11.0), (n - 4.0, n - 1.0)]):
+            q = f"event {j} of kind {(v + j) % 3}"
+            anns.append(Annotation(name, float(n), q, s, e))
+            marks[(name, q)] = (s, e)
+        feats[name] = f
+    return feats, anns
+
+
+def test_windows_hold_the_whole_moment_or_none_of_it():
+    feats, anns = _videos()
+    rows_of = {k: len(v) for k, v in feats.items()}
+    wins, labels = confidence_windows(anns, rows_of, 1.0, ConfidenceSettings(positives=2, negative_ratio=1.5, seed=3))
+    store = WindowStore(MemoryStore(feats))
+    assert labels.count(1.0) == 2 * len(anns)  # every moment fits (<= 4 rows)
+    assert abs(labels.count(0.0) - 3 * len(anns)) <= len(anns)
+    by_key = {(a.video, a.query): a for a in anns}
+    for w, label in zip(wins, labels):
+        parts = parse_view(w.video)
+        assert len(parts) == 2
+        x = store.get(w.video)
+        L = x.shape[0]
+        assert 16 <= L <= 24 and w.duration == L
+        own = [p for p in parts if by_key.get((p[0], w.query))]
+        assert len(own) == 1
+        base, a, b = own[0]
+        orig = by_key[(base, w.query)]
+        other = [p for p in parts if p is not own[0]][0]
+        assert other[0] != base and other[2] - other[1] >= 2
+        # the other video never has an event of the same sentence
+        assert (other[0], w.query) not in by_key
+        first, last = math.floor(orig.start), math.ceil(orig.end)
+        if label == 1.0:
+            assert a <= first and b >= last
+            # the re-timed moment lands on the same feature rows of the own video
+            rows = x[int(w.start) : int(math.ceil(w.end))]
+            assert (rows[:, 0] == int(base[1:])).all()
+            assert rows[0, 1] == first and rows[-1, 1] == last - 1
+            assert w.end - w.start == pytest.approx(orig.end - orig.start)
+        else:
+            assert b <= first or a >= last  # no row of the moment
+            assert w.start == w.end == 0.0
+
+
+def test_dataset_items_and_batches_carry_the_label():
+    feats, anns = _videos(6)
+    rows_of = {k: len(v) for k, v in feats.items()}
+    wins, labels = confidence_windows(anns, rows_of, 1.0, ConfidenceSettings(seed=1))
+    rows = list(anns) + wins
+    lab = [float("nan")] * len(anns) + labels
+    ds = ConfidenceDataset(rows, lab, WindowStore(MemoryStore(feats)), _Tok(), 24, 8, train=True)
+    batch = collate([ds[i] for i in (0, len(anns), len(rows) - 1)])
+    assert torch.isnan(batch["confidence"][0])
+    assert batch["confidence"][1:].tolist() == lab[len(anns):len(anns) + 1] + lab[-1:]
+    assert batch["video"].shape == (3, 24, 3)
+    with pytest.raises(ConfigError, match="labels"):
+        ConfidenceDataset(rows, lab[:-1], WindowStore(MemoryStore(feats)), _Tok(), 24, 8)
+
+
+@pytest.mark.parametrize("kw, word", [({"positives": -1}, "positives"), ({"negative_ratio": -0.5}, "negative_ratio"),
+                                      ({"min_other": 0}, "min_other"), ({"min_rows": 10, "max_rows": 5}, "min_rows")])
+def test_bad_settings_raise(kw, word):
+    with pytest.raises(ConfigError, match=word):
+        ConfidenceSettings(**kw)
