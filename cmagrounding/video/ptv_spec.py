@@ -5,15 +5,9 @@ from its servers. The wrappers are ``cmagrounding.video.ptv``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
-
-from cmagrounding.video.spec import BackboneSpec
+from cmagrounding.video.spec import BackboneSpec, lazy_builder
 from cmagrounding.video.tv_spec import SLOWFAST_MEAN, SLOWFAST_STD
 
-if TYPE_CHECKING:
-    from torch import nn
-
-    from cmagrounding.video.config import VideoConfig
 
 ARCH_PRESETS = {
     "i3d_r50": dict(clip_len=8, stride=8, resize=256, crop=224, feature_dim=2048),
@@ -22,20 +16,10 @@ ARCH_PRESETS = {
     "x3d_m": dict(clip_len=16, stride=16, resize=256, crop=256, feature_dim=192),
 }
 
-
-def _builder(arch: str) -> Callable[[VideoConfig, dict | None], nn.Module]:
-    def build(config: VideoConfig, state_dict: dict | None) -> nn.Module:
-        from cmagrounding.video.ptv import build_pytorchvideo  # the wrappers: load torch (and pytorchvideo)
-
-        return build_pytorchvideo(arch, config, state_dict)
-
-    return build
-
-
 SPECS = tuple(
     BackboneSpec(
         f"ptv_{arch}", f"pytorchvideo {arch} (optional extra), {preset['feature_dim']}-d",
-        _builder(arch),
+        lazy_builder("cmagrounding.video.ptv", "build_pytorchvideo", arch),
         dict(fps=None, value_range=(0.0, 1.0), mean=SLOWFAST_MEAN, std=SLOWFAST_STD, layer="pooled",
              weights="pytorchvideo:pretrained", **preset),
         fetches=("pytorchvideo",),

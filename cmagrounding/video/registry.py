@@ -94,14 +94,11 @@ def build_backbone(config: VideoConfig, weights_path: str | None = None) -> tupl
     """
     spec = get_spec(config.extractor)
     source = str(weights_path) if weights_path is not None else config.weights
-    state_dict, sha = None, None
-    expected = config.weights_sha256
     if source is None:
         if not spec.fetches:
             logger.warning("%s with random weights (weights=None): features are meaningless except for tests", spec.name)
         return spec.build(config, None).eval(), None
-    if expected is None:
-        expected = known_sha256(source)
+    expected = config.weights_sha256 or known_sha256(source)
     entry = source_for(source)
     if entry.locate is not None:  # a file: read, checksum, then build with it
         state_dict, sha = resolve_weights(source, expected)

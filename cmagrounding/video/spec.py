@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -30,3 +31,14 @@ class BackboneSpec:
     preset: dict[str, Any] = field(default_factory=dict)
     labels: Callable[[], list[str]] | None = None
     fetches: tuple[str, ...] = ()
+
+
+def lazy_builder(module: str, function: str, arch: str) -> Callable[[VideoConfig, dict | None], nn.Module]:
+    """A ``build`` that imports ``module`` (a family's torch code) only when a backbone is built and
+    calls ``module.function(arch, config, state_dict)``: registering a family loads no torch."""
+
+    def build(config: VideoConfig, state_dict: dict | None) -> nn.Module:
+        return getattr(importlib.import_module(module), function)(arch, config, state_dict)
+
+    build.__qualname__ = f"{function}[{arch}]"
+    return build

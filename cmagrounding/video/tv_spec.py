@@ -5,15 +5,9 @@ from torchvision's servers (online only). The wrappers are ``cmagrounding.video.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
-
 from cmagrounding.video.i3d_weights import kinetics400_labels
-from cmagrounding.video.spec import BackboneSpec
+from cmagrounding.video.spec import BackboneSpec, lazy_builder
 
-if TYPE_CHECKING:
-    from torch import nn
-
-    from cmagrounding.video.config import VideoConfig
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)  # torchvision's r3d/s3d weights
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -26,20 +20,10 @@ ARCH_PRESETS = {
     "mvit_v2_s": dict(resize=256, crop=224, mean=SLOWFAST_MEAN, std=SLOWFAST_STD, feature_dim=768),
 }
 
-
-def _builder(arch: str) -> Callable[[VideoConfig, dict | None], nn.Module]:
-    def build(config: VideoConfig, state_dict: dict | None) -> nn.Module:
-        from cmagrounding.video.tv import build_torchvision  # the wrappers: load torch(vision)
-
-        return build_torchvision(arch, config, state_dict)
-
-    return build
-
-
 SPECS = tuple(
     BackboneSpec(
         f"tv_{arch}", f"torchvision {arch} (Kinetics-400 weights when online), {preset['feature_dim']}-d",
-        _builder(arch),
+        lazy_builder("cmagrounding.video.tv", "build_torchvision", arch),
         dict(fps=None, clip_len=16, stride=8, value_range=(0.0, 1.0), layer="pooled",
              weights="torchvision:DEFAULT", **preset),
         labels=kinetics400_labels, fetches=("torchvision",),
