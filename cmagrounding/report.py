@@ -427,3 +427,21 @@ def _write_base64(f: Any, video: Path, chunk: int = 3 * 2**20) -> None:
         for block in iter(lambda: src.read(chunk), b""):
             f.write(base64.b64encode(block).decode("ascii"))
 
+
+
+def model_info_of(grounder: Any, name: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """What a report shows about a loaded :class:`~cmagrounding.grounder.Grounder`: its name and,
+    when its pretrained folder records them, its domain, intended use and vocabulary."""
+    info: dict[str, Any] = {}
+    card = getattr(grounder, "card", None)
+    if card is not None:
+        for key in ("domain", "intended_use"):
+            if getattr(card, key, ""):
+                info[key] = getattr(card, key)
+        if getattr(card, "demo", False) and "domain" not in info:
+            info["domain"] = "a demonstration model (trained on generated videos, not real footage)"
+    if name is not None:
+        info["model"] = str(name)
+    if card is not None and getattr(card, "vocabulary", ""):
+        info["vocabulary"] = card.vocabulary
+    return info

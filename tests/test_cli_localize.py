@@ -100,3 +100,42 @@ def test_info_broken_folder(model_and_features, tmp_path, capsys):
     (broken / "tokenizer.json").unlink()
     assert main(["info", str(broken)]) == 1
     assert "lacks tokenizer.json" in capsys.readouterr().err
+
+
+def test_localize_html_from_features(model_and_features, tmp_path, capsys):
+    """--html on a features file: the page has one timeline per query and no player."""
+    from cmagrounding.cli import main
+
+    model, feats = model_and_features
+    page = tmp_path / "report.html"
+    assert main(["localize", feats, "the person sits", "a <b>door</b>", "--model", str(model), "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "the person sits" in out and f"report saved to {page}" in out
+    html = page.read_text(encoding="utf-8")
+    assert html.count('class="timeline"') == 2 and "<video" not in html and "a &lt;b&gt;door&lt;/b&gt;" in html
+
+
+def test_localize_embed_video_needs_html(model_and_features, capsys):
+    from cmagrounding.cli import main
+
+    model, feats = model_and_features
+    assert main(["localize", feats, "q", "--model", str(model), "--embed-video"]) == 2
+    assert "--embed-video needs --html" in capsys.readouterr().err
+
+
+def test_localize_plot_without_matplotlib_prints_results_then_exits_3(model_and_features, tmp_path):
+    """Without matplotlib, --plot still prints every answer, then says how to get the plot."""
+    from cmagrounding.cli.localize import EXIT_PLOT_UNAVAILABLE
+
+    model, feats = model_and_features
+    png = tmp_path / "out.png"
+    code = "import sys; sys.modules['matplotlib'] = None; from cmagrounding.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    r = subprocess.run(
+        [sys.executable, "-c", code, "localize", feats, "the person sits", "zebra", "--model", str(model), "--plot", str(png), "--json"],
+        capture_output=True, text=True, timeout=240, env=env,
+    )
+    assert r.returncode == EXIT_PLOT_UNAVAILABLE == 3, r.stderr
+    out = json.loads(r.stdout)
+    assert [m["query"] for m in out["moments"]] == ["the person sits", "zebra"] and out["plot"] is None
+    assert "pip install 'cmagrounding[plot]'" in r.stderr and not png.exists()

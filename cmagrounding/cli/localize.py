@@ -1,8 +1,14 @@
-"""``cmagrounding localize VIDEO QUERY [QUERY ...] --model PATH_OR_ID [--json] [--plot FILE.png]``.
+"""``cmagrounding localize VIDEO QUERY [QUERY ...] --model PATH_OR_ID [--json] [--plot FILE.png] [--html FILE.html]``.
 
 Prints one line per query (start and end in seconds); ``--json`` prints a JSON object instead;
-``--plot`` also saves a PNG with thumbnails, the predicted spans and the attention curves. VIDEO
-may be a video file or features saved by ``VideoFeatures.save`` (then nothing is decoded).
+``--plot`` also saves a PNG with thumbnails, the predicted spans and the attention curves;
+``--html`` writes a page that plays the video with a clickable timeline per query (the video
+linked, or embedded with ``--embed-video``). VIDEO may be a video file or features saved by
+``VideoFeatures.save`` (then nothing is decoded, and the page has no player).
+
+Exit status: 0 done; 1 an error (nothing localized, or a plot/page could not be written);
+2 bad arguments; 3 the results were printed but ``--plot`` was skipped because matplotlib is
+not installed (``pip install 'cmagrounding[plot]'``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,14 @@ from cmagrounding.errors import CMAGroundingError
 
 _logger = logging.getLogger(__name__)
 
+#: Exit status when the results were printed but --plot needs the missing "plot" extra.
+EXIT_PLOT_UNAVAILABLE = 3
+
+_EPILOG = (
+    "exit status: 0 done; 1 error; 2 bad arguments; 3 results printed but --plot skipped because "
+    "matplotlib is not installed (pip install 'cmagrounding[plot]')"
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file, or a features file written by VideoFeatures.save")
@@ -26,8 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--attention", action="store_true", help="with --json: include per-clip attention and times")
-    parser.add_argument("--plot", metavar="FILE.png", default=None, help="save a picture of the result")
+    parser.add_argument("--plot", metavar="FILE.png", default=None,
+                        help="save a picture of the result (needs matplotlib: pip install 'cmagrounding[plot]')")
+    parser.add_argument("--html", metavar="FILE.html", default=None,
+                        help="write a page that plays the video with a clickable timeline per query")
+    parser.add_argument("--embed-video", action="store_true",
+                        help="with --html: embed the video in the page (one file) instead of linking it")
     parser.add_argument("--save-features", metavar="FILE", default=None, help="save the video's features for reuse")
+    parser.epilog = _EPILOG
 
 
 def _is_safetensors(path: str) -> bool:
@@ -52,6 +72,9 @@ def _load_features_if_saved(path: str):  # -> VideoFeatures | None
 
 def run(args: argparse.Namespace) -> int:
     logging.captureWarnings(True)  # query warnings (truncation, unknown words) as log lines
+    if args.embed_video and not args.html:
+        print("cmagrounding localize: error: --embed-video needs --html FILE.html", file=sys.stderr)
+        return 2
     try:
         from cmagrounding.grounder import Grounder
 
@@ -63,13 +86,52 @@ def run(args: argparse.Namespace) -> int:
             if args.save_features:
                 features.save(args.save_features)
         moments = grounder.localize(features, list(args.queries))
-        if args.plot:
-            from cmagrounding.plot import plot_moments
-
-            plot_moments(moments, args.plot, video=video_file, title=Path(args.video).name)
     except (CMAGroundingError, ImportError, OSError) as e:
         print(f"cmagrounding localize: error: {e}", file=sys.stderr)
         return 1
+    # the answers are printed whatever happens to the picture and the page
+    plot_skipped, failures = _write_outputs(args, grounder, moments, video_file)
+    _print_results(args, features, moments, plot_skipped, failures)
+    if failures:
+        for what, e in failures.items():
+            print(f"cmagrounding localize: error: {what} not written: {e}", file=sys.stderr)
+        return 1
+    if plot_skipped:
+        print(f"cmagrounding localize: plot not written: {plot_skipped}", file=sys.stderr)
+        return EXIT_PLOT_UNAVAILABLE
+    return 0
+
+
+def _write_outputs(args, grounder, moments, video_file) -> tuple[str | None, dict[str, Exception]]:
+    """Write --plot and --html: (why the plot was skipped or None, {output: error})."""
+    from cmagrounding.errors import MissingDependencyError
+
+    plot_skipped = None
+    failures: dict[str, Exception] = {}
+    if args.plot:
+        try:
+            from cmagrounding.plot import plot_moments
+
+            plot_moments(moments, args.plot, video=video_file, title=Path(args.video).name)
+        except MissingDependencyError as e:
+            plot_skipped = str(e)
+        except (CMAGroundingError, OSError, ValueError) as e:
+            failures["plot"] = e
+    if args.html:
+        try:
+            from cmagrounding.report import model_info_of, write_report
+
+            write_report(
+                args.html, video_file, moments, embed=args.embed_video,
+                model_info=model_info_of(grounder, args.model), title=Path(args.video).name,
+                duration=float(moments[0].duration) if moments else None,
+            )
+        except (CMAGroundingError, OSError) as e:
+            failures["html"] = e
+    return plot_skipped, failures
+
+
+def _print_results(args, features, moments, plot_skipped, failures) -> None:
     if args.json:
         out = {
             "video": args.video,
@@ -78,13 +140,18 @@ def run(args: argparse.Namespace) -> int:
             "moments": [m.to_dict(include_attention=args.attention) for m in moments],
         }
         if args.plot:
-            out["plot"] = args.plot
+            out["plot"] = args.plot if not plot_skipped and "plot" not in failures else None
+            if plot_skipped:
+                out["plot_skipped"] = plot_skipped
+        if args.html:
+            out["html"] = args.html if "html" not in failures else None
         print(json.dumps(out, indent=2))
-    else:
-        print(f"{args.video}  ({features.duration:.2f} s)")
-        for m in moments:
-            note = "  [widened to one clip]" if m.widened else ""
-            print(f"  {m.start:8.2f} s - {m.end:8.2f} s   {m.query}{note}")
-        if args.plot:
-            print(f"plot saved to {args.plot}")
-    return 0
+        return
+    print(f"{args.video}  ({features.duration:.2f} s)")
+    for m in moments:
+        note = "  [widened to one clip]" if m.widened else ""
+        print(f"  {m.start:8.2f} s - {m.end:8.2f} s   {m.query}{note}")
+    if args.plot and not plot_skipped and "plot" not in failures:
+        print(f"plot saved to {args.plot}")
+    if args.html and "html" not in failures:
+        print(f"report saved to {args.html} (open it in a browser)")
