@@ -92,6 +92,9 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     result = json.loads((tmp_path / "result.json").read_text())
     assert (tmp_path / "video.mp4").is_file() and result["seed"] == seed
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")  # written by default, video linked
+    assert result["report"] == str(tmp_path / "report.html") and 'src="video.mp4"' in page
+    assert page.count('class="timeline"') == len(result["results"]) and "report saved to" in printed
     assert len(result["results"]) >= 3
     for row in result["results"]:
         assert row["sentence"] in printed

@@ -1,9 +1,10 @@
-"""``cmagrounding demo [--out DIR] [--seed N] [--model PATH] [--no-plot] [--json]``.
+"""``cmagrounding demo [--out DIR] [--seed N] [--model PATH] [--no-plot] [--html FILE | --no-html] [--embed-video] [--json]``.
 
 Generates a fresh video of shapes with its sentences, localizes every sentence from the raw video
 file with the shipped demo model (real Kinetics-400 I3D features, then CMA), and prints the
-predicted and true spans with their IoU. Writes the video, a JSON result and (with matplotlib) a
-plot into ``--out``. The demo model was trained on such generated videos only: it shows the whole
+predicted and true spans with their IoU. Writes the video, a JSON result, ``report.html`` (a page
+that plays the video with a clickable timeline per sentence) and (with matplotlib) a plot into
+``--out``. The demo model was trained on such generated videos only: it shows the whole
 path from a file to seconds working, it is not a model of real-world footage.
 """
 
@@ -25,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", default=str(DEMO_MODEL_DIR), help="pretrained folder (default: the shipped demo model)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw plot.png")
+    parser.add_argument("--html", metavar="FILE.html", default="report.html",
+                        help="the page that plays the video with its timelines, in --out (default: %(default)s)")
+    parser.add_argument("--no-html", action="store_true", help="do not write the page")
+    parser.add_argument("--embed-video", action="store_true", help="embed the video in the page instead of linking it")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -33,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding.demo.runner import run_demo
 
     try:
-        result = run_demo(args.out, model=args.model, seed=args.seed, device=args.device, plot=not args.no_plot)
+        result = run_demo(
+            args.out, model=args.model, seed=args.seed, device=args.device, plot=not args.no_plot,
+            html=None if args.no_html else args.html, embed_video=args.embed_video,
+        )
     except (CMAGroundingError, ImportError, OSError) as e:
         print(f"cmagrounding demo: error: {e}", file=sys.stderr)
         return 1
@@ -50,5 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"plot saved to {result.plot}")
     elif result.plot_skipped:
         print(f"plot skipped: {result.plot_skipped}")
+    if result.report is not None:
+        print(f"report saved to {result.report} (open it in a browser: click a moment to play it)")
     print(f"(seed {scene.seed}: `cmagrounding demo --seed {scene.seed}` makes the same video again)")
     return 0

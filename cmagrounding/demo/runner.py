@@ -53,6 +53,7 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
     plot: Path | None = None
     plot_skipped: str | None = None
+    report: Path | None = None
 
     @property
     def mean_iou(self) -> float:
@@ -84,6 +85,7 @@ class DemoResult:
             "mean_iou": self.mean_iou,
             "seconds": self.seconds,
             "plot": str(self.plot) if self.plot else None,
+            "report": str(self.report) if self.report else None,
         }
 
 
@@ -102,6 +104,18 @@ def draw_plot(result: DemoResult, path: str | os.PathLike[str]) -> tuple[Path | 
     return written, None
 
 
+def write_demo_report(
+    result: DemoResult, path: str | os.PathLike[str], *, embed: bool = False, model_info: Any = None
+) -> Path:
+    """The demo's page: its video with a clickable timeline per sentence, prediction and truth."""
+    from cmagrounding.report import write_report
+
+    return write_report(
+        path, result.video, result.moments, [(e.start, e.end) for e in result.scene.events], embed=embed,
+        model_info=model_info, title=f"generated video, seed {result.scene.seed}", duration=result.scene.duration,
+    )
+
+
 def run_demo(
     out_dir: str | os.PathLike[str] = "cmagrounding-demo",
     *,
@@ -109,12 +123,16 @@ def run_demo(
     seed: int | None = None,
     device: str | None = None,
     plot: bool = True,
+    html: str | os.PathLike[str] | None = "report.html",
+    embed_video: bool = False,
 ) -> DemoResult:
     """Generate a video (``seed``; a fresh random one by default), localize its sentences, score them.
 
     Writes ``video.mp4``, ``result.json`` and, when matplotlib is installed and ``plot`` is True,
     ``plot.png`` into ``out_dir``. Without matplotlib the plot is skipped (``plot_skipped`` says
-    why); nothing else needs it.
+    why); nothing else needs it. ``html`` (relative to ``out_dir``; None for none) is the page
+    that plays the video with a timeline per sentence (:func:`cmagrounding.report.write_report`),
+    the video linked beside it or embedded (``embed_video``).
     """
     from cmagrounding.demo.renderer import write_video
     from cmagrounding.grounder import Grounder
@@ -142,5 +160,11 @@ def run_demo(
     result = DemoResult(scene, video, moments, ious, seconds)
     if plot:
         result.plot, result.plot_skipped = draw_plot(result, out / "plot.png")
+    if html is not None:
+        from cmagrounding.report import model_info_of
+
+        result.report = write_demo_report(
+            result, out / html, embed=embed_video, model_info=model_info_of(grounder, model)
+        )
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
     return result
