@@ -20,14 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cmagrounding.errors import WeightsError
     from cmagrounding.video.i3d_weights import CONVERTED_SHA256, convert_i3d_kinetics400
+    from cmagrounding.video.weights import check_sha256
 
     try:
         path, sha = convert_i3d_kinetics400(args.checkpoint, args.output, overwrite=args.overwrite)
+        print(f"{path}\nweights_sha256 {sha}")
+        if args.checkpoint is None:  # a cached file from an earlier conversion is checked too
+            check_sha256(sha, CONVERTED_SHA256, what=str(path), hint="rerun with --overwrite")
     except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{path}\nweights_sha256 {sha}")
-    if args.checkpoint is None and sha != CONVERTED_SHA256:
-        print(f"warning: expected weights_sha256 {CONVERTED_SHA256}; rerun with --overwrite", file=sys.stderr)
         return 1
     return 0
