@@ -1,9 +1,60 @@
-"""The README.md model card of a pretrained folder, rendered from its config.json."""
+"""What a model is for (:class:`ModelCard`, config.json's ``"card"``) and the README.md model card
+of a pretrained folder, rendered from its config.json (docs/pretrained-format.md).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from cmagrounding._config import dataclass_from_dict
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model is for: config.json's ``"card"`` section, shown first by ``cmagrounding info``
+    and ``localize``. Folders written before it existed load with the empty card (nothing recorded).
+
+    Attributes:
+        domain: the videos it was trained on, e.g. ``"Charades (indoor activities)"``.
+        intended_use: what its answers are good for, and what not.
+        vocabulary: where its vocabulary comes from (and its size).
+        demo: True for a demonstration model (trained on generated videos); loading one warns.
+    """
+
+    domain: str = ""
+    intended_use: str = ""
+    vocabulary: str = ""
+    demo: bool = False
+
+    def __post_init__(self) -> None:
+        from cmagrounding.errors import ConfigError
+
+        for name in ("domain", "intended_use", "vocabulary"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"ModelCard.{name} must be a str, got {type(getattr(self, name)).__name__}")
+        if not isinstance(self.demo, bool):
+            raise ConfigError(f"ModelCard.demo must be true or false, got {self.demo!r}")
+
+    @property
+    def recorded(self) -> bool:
+        """True when the folder says what the model is for."""
+        return bool(self.domain or self.intended_use or self.vocabulary or self.demo)
+
+    @property
+    def summary(self) -> str:
+        """One line for a header: the domain (and "demo"), or that nothing was recorded."""
+        if not self.domain:
+            return "demonstration model (domain not recorded)" if self.demo else "domain not recorded"
+        return self.domain
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str | None = None) -> ModelCard:
+        return dataclass_from_dict(cls, data, where)
 
 # licences of the extractor weights a card may reference (named source -> licence note)
 _EXTRACTOR_LICENCES = {
@@ -17,6 +68,7 @@ def render_model_card(
     """Markdown with a Hugging Face front matter: what the model is, how to run it, how it was made."""
     model, video, text = config["model"], config["video"], config["text"]
     weights = config.get("extractor_weights", {})
+    card = ModelCard.from_dict(config.get("card") or {})
     metrics = config.get("metrics") or {}
     recipe = config.get("recipe") or {}
     kind = "simple (K = 1)" if model.get("num_phrases", 1) == 1 else f"full (K = {model['num_phrases']} phrases)"
@@ -31,6 +83,7 @@ def render_model_card(
         "",
         "# CMA video temporal grounding model",
         "",
+        *_card_lines(card),
         f"Cross-Modality Attention (CMA) network, {kind} model, structure `{model.get('structure')}`, "
         f"fusion `{model.get('fusion')}`, position encoding `{model.get('position')}`"
         + (f", {num_parameters:,} parameters" if num_parameters is not None else "")
@@ -88,6 +141,17 @@ def render_model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _card_lines(card: ModelCard) -> list[str]:
+    """The "what it is for" lines, before anything else (a demo says so in bold)."""
+    if not card.recorded:
+        return []
+    lines = ["**Demonstration model: not for real footage.**", ""] if card.demo else []
+    for label, value in (("Domain", card.domain), ("Intended use", card.intended_use), ("Vocabulary", card.vocabulary)):
+        if value:
+            lines.append(f"- {label}: {value}")
+    return lines + [""]
 
 
 def _weights_line(weights: dict[str, Any]) -> str:

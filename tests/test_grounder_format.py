@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmagrounding import pretrained_format as fmt
+from cmagrounding import _io, _pretrained
 from cmagrounding.errors import (
     CheckpointError,
     ExtractorMismatchError,
@@ -18,46 +18,47 @@ from cmagrounding.errors import (
     PretrainedNotFoundError,
     ShapeMismatchError,
 )
-from cmagrounding.grounder import span_to_seconds
 from cmagrounding.hub import is_repo_id, resolve_pretrained
 from cmagrounding.outputs import Moment
+from cmagrounding.spans import unit_to_seconds
+from cmagrounding.video.config import VideoConfig
 
 
 # ---------------------------------------------------------------- strict checks on plain dicts
 def test_check_state_dict_accepts_equal():
-    fmt.check_state_dict({"a": (2, 3), "b": (4,)}, {"b": (4,), "a": (2, 3)})
+    _io.check_state_dict({"a": (2, 3), "b": (4,)}, {"b": (4,), "a": (2, 3)}, source="model.safetensors")
 
 
 def test_renamed_key_names_both_sides():
     with pytest.raises(KeyMismatchError) as e:
-        fmt.check_state_dict({"a.weight": (2, 3), "b": (4,)}, {"a.weights": (2, 3), "b": (4,)})
+        _io.check_state_dict({"a.weight": (2, 3), "b": (4,)}, {"a.weights": (2, 3), "b": (4,)}, source="model.safetensors")
     assert e.value.missing == ["a.weight"] and e.value.unexpected == ["a.weights"]
     assert "missing 1 tensor(s): a.weight" in str(e.value) and "unexpected 1 tensor(s): a.weights" in str(e.value)
 
 
 def test_missing_and_unexpected_alone():
     with pytest.raises(KeyMismatchError) as e:
-        fmt.check_state_dict({"a": (1,), "b": (1,)}, {"a": (1,)})
+        _io.check_state_dict({"a": (1,), "b": (1,)}, {"a": (1,)}, source="model.safetensors")
     assert e.value.missing == ["b"] and e.value.unexpected == []
     with pytest.raises(KeyMismatchError) as e:
-        fmt.check_state_dict({"a": (1,)}, {"a": (1,), "z": (1,)})
+        _io.check_state_dict({"a": (1,)}, {"a": (1,), "z": (1,)}, source="model.safetensors")
     assert e.value.missing == [] and e.value.unexpected == ["z"]
 
 
 def test_wrong_shape_names_tensor_and_shapes():
     with pytest.raises(ShapeMismatchError, match=r"w: expected \(2, 3\), found \(3, 2\)"):
-        fmt.check_state_dict({"w": (2, 3)}, {"w": (3, 2)})
+        _io.check_state_dict({"w": (2, 3)}, {"w": (3, 2)}, source="model.safetensors")
 
 
 def test_long_lists_are_abbreviated():
     with pytest.raises(KeyMismatchError, match=r"\(5 more\)"):
-        fmt.check_state_dict({f"k{i:02d}": (1,) for i in range(15)}, {}, limit=10)
+        _io.check_state_dict({f"k{i:02d}": (1,) for i in range(15)}, {}, limit=10, source="model.safetensors")
 
 
 def test_missing_files_are_named(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(MissingFileError, match="model.safetensors, tokenizer.json"):
-        fmt.check_files(tmp_path)
+        _pretrained.check_files(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -73,36 +74,36 @@ def test_missing_files_are_named(tmp_path):
 def test_read_config_errors(tmp_path, content, error, message):
     (tmp_path / "config.json").write_text(content)
     with pytest.raises(error, match=message):
-        fmt.read_config(tmp_path)
+        _pretrained.read_config(tmp_path)
 
 
 def test_read_config_ok(tmp_path):
     data = {"format_version": 1, "model": {"a": 1}, "video": {}, "text": {}}
-    fmt.write_json(tmp_path / "config.json", data)
-    assert fmt.read_config(tmp_path) == data
+    _io.write_json_atomic(tmp_path / "config.json", data)
+    assert _pretrained.read_config(tmp_path) == data
 
 
 def test_safetensors_roundtrip_and_header_shapes(tmp_path):
     w = torch.arange(6.0).reshape(2, 3)
     shared = {"a": w, "b": w}  # shared storage is cloned apart, not refused
-    fmt.save_tensors(tmp_path / "m.safetensors", shared, {"k": "v"})
-    assert fmt.safetensors_shapes(tmp_path / "m.safetensors") == {"a": (2, 3), "b": (2, 3)}
-    back = fmt.load_tensors(tmp_path / "m.safetensors")
+    _io.save_safetensors(tmp_path / "m.safetensors", shared, {"k": "v"})
+    assert _io.safetensors_shapes(tmp_path / "m.safetensors") == {"a": (2, 3), "b": (2, 3)}
+    back = _io.load_safetensors(tmp_path / "m.safetensors")
     assert torch.equal(back["a"], w) and torch.equal(back["b"], w)
 
 
 def test_corrupt_safetensors(tmp_path):
     (tmp_path / "m.safetensors").write_bytes(b"\x00" * 16)
     with pytest.raises(CheckpointError, match="not a readable safetensors"):
-        fmt.safetensors_shapes(tmp_path / "m.safetensors")
+        _io.safetensors_shapes(tmp_path / "m.safetensors")
 
 
 def test_extractor_mismatch_names_fields():
-    a = {"extractor": "i3d_kinetics400", "fps": 25.0, "crop": 224}
-    b = {"extractor": "i3d_kinetics400", "fps": 24.0, "crop": 224}
-    fmt.check_extractor(a, dict(a), expected_what="model", found_what="features")
+    a = VideoConfig(extractor="i3d_kinetics400", fps=25.0, crop=224)
+    b = VideoConfig(extractor="i3d_kinetics400", fps=24.0, crop=224)
+    a.check_compatible(a.replace(), expected_what="model", found_what="features")
     with pytest.raises(ExtractorMismatchError, match=r"fps: 25.0 vs 24.0"):
-        fmt.check_extractor(a, b, expected_what="model", found_what="features")
+        a.check_compatible(b, expected_what="model", found_what="features")
 
 
 # ---------------------------------------------------------------- names (never the network)
@@ -183,7 +184,7 @@ def test_moment_unpacks_and_serializes():
         (-0.1, 1.2, 10.0, 10, (0.0, 10.0), False),  # clamped
     ],
 )
-def test_span_to_seconds(t_s, t_e, duration, n, expected, widened):
-    start, end, w = span_to_seconds(t_s, t_e, duration, n)
+def test_unit_to_seconds(t_s, t_e, duration, n, expected, widened):
+    start, end, w = unit_to_seconds(t_s, t_e, duration, n)
     assert (start, end) == pytest.approx(expected) and w == widened
     assert 0.0 <= start < end <= duration

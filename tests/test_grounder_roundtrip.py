@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cmagrounding import Grounder, Moment
-from cmagrounding import pretrained_format as fmt
+from cmagrounding import _io, _pretrained
 from cmagrounding.errors import (
     CheckpointError,
     ExtractorMismatchError,
@@ -148,7 +148,7 @@ def test_mismatched_parts_are_refused():
 def test_folder_layout_and_card(saved):
     assert sorted(p.name for p in saved.iterdir()) == ["README.md", "config.json", "model.safetensors", "tokenizer.json"]
     config = json.loads((saved / "config.json").read_text())
-    assert config["format_version"] == fmt.FORMAT_VERSION
+    assert config["format_version"] == _pretrained.FORMAT_VERSION
     assert {"model", "video", "text", "extractor_weights", "metrics", "recipe"} <= set(config)
     card = (saved / "README.md").read_text()
     for needle in ("R1@0.5", "12.5", '"epochs": 1', "Extraction settings", "precomputed", "Licence", "apache-2.0", "test model"):
@@ -226,9 +226,9 @@ def _edit_config(folder, fn):
 
 
 def _edit_tensors(folder, fn):
-    tensors = fmt.load_tensors(folder / "model.safetensors")
+    tensors = _io.load_safetensors(folder / "model.safetensors")
     fn(tensors)
-    fmt.save_tensors(folder / "model.safetensors", tensors)
+    _io.save_safetensors(folder / "model.safetensors", tensors)
 
 
 @pytest.mark.parametrize("name", ["config.json", "model.safetensors", "tokenizer.json"])
@@ -241,7 +241,7 @@ def test_missing_file(saved, tmp_path, name):
 
 def test_changed_key(saved, tmp_path):
     folder = _copy(saved, tmp_path)
-    key = sorted(fmt.safetensors_shapes(folder / "model.safetensors"))[0]
+    key = sorted(_io.safetensors_shapes(folder / "model.safetensors"))[0]
     _edit_tensors(folder, lambda t: t.update({key + "_renamed": t.pop(key)}))
     with pytest.raises(KeyMismatchError) as e:
         Grounder.from_pretrained(folder)
@@ -250,7 +250,7 @@ def test_changed_key(saved, tmp_path):
 
 def test_wrong_shape(saved, tmp_path):
     folder = _copy(saved, tmp_path)
-    key = next(k for k, s in fmt.safetensors_shapes(folder / "model.safetensors").items() if len(s) == 2)
+    key = next(k for k, s in _io.safetensors_shapes(folder / "model.safetensors").items() if len(s) == 2)
     _edit_tensors(folder, lambda t: t.update({key: t[key][:, :-1].clone()}))
     with pytest.raises(ShapeMismatchError, match=key):
         Grounder.from_pretrained(folder)

@@ -1,6 +1,7 @@
 """``cmagrounding info MODEL``: what a pretrained folder (or hub id) holds, read without running it.
 
-Prints the format version, files, network configuration and parameter count (from the
+Prints first what the model is for (its domain, intended use and vocabulary's origin; a
+demonstration model says so), then the format version, files, network configuration and parameter count (from the
 safetensors header), the extraction settings and extractor weights, the tokenizer, and the
 recorded metrics. ``--check`` also loads the model strictly, as ``Grounder.from_pretrained`` does.
 """
@@ -13,6 +14,7 @@ import math
 import sys
 
 from cmagrounding.errors import CMAGroundingError
+from cmagrounding.model_card import ModelCard
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,15 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def describe(model: str, revision: str | None = None, check: bool = False) -> dict:
     """A JSON-ready summary of a pretrained model (see the module docstring)."""
-    from cmagrounding import pretrained_format as fmt
-    from cmagrounding.hub import resolve_pretrained
+    from cmagrounding import _io, _pretrained
 
-    folder = fmt.check_files(resolve_pretrained(model, revision))
-    config = fmt.read_config(folder)
-    shapes = fmt.safetensors_shapes(folder / fmt.WEIGHTS_FILE)
-    prefix = fmt.EXTRACTOR_PREFIX
+    folder = _pretrained.resolve(model, revision)
+    config = _pretrained.read_config(folder)
+    card = _pretrained.card_of(config, str(folder / _pretrained.CONFIG_FILE))
+    shapes = _io.safetensors_shapes(folder / _pretrained.WEIGHTS_FILE)
+    prefix = _pretrained.EXTRACTOR_PREFIX
     net = {k: s for k, s in shapes.items() if not k.startswith(prefix)}
     info = {
+        "card": card.to_dict(),
         "folder": str(folder),
         "format_version": config["format_version"],
         "library_version": config.get("library_version"),
@@ -67,7 +70,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     m, v, t, p = info["model"], info["video"], info["text"], info["parameters"]
     w = info["extractor_weights"] or {}
+    card = ModelCard.from_dict(info["card"])
     print(f"{args.model}  ->  {info['folder']}")
+    print(f"  domain: {card.summary}" + ("  [DEMONSTRATION MODEL: not for real footage]" if card.demo else ""))
+    if card.intended_use:
+        print(f"  intended use: {card.intended_use}")
+    if card.vocabulary:
+        print(f"  vocabulary: {card.vocabulary}")
     print(f"  format version {info['format_version']}, written by cmagrounding {info['library_version']}")
     print("  files: " + ", ".join(f"{k} ({n:,} B)" for k, n in info["files"].items()))
     print(

@@ -17,5 +17,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cmagrounding.model_card import ModelCard
+
 #: The shipped pretrained folder (package data).
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "model"
+
+#: What the demo model is for (config.json's "card"; written by ``cmagrounding.demo.build``).
+DEMO_CARD = ModelCard(
+    domain="generated videos of coloured shapes (demo), not real footage",
+    intended_use=(
+        "showing the whole path from a video file to seconds (cmagrounding demo) on videos made by "
+        "cmagrounding.demo; on real videos its answers carry no meaning"
+    ),
+    vocabulary=(
+        "43 entries: the 39 words of the demo sentence grammar (cmagrounding.demo.grammar) and 4 special "
+        "tokens; every other word is unknown to it"
+    ),
+    demo=True,
+)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -96,11 +96,9 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown GeneratorConfig fields: {sorted(unknown)}")
-        return cls(**d)
+        from cmagrounding._config import dataclass_from_dict
+
+        return dataclass_from_dict(cls, d)  # ConfigError (a ValueError) naming unknown keys
 
 
 def _slots(cfg: GeneratorConfig, rng: np.random.Generator) -> tuple[int, list[tuple[int, int]]]:

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import string
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -189,15 +188,10 @@ class WordTokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / TOKENIZER_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tokenizer-", suffix=".json.tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            self._tok.save(tmp, pretty=True)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from cmagrounding._io import atomic_path
+
+        with atomic_path(path) as tmp:
+            self._tok.save(str(tmp), pretty=True)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -241,13 +235,14 @@ class WordTokenizer:
     def encode_batch(self, sentences: Sequence[str], max_words: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad a batch of sentences to ids ``(B, L)`` (int64) and mask ``(B, L)`` (bool, True = word).
 
-        Each sentence keeps its first ``max_words`` words; ``L`` is the longest row after that
-        truncation. A sentence with no word left after normalization (e.g. ``"..."`` in the
-        ``"lgi"`` style) becomes a single ``<UNK>``, so every row has at least one valid token
-        (the query encoder's pooling and the masked attention need one).
+        For training-side code that has already checked its sentences; the ``Grounder`` facade
+        never calls it (it checks each user query once, refusing one with no word, and pads the
+        ids of that result with :meth:`pad`). Each sentence keeps its first ``max_words`` words;
+        ``L`` is the longest row after that truncation. A sentence with no word left after
+        normalization (e.g. ``"..."`` in the ``"lgi"`` style) becomes a single ``<UNK>``, so
+        every row has at least one valid token (the query encoder's pooling and the masked
+        attention need one).
         """
-        import torch
-
         if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
             raise ConfigError(f"max_words must be an integer >= 1, got {max_words!r}")
         if isinstance(sentences, str):
@@ -256,7 +251,14 @@ class WordTokenizer:
             raise QueryError("encode_batch got an empty batch of sentences")
         # One encode per sentence rather than Tokenizer.encode_batch: no Rust thread pool, so no
         # fork warning in DataLoader workers; batches here are ~100 short sentences.
-        rows = [self.encode(s)[:max_words] or [self.unk_id] for s in sentences]
+        return self.pad([self.encode(s)[:max_words] or [self.unk_id] for s in sentences])
+
+    def pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word-id rows (each non-empty) -> ids ``(B, L)`` int64 padded with ``pad_id``, mask ``(B, L)`` bool."""
+        import torch
+
+        if not rows or any(len(r) == 0 for r in rows):
+            raise QueryError("pad needs at least one row, and a word id in every row")
         length = max(len(r) for r in rows)
         ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.bool)

@@ -55,10 +55,11 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Recipe":
-        d = dict(d)
-        d["train"] = TrainConfig.from_dict(d.get("train", {}))
-        d["synthetic"] = SyntheticConfig.from_dict(d["synthetic"]) if d.get("synthetic") else None
-        return cls(**d)
+        from cmagrounding._config import dataclass_from_dict
+
+        return dataclass_from_dict(cls, d, convert={
+            "train": TrainConfig.from_dict, "synthetic": lambda s: SyntheticConfig.from_dict(s) if s else None,
+        })
 
     def replace(self, **changes: Any) -> "Recipe":
         return dataclasses.replace(self, **changes)

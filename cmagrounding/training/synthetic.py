@@ -60,7 +60,9 @@ class SyntheticConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SyntheticConfig":
-        return cls(**d)
+        from cmagrounding._config import dataclass_from_dict
+
+        return dataclass_from_dict(cls, d)
 
 
 @dataclass

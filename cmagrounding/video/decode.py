@@ -22,12 +22,27 @@ import numpy as np
 from cmagrounding.errors import (
     VideoDecodeError,
     VideoEmptyError,
+    VideoError,
+    VideoIsFolderError,
     VideoNoStreamError,
     VideoNotFoundError,
     VideoTruncatedError,
 )
 
 logger = logging.getLogger(__name__)
+
+
+def check_video_path(path: str | os.PathLike) -> str:
+    """The one check of a video path before anything opens it: ``VideoNotFoundError`` when it does
+    not exist, ``VideoIsFolderError`` for a folder, ``VideoError`` for anything else that is not a file."""
+    p = Path(path)
+    if not p.exists():
+        raise VideoNotFoundError(f"video file not found: {str(p)!r}")
+    if p.is_dir():
+        raise VideoIsFolderError(f"{str(p)!r} is a folder, not a video file")
+    if not p.is_file():
+        raise VideoError(f"{str(p)!r} is not a regular file (a device or a pipe?); give a video file")
+    return os.fspath(p)
 
 # A decode that stops before this fraction of the announced duration (and more than 2 frames short)
 # is a truncated file, not rounding: raise instead of silently returning half a video.
@@ -68,13 +83,6 @@ class Frame:
     image: np.ndarray | None
 
 
-def _check_path(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise VideoNotFoundError(f"video file not found: {p}")
-    if not p.is_file():
-        raise VideoNotFoundError(f"not a file: {p}")
-    return p
 
 
 def _mp4_truncation(p: Path) -> str | None:
@@ -161,7 +169,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     Raises VideoNotFoundError, VideoDecodeError (not a media file), VideoNoStreamError (audio only),
     VideoEmptyError (no frame decodes).
     """
-    p = _check_path(path)
+    p = Path(check_video_path(path))
     container = _open(p)
     try:
         stream = _video_stream(container, p)
@@ -263,7 +271,7 @@ def iter_frames(
     Raises the errors of ``probe``, and VideoTruncatedError when decoding stops well before the
     announced duration.
     """
-    p = _check_path(path)
+    p = Path(check_video_path(path))
     info = info or probe(p)
     container = _open(p)
     try:
