@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from cmagrounding._config import dataclass_from_dict
 from cmagrounding.errors import ConfigError, ExtractorMismatchError
 from cmagrounding.video.registry import DEFAULT_EXTRACTOR, preset
 
@@ -116,8 +117,6 @@ class VideoConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VideoConfig:
-        from cmagrounding._config import dataclass_from_dict
-
         return dataclass_from_dict(cls, d, convert=dict.fromkeys(("value_range", "mean", "std"), tuple))
 
     def compatibility_key(self) -> dict[str, Any]:
