@@ -15,16 +15,8 @@ A Grounder joins three parts, each described by its own config and saved togethe
   embedding + BiLSTM) is part of the network;
 * the :class:`~cmagrounding.model.network.CMANetwork`.
 
-From normalized spans to seconds (docs/grounder.md): the network sees the video's features
-resampled to N clips (``resample_features``; evaluation offset 0) and predicts ``(t_s, t_e)`` in
-[0, 1] on the axis the training targets used, ``seconds / duration`` (LGI's convention). So
-``start = t_s * duration`` and ``end = t_e * duration`` with ``duration`` the features' duration.
-Each of the N clips keeps its time span through the resampling index (``times[index[i]]``), which
-is what :attr:`Moment.clip_times <cmagrounding.outputs.Moment.clip_times>` holds.
-
-A prediction narrower than one clip (``duration / n`` with n the real clips the network saw) is
-widened to one clip around its centre and shifted inside ``[0, duration]``, so that
-``0 <= start < end <= duration`` always holds; ``Moment.widened`` says when this happened.
+Spans become seconds in :meth:`Moment.from_network <cmagrounding.outputs.Moment.from_network>`
+(docs/grounder.md); the pretrained folder is read and written by :mod:`cmagrounding._pretrained`.
 """
 
 from __future__ import annotations
@@ -43,7 +35,6 @@ from cmagrounding.errors import ConfigError, ExtractorMismatchError, ShortVideoW
 from cmagrounding.model_card import ModelCard
 from cmagrounding.outputs import Moment
 from cmagrounding.queries import PreparedQuery, as_query_list, pad_queries, prepare_query, user_stacklevel
-from cmagrounding.spans import clips_in_span, unit_to_seconds
 from cmagrounding.video.resample import resample_features
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,15 +65,8 @@ class Grounder:
         card: what the model is for (its domain, intended use, vocabulary's origin), saved with it.
     """
 
-    def __init__(
-        self,
-        network: CMANetwork,
-        tokenizer: WordTokenizer,
-        video_config: VideoConfig,
-        *,
-        device: str | torch.device | None = None,
-        card: ModelCard | None = None,
-    ) -> None:
+    def __init__(self, network: CMANetwork, tokenizer: WordTokenizer, video_config: VideoConfig, *,
+                 device: str | torch.device | None = None, card: ModelCard | None = None) -> None:
         _pretrained.check_parts(network.config, tokenizer, video_config)
         self.network = network
         self.tokenizer = tokenizer
@@ -176,13 +160,17 @@ class Grounder:
         prepared = self._prepare(queries)
         feats = self._features(video)
         clips, mask, index = self._clips(feats)
+        clip_times = np.asarray(feats.times, dtype=np.float64)[index]  # (n, 2) seconds of each clip seen
         moments: list[Moment] = []
         for i in range(0, len(prepared), batch_size):
             chunk = prepared[i : i + batch_size]
             ids, wmask = pad_queries(self.tokenizer, chunk)  # (B, L) each
             B = len(chunk)
             out = self._forward(clips.expand(B, -1, -1), mask.expand(B, -1), ids, wmask)
-            moments.extend(self._moment(out, b, feats, mask, index, q) for b, q in enumerate(chunk))
+            span, attention = out.span.float().cpu().numpy(), out.attention.float().cpu().numpy()  # (B, 2), (B, n)
+            moments.extend(
+                Moment.from_network(span[b], attention[b], clip_times, float(feats.duration), q) for b, q in enumerate(chunk)
+            )
         return moments[0] if single else moments
 
     def predict_batch(self, features: torch.Tensor, mask: torch.Tensor, queries: Sequence[str]) -> CMAOutput:
@@ -254,39 +242,14 @@ class Grounder:
             if was_training:
                 net.train()
 
-    def _moment(
-        self, out: CMAOutput, b: int, feats: VideoFeatures, mask: torch.Tensor, index: np.ndarray, q: PreparedQuery
-    ) -> Moment:
-        duration = float(feats.duration)
-        valid = mask[0].cpu().numpy()
-        n = int(valid.sum())
-        t_s, t_e = (float(x) for x in out.span[b].float().cpu())
-        start, end, widened = unit_to_seconds(t_s, t_e, duration, n)
-        attention = out.attention[b].float().cpu().numpy()[valid]
-        clip_times = np.asarray(feats.times, dtype=np.float64)[index[valid]]
-        score = float(attention[clips_in_span(clip_times, start, end)].sum())
-        return Moment(
-            start=start, end=end, query=q.text, duration=duration, span=(t_s, t_e),
-            attention=attention, clip_times=clip_times, score=score, tokens=q.tokens,
-            unknown_words=q.unknown_words, truncated=q.truncated, widened=widened,
-        )
-
     # ------------------------------------------------------------------ files (cmagrounding._pretrained)
     def config_dict(self) -> dict[str, Any]:
         """What ``config.json`` holds (without metrics and recipe)."""
         return _pretrained.config_dict(self)
 
-    def save_pretrained(
-        self,
-        folder: str | os.PathLike[str],
-        *,
-        metrics: dict[str, Any] | None = None,
-        recipe: dict[str, Any] | None = None,
-        card: ModelCard | None = None,
-        card_notes: str | None = None,
-        license: str = "apache-2.0",
-        embed_extractor: bool = False,
-    ) -> Path:
+    def save_pretrained(self, folder: str | os.PathLike[str], *, metrics: dict[str, Any] | None = None,
+                        recipe: dict[str, Any] | None = None, card: ModelCard | None = None,
+                        card_notes: str | None = None, license: str = "apache-2.0", embed_extractor: bool = False) -> Path:
         """Write the pretrained folder (docs/pretrained-format.md) and return its path.
 
         ``card`` (default: this grounder's) records what the model is for. ``embed_extractor=True``
@@ -300,17 +263,10 @@ class Grounder:
         )
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name: str | os.PathLike[str],
-        revision: str | None = None,
-        device: str | torch.device | None = None,
-        *,
-        video_config: VideoConfig | None = None,
-        load_extractor: bool = True,
-        cache_dir: str | os.PathLike[str] | None = None,
-        token: str | bool | None = None,
-    ) -> Grounder:
+    def from_pretrained(cls, name: str | os.PathLike[str], revision: str | None = None,
+                        device: str | torch.device | None = None, *, video_config: VideoConfig | None = None,
+                        load_extractor: bool = True, cache_dir: str | os.PathLike[str] | None = None,
+                        token: str | bool | None = None) -> Grounder:
         """Load a pretrained folder or hub id strictly (see :mod:`cmagrounding.hub` for names).
 
         ``video_config`` may change settings that do not alter the features (e.g. precision or

@@ -20,12 +20,13 @@ import os
 import re
 from pathlib import Path
 
+from cmagrounding._pretrained import CARD_FILE, REQUIRED_FILES
 from cmagrounding.errors import CheckpointError, PretrainedNotFoundError
 
 _logger = logging.getLogger(__name__)
 
 # the files of the pretrained format (docs/pretrained-format.md); nothing else is downloaded
-PRETRAINED_PATTERNS = ["config.json", "model.safetensors", "tokenizer.json", "README.md"]
+PRETRAINED_PATTERNS = [*REQUIRED_FILES, CARD_FILE]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -1,11 +1,29 @@
-"""What :meth:`Grounder.localize <cmagrounding.grounder.Grounder.localize>` returns."""
+"""What :meth:`Grounder.localize <cmagrounding.grounder.Grounder.localize>` returns, and how the
+network's output becomes it (:meth:`Moment.from_network`).
+
+From normalized spans to seconds (docs/grounder.md): the network sees the video's features
+resampled to N clips (``resample_features``; evaluation offset 0) and predicts ``(t_s, t_e)`` in
+[0, 1] on the axis the training targets used, ``seconds / duration`` (Eq. 22, LGI's convention).
+So ``start = t_s * duration`` and ``end = t_e * duration`` with ``duration`` the features'
+duration (:func:`cmagrounding.spans.unit_to_seconds`). Each clip keeps its time span through the
+resampling index (``times[index[i]]``), which is what :attr:`Moment.clip_times` holds.
+
+A prediction narrower than one clip (``duration / n`` with n the real clips the network saw) is
+widened to one clip around its centre and shifted inside ``[0, duration]``, so that
+``0 <= start < end <= duration`` always holds; ``Moment.widened`` says when this happened.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
+
+from cmagrounding.spans import clips_in_span, unit_to_seconds
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cmagrounding.queries import PreparedQuery
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare fields, not Moments
@@ -23,13 +41,19 @@ class Moment:
         attention: (n,) float32, the temporal attention ``a`` of Eq. 18 over the n real clips the
             network saw (padding dropped); sums to 1.
         clip_times: (n, 2) float64, each of those clips' ``(start, end)`` in seconds.
-        score: attention mass of the clips whose centre lies inside ``[start, end]``: how much of
-            what the network looked at falls inside its own answer (not a calibrated probability).
+        score: for a model with the confidence head (docs/architecture.md, "Additions to the
+            paper"), its confidence that the moment lies in the clips the network saw (sigmoid of
+            the head's logit, in (0, 1)); otherwise the attention mass of the clips whose centre
+            lies inside ``[start, end]``: how much of what the network looked at falls inside its
+            own answer (not a calibrated probability).
         tokens: the words the network saw, after normalization and truncation; unknown words
             appear as the tokenizer's unknown token.
         unknown_words: the query's words missing from the model's vocabulary.
         truncated: True when the query had more words than the model's ``max_words``.
         widened: True when the raw prediction was narrower than one clip and was widened.
+        window: for a long video run in windows (:mod:`cmagrounding.windows`), the ``(start, end)``
+            seconds of the window the answer came from (``span``, ``attention`` and ``clip_times``
+            are then the window's); None when the network saw the whole video.
     """
 
     start: float
@@ -44,6 +68,25 @@ class Moment:
     unknown_words: tuple[str, ...] = ()
     truncated: bool = False
     widened: bool = False
+    window: tuple[float, float] | None = None
+
+    @classmethod
+    def from_network(
+        cls, span: np.ndarray, attention: np.ndarray, clip_times: np.ndarray, duration: float, query: PreparedQuery
+    ) -> Moment:
+        """The moment of one query from the network's output over the n real clips it saw.
+
+        ``span`` (2,) the normalized ``(t_s, t_e)``; ``attention`` (n,) the temporal attention;
+        ``clip_times`` (n, 2) those clips' seconds; ``duration`` the video's, in seconds.
+        """
+        t_s, t_e = float(span[0]), float(span[1])
+        start, end, widened = unit_to_seconds(t_s, t_e, duration, len(clip_times))
+        attention = np.asarray(attention, dtype=np.float32)
+        return cls(
+            start=start, end=end, query=query.text, duration=duration, span=(t_s, t_e), attention=attention,
+            clip_times=clip_times, score=float(attention[clips_in_span(clip_times, start, end)].sum()),
+            tokens=query.tokens, unknown_words=query.unknown_words, truncated=query.truncated, widened=widened,
+        )
 
     def __iter__(self) -> Iterator[float]:
         yield self.start
@@ -74,6 +117,8 @@ class Moment:
             "truncated": bool(self.truncated),
             "widened": bool(self.widened),
         }
+        if self.window is not None:
+            d["window"] = [float(self.window[0]), float(self.window[1])]
         if include_attention:
             d["attention"] = [float(a) for a in self.attention]
             d["clip_times"] = [[float(s), float(e)] for s, e in self.clip_times]

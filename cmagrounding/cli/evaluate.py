@@ -47,11 +47,11 @@ def _synthetic_split(model: str, split: str):
     from cmagrounding.training.synthetic import SyntheticConfig, make_synthetic
 
     cfg = get_recipe("synthetic").synthetic
-    config_file = Path(model) / "config.json"
-    if config_file.is_file():  # regenerate exactly the data the model was trained and tested on
-        recipe = json.loads(config_file.read_text(encoding="utf-8")).get("recipe") or {}
-        if recipe.get("synthetic"):
-            cfg = SyntheticConfig.from_dict(recipe["synthetic"])
+    from cmagrounding._pretrained import read_config  # names resolve as in from_pretrained
+
+    recipe = read_config(model).get("recipe") or {}  # regenerate exactly the data the model was trained and tested on
+    if recipe.get("synthetic"):
+        cfg = SyntheticConfig.from_dict(recipe["synthetic"])
     data = make_synthetic(cfg)
     if split not in ("train", "val", "test"):
         raise SystemExit(f"evaluate: the synthetic dataset has splits train, val, test (not {split!r})")

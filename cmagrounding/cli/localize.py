@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     # the answers are printed whatever happens to the picture and the page
     plot_skipped, failures = _write_outputs(args, grounder, moments, video_file)
-    _print_results(args, features, moments, plot_skipped, failures)
+    _print_results(args, features, moments, plot_skipped, failures, grounder.card)
     if failures:
         for what, e in failures.items():
             print(f"cmagrounding localize: error: {what} not written: {e}", file=sys.stderr)
@@ -131,12 +131,13 @@ def _write_outputs(args, grounder, moments, video_file) -> tuple[str | None, dic
     return plot_skipped, failures
 
 
-def _print_results(args, features, moments, plot_skipped, failures) -> None:
+def _print_results(args, features, moments, plot_skipped, failures, card) -> None:
     if args.json:
         out = {
             "video": args.video,
             "duration": float(features.duration),
             "model": args.model,
+            "model_card": card.to_dict(),  # what the model is for, before any answer (docs/pretrained-format.md)
             "moments": [m.to_dict(include_attention=args.attention) for m in moments],
         }
         if args.plot:
@@ -147,7 +148,7 @@ def _print_results(args, features, moments, plot_skipped, failures) -> None:
             out["html"] = args.html if "html" not in failures else None
         print(json.dumps(out, indent=2))
         return
-    print(f"{args.video}  ({features.duration:.2f} s)")
+    print(f"{args.video}  ({features.duration:.2f} s)  model: {card.summary}")
     for m in moments:
         note = "  [widened to one clip]" if m.widened else ""
         print(f"  {m.start:8.2f} s - {m.end:8.2f} s   {m.query}{note}")

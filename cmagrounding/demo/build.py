@@ -391,7 +391,9 @@ def stage_save(build: BuildConfig, work: Path, grounder, result, out: Path, extr
         "extraction": extract_stats or {},
         "command": "python -m cmagrounding.demo.build --work WORK --out OUT",
     }
-    return grounder.save_pretrained(out, metrics=metrics, recipe=recipe, card_notes=CARD_NOTES)
+    from cmagrounding.demo import DEMO_CARD
+
+    return grounder.save_pretrained(out, metrics=metrics, recipe=recipe, card=DEMO_CARD, card_notes=CARD_NOTES)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,11 +34,11 @@ DEMO_SEED_MIN = 1_000_000
 
 def generator_config_of(model: str | os.PathLike[str]) -> GeneratorConfig:
     """The generator settings a demo model was trained with (its recipe), or the defaults."""
-    path = Path(model) / "config.json"
-    if path.is_file():
-        recipe = json.loads(path.read_text(encoding="utf-8")).get("recipe") or {}
-        if "generator" in recipe:
-            return GeneratorConfig.from_dict(recipe["generator"])
+    from cmagrounding._pretrained import read_config  # names resolve as in from_pretrained
+
+    recipe = read_config(model).get("recipe") or {}
+    if "generator" in recipe:
+        return GeneratorConfig.from_dict(recipe["generator"])
     return GeneratorConfig()
 
 
