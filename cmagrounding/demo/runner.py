@@ -116,6 +116,24 @@ def write_demo_report(
     )
 
 
+def make_demo_video(
+    path: str | os.PathLike[str], *, seed: int | None = None, model: str | os.PathLike[str] = DEMO_MODEL_DIR
+) -> tuple[Path, Scene]:
+    """Render a generated video as the demo does (the settings ``model`` was trained with) to
+    ``path``: ``(path, scene)``, the scene holding its sentences and their true spans in seconds.
+
+    ``seed`` defaults to a fresh random one from :data:`DEMO_SEED_MIN` up (never a training video).
+    Needs only PyAV, so examples can make a sample video on any install.
+    """
+    from cmagrounding.demo.renderer import write_video
+
+    if seed is None:
+        seed = DEMO_SEED_MIN + secrets.randbelow(2**31 - DEMO_SEED_MIN)
+    cfg = generator_config_of(model)
+    scene = generate_scene(cfg, seed=seed, index=0)
+    return write_video(scene, path, codec=cfg.codec, crf=cfg.crf), scene
+
+
 def run_demo(
     out_dir: str | os.PathLike[str] = "cmagrounding-demo",
     *,
@@ -134,7 +152,6 @@ def run_demo(
     that plays the video with a timeline per sentence (:func:`cmagrounding.report.write_report`),
     the video linked beside it or embedded (``embed_video``).
     """
-    from cmagrounding.demo.renderer import write_video
     from cmagrounding.grounder import Grounder
 
     out = Path(out_dir)
@@ -145,10 +162,8 @@ def run_demo(
     t0 = time.perf_counter()
     grounder = Grounder.from_pretrained(str(model), device=device)
     seconds["load model"] = time.perf_counter() - t0
-    cfg = generator_config_of(model)
-    scene = generate_scene(cfg, seed=seed, index=0)
     t0 = time.perf_counter()
-    video = write_video(scene, out / "video.mp4", codec=cfg.codec, crf=cfg.crf)
+    video, scene = make_demo_video(out / "video.mp4", seed=seed, model=model)
     seconds["render video"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     features = grounder.encode_video(video)  # from the raw file: decode, sample, I3D
