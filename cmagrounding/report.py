@@ -190,9 +190,9 @@ def _model_section(model_info: Mapping[str, Any] | str | None) -> str:
         return f'<section class="model"><p class="domain">{html.escape(model_info)}</p></section>\n'
     info = dict(model_info)
     parts = []
-    for key in ("domain", "intended_use"):
+    for key, label in (("domain", "Domain"), ("intended_use", "Intended use")):
         if info.get(key):
-            parts.append(f'<p class="domain">{html.escape(str(info.pop(key)))}</p>')
+            parts.append(f'<p class="domain"><span class="label">{label}:</span> {html.escape(str(info.pop(key)))}</p>')
     rows = "".join(
         f"<dt>{html.escape(str(k).replace('_', ' '))}</dt><dd>{html.escape(_plain(v))}</dd>"
         for k, v in info.items() if v not in (None, "", [], {})
@@ -270,7 +270,7 @@ body{font:15px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.2em au
 h1{font-size:1.3em;margin:.2em 0 .6em}
 h2{font-size:1.05em;margin:1.2em 0 .4em;font-weight:600}
 .model{background:#fff7e0;border:1px solid #e6c76a;border-radius:6px;padding:.5em .9em;margin-bottom:1em}
-.model .domain{font-weight:600;margin:.3em 0}
+.model .domain{font-weight:600;margin:.3em 0}.model .label{color:#7a5a00}
 .model dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em;margin:.4em 0;font-size:.9em}
 .model dt{color:#666}.model dd{margin:0}
 .player{position:sticky;top:0;background:#fff;padding:.3em 0;z-index:2;border-bottom:1px solid #ddd}

@@ -108,3 +108,18 @@ def test_bad_inputs_raise_specific_errors(video, tmp_path):
     with pytest.raises(ConfigError, match="2 entries for 1 queries"):
         write_report(tmp_path / "r.html", video, [moment(0.0, 1.0, "q")], ground_truth=[(0, 1), (1, 2)])
     assert not (tmp_path / "r.html").exists()  # nothing half-written
+
+
+def test_model_info_of_a_grounder_shows_its_card_first(video, tmp_path):
+    from types import SimpleNamespace
+
+    from cmagrounding.model_card import ModelCard
+    from cmagrounding.report import model_info_of
+
+    card = ModelCard(domain="generated shapes", intended_use="the demo only", vocabulary="43 words", demo=True)
+    info = model_info_of(SimpleNamespace(card=card), "path/to/model")
+    assert info == {"domain": "generated shapes", "intended_use": "the demo only", "model": "path/to/model", "vocabulary": "43 words"}
+    page = write_report(tmp_path / "r.html", video, [moment(0.0, 1.0, "q")], model_info=info).read_text()
+    assert page.index("Domain:</span> generated shapes") < page.index("Intended use:") < page.index("<video")
+    assert "43 words" in page
+    assert "demonstration model" in model_info_of(SimpleNamespace(card=ModelCard(demo=True)))["domain"]
