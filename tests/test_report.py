@@ -123,3 +123,13 @@ def test_model_info_of_a_grounder_shows_its_card_first(video, tmp_path):
     assert page.index("Domain:</span> generated shapes") < page.index("Intended use:") < page.index("<video")
     assert "43 words" in page
     assert "demonstration model" in model_info_of(SimpleNamespace(card=ModelCard(demo=True)))["domain"]
+
+
+def test_import_cmagrounding_loads_neither_report_nor_plot():
+    import json
+    import subprocess
+    import sys
+
+    code = "import cmagrounding, sys, json; from cmagrounding import Grounder; print(json.dumps(sorted(sys.modules)))"
+    mods = set(json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout))
+    assert "cmagrounding.report" not in mods and "cmagrounding.plot" not in mods
