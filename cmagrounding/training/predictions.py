@@ -42,7 +42,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from cmagrounding._io import some
-from cmagrounding.errors import PredictionsError
+from cmagrounding.errors import PredictionsError, shorten
 from cmagrounding.spans import IOU_CONVENTION, temporal_iou
 from cmagrounding.training.annotations import Annotation, AnnotationSet
 from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics, compute_metrics
@@ -222,11 +222,11 @@ def parse_prediction(obj: Any, where: str) -> Prediction:
         raise PredictionsError(f"{where}: 'video' must be a non-empty string id, got {video!r}")
     query = obj["query"]
     if not isinstance(query, str) or not query.strip():
-        raise PredictionsError(f"{where}: 'query' must be a non-empty string, got {query!r}")
+        raise PredictionsError(f"{where}: 'query' must be a non-empty string, got {shorten(query)}")
     pred = obj["pred"]
     if not isinstance(pred, (list, tuple)) or not pred:
         raise PredictionsError(f"{where}: 'pred' must be [start, end] or a non-empty list of "
-                               f"[start, end, score] best first, got {pred!r}")
+                               f"[start, end, score] best first, got {shorten(pred)}")
     ranked = isinstance(pred[0], (list, tuple))
     if ranked:
         rows = [_span(item, where, i) for i, item in enumerate(pred)]
@@ -309,7 +309,7 @@ def score_predictions(
         first = by_key.get(p.key)
         if first is not None:
             raise PredictionsError(
-                f"{p.where}: duplicate prediction for video {p.video!r} and query {p.query!r}, "
+                f"{p.where}: duplicate prediction for video {p.video!r} and query {shorten(p.query)}, "
                 f"first given at {first.where} (one row per video and query)"
             )
         by_key[p.key] = p
@@ -318,16 +318,16 @@ def score_predictions(
     for a in anns:
         k = (a.video, normalize_query(a.query))
         ann_keys[k] = ann_keys.get(k, 0) + 1
-    extra_rows = [f"{p.where} ({p.video!r}, {p.query!r})" for p in rows if p.key not in ann_keys]
+    extra_rows = [f"{p.where} ({p.video!r}, {shorten(p.query)})" for p in rows if p.key not in ann_keys]
     if len(extra_rows) == len(rows):
         raise PredictionsError(
             f"{source}: none of its {len(rows)} rows matches an annotation (first row: video "
-            f"{rows[0].video!r}, query {rows[0].query!r}; first annotation: video {anns[0].video!r}, "
-            f"query {anns[0].query!r}); videos are matched by exact id, queries by normalize_query()"
+            f"{rows[0].video!r}, query {shorten(rows[0].query)}; first annotation: video {anns[0].video!r}, "
+            f"query {shorten(anns[0].query)}); videos are matched by exact id, queries by normalize_query()"
         )
 
     matched = [(a, by_key.get((a.video, normalize_query(a.query)))) for a in anns]
-    missing = [f"({a.video!r}, {a.query!r})" for a, p in matched if p is None]
+    missing = [f"({a.video!r}, {shorten(a.query)})" for a, p in matched if p is None]
     if missing and not allow_missing:
         raise PredictionsError(
             f"{source}: no prediction for {len(missing)} of {len(anns)} annotations: {some(missing, 5)} "
