@@ -1,0 +1,247 @@
+"""Train the demo model's confidence head on a finished demo build's features, and save the folder.
+
+    python -m cmagrounding.demo.confidence_build --work /tmp/demo-build --out cmagrounding/demo/model \\
+        --init cmagrounding/demo/model
+
+Reads the features, annotations and settings of ``python -m cmagrounding.demo.build`` (stages
+``generate,extract``), builds the small CMA with the confidence head on (an addition to the paper,
+:mod:`cmagrounding.model.confidence`), optionally starts from an existing demo model's weights
+(``--init``: the network without its head; its folded input standardization is unfolded first),
+and trains on the training videos (regression and attention as in the paper) plus windows that
+hold the whole moment or none of it (:mod:`cmagrounding.training.confidence_data`). The epoch is
+picked by validation R1@0.5; the head's AUROC is measured on validation windows built the same
+way. The saved ``config.json`` records the durations trained on and the window defaults that
+``Grounder.localize`` uses for longer videos (docs/grounder.md, "Long videos").
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_logger = logging.getLogger("cmagrounding.demo.confidence_build")
+
+DEFAULT_CONFIDENCE = {"positives": 1, "negative_ratio": 1.0, "min_other": 2, "min_own": 2, "seed": 0}
+WINDOW_STRIDE_FRACTION = 0.25  # stride = a quarter of a window: every moment up to 3/4 of a window lies wholly in one
+NMS_IOU = 0.5
+WINDOW_WHEN_LONGER = 1.5  # window videos longer than 1.5 x the longest trained duration
+
+
+def binary_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (ties count one half)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    pos, neg = scores[labels], scores[~labels]
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("AUROC needs both positive and negative examples")
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    allv = np.concatenate([pos, neg])[order]
+    ranks = np.empty(len(allv))
+    i = 0
+    while i < len(allv):  # average ranks of ties
+        j = i
+        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
+            j += 1
+        ranks[i : j + 1] = 0.5 * (i + j) + 1.0
+        i = j + 1
+    r = np.empty(len(allv))
+    r[order] = ranks
+    return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def meanings(work: Path, split: str) -> dict[tuple[str, str], Any]:
+    """(video, sentence) -> the event's meaning (kind, colour, shape, argument), from the generator's annotations."""
+    from cmagrounding.demo.generator import load_annotations
+
+    _, scenes, videos = load_annotations(work / "data" / split / "annotations.json")
+    return {(v.stem, e.sentence): e.meaning for scene, v in zip(scenes, videos) for e in scene.events}
+
+
+def rows_of(folder: Path) -> dict[str, int]:
+    return {p.stem: int(np.load(p, mmap_mode="r").shape[0]) for p in sorted(folder.glob("*.npy"))}
+
+
+def duration_summary(annotations: Any) -> dict[str, float]:
+    """Range and median (seconds) of the training videos' durations."""
+    d = np.array(sorted({a.video: a.duration for a in annotations}.values()), dtype=np.float64)
+    return {"min": round(float(d.min()), 3), "max": round(float(d.max()), 3), "median": round(float(np.median(d)), 3),
+            "videos": int(len(d))}
+
+
+def unfold_into(net: Any, folded: dict[str, Any], mean: np.ndarray, std: np.ndarray) -> None:
+    """Load a folded demo model's weights into ``net`` (strictly, except the new head) and unfold
+    its input standardization: W = W' * std, b = b' + W' mean (the inverse of ``fold_standardization``)."""
+    import torch
+
+    state = {k: v.clone() for k, v in folded.items()}
+    w, b = state["video_proj.0.weight"], state["video_proj.0.bias"]
+    state["video_proj.0.bias"] = b + w @ torch.as_tensor(mean, dtype=w.dtype)
+    state["video_proj.0.weight"] = w * torch.as_tensor(std, dtype=w.dtype)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("confidence.") for k in missing):
+        raise RuntimeError(f"--init weights do not fit: missing {missing}, unexpected {unexpected}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cmagrounding.demo.confidence_build", description=__doc__.splitlines()[0])
+    p.add_argument("--work", required=True, help="a demo build's working folder (generate and extract done)")
+    p.add_argument("--out", required=True, help="pretrained folder to write")
+    p.add_argument("--init", default=None, help="pretrained demo folder to start from (its network; the head is new)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--time-limit", type=float, default=None, help="seconds of training at most")
+    p.add_argument("--confidence-weight", type=float, default=1.0)
+    p.add_argument("--negative-ratio", type=float, default=DEFAULT_CONFIDENCE["negative_ratio"])
+    p.add_argument("--positives", type=int, default=DEFAULT_CONFIDENCE["positives"])
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import torch
+
+    from cmagrounding.demo.build import (
+        CARD_NOTES, DEFAULT_LOSS, DEFAULT_MODEL, DEFAULT_TRAIN, StandardizedStore, _annotations,
+        feature_statistics, fold_standardization, grammar_sentences,
+    )
+    from cmagrounding.grounder import Grounder
+    from cmagrounding.model.config import CMAConfig, LossConfig
+    from cmagrounding.model.losses import GroundingLoss
+    from cmagrounding.model.network import CMANetwork
+    from cmagrounding.text.tokenizer import WordTokenizer
+    from cmagrounding.training.config import TrainConfig
+    from cmagrounding.training.confidence_data import (
+        ConfidenceDataset, ConfidenceSettings, WindowStore, confidence_windows,
+    )
+    from cmagrounding.training.dataset import GroundingDataset, collate
+    from cmagrounding.training.stores import NpyFolderStore
+    from cmagrounding.training.trainer import Trainer
+    from cmagrounding.video.config import VideoConfig
+
+    work, out = Path(args.work), Path(args.out)
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    vcfg = VideoConfig.from_dict(json.loads((work / "features" / "video_config.json").read_text()))
+    spr = vcfg.stride / vcfg.fps  # seconds per feature row
+    tok = WordTokenizer.build(grammar_sentences(), style="lgi")
+    model = {**DEFAULT_MODEL, "confidence_head": True, "confidence_hidden": 128}
+    mcfg = CMAConfig(video_dim=vcfg.feature_dim, vocab_size=tok.vocab_size, **model)
+    net = CMANetwork(mcfg)
+    loss_cfg = {**DEFAULT_LOSS, "confidence_weight": args.confidence_weight}
+    train_ann, val_ann = list(_annotations(work, "train")), list(_annotations(work, "val"))
+    mean, std = feature_statistics(work / "features" / "train")
+    init_info = None
+    if args.init:
+        from cmagrounding._io import load_safetensors
+
+        init_tok = WordTokenizer.from_file(Path(args.init) / "tokenizer.json")
+        if init_tok.vocab_size != tok.vocab_size:
+            raise SystemExit(f"--init {args.init}: its tokenizer has {init_tok.vocab_size} words, the grammar's {tok.vocab_size}")
+        unfold_into(net, load_safetensors(Path(args.init) / "model.safetensors"), mean, std)
+        init_info = {"from": str(args.init), "note": "network weights of that model (standardization unfolded); head new"}
+        _logger.info("initialized from %s", args.init)
+    settings = ConfidenceSettings(**{**DEFAULT_CONFIDENCE, "negative_ratio": args.negative_ratio,
+                                     "positives": args.positives, "max_rows": mcfg.num_clips})
+    train_rows = rows_of(work / "features" / "train")
+    val_rows = rows_of(work / "features" / "val")
+    wins, labels = confidence_windows(train_ann, train_rows, spr, settings, meaning_of=meanings(work, "train"))
+    vset = ConfidenceSettings(**{**settings.to_dict(), "seed": settings.seed + 1})
+    vwins, vlabels = confidence_windows(val_ann, val_rows, spr, vset, meaning_of=meanings(work, "val"))
+    _logger.info("train: %d annotations + %d windows (%d with the moment); val windows %d",
+                 len(train_ann), len(wins), int(sum(labels)), len(vwins))
+    train_store = WindowStore(StandardizedStore(NpyFolderStore(work / "features" / "train"), mean, std))
+    val_store = StandardizedStore(NpyFolderStore(work / "features" / "val"), mean, std)
+    train_set = ConfidenceDataset(train_ann + wins, [float("nan")] * len(train_ann) + labels, train_store, tok,
+                                  mcfg.num_clips, mcfg.max_words, train=True, seed=0)
+    val_set = GroundingDataset(val_ann, val_store, tok, mcfg.num_clips, mcfg.max_words, train=False)
+    train = {**DEFAULT_TRAIN, "epochs": args.epochs, "lr": args.lr, "num_threads": args.threads,
+             "time_limit": args.time_limit}
+    tcfg = TrainConfig(**{"device": "cpu", "progress": False, **train})
+    recipe_core = {"model": model, "loss": loss_cfg, "train": {k: v for k, v in train.items() if k not in ("epochs", "time_limit")},
+                   "confidence": settings.to_dict(), "init": args.init}
+    digest = hashlib.sha256(json.dumps(recipe_core, sort_keys=True).encode()).hexdigest()[:10]
+    run_dir = work / "runs" / f"confidence-{digest}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(net, GroundingLoss(LossConfig(**loss_cfg)), train_set, val_set, tcfg, run_dir,
+                      run_info={"model": mcfg.to_dict(), "recipe": recipe_core})
+    if init_info is not None:
+        init_info["val"] = {k: round(v, 4) for k, v in (trainer.validate() or {}).items() if k.startswith(("R1@", "mIoU"))}
+        _logger.info("the --init network on validation: %s", init_info["val"])
+    t0 = time.perf_counter()
+    result = trainer.fit(resume=True)
+    _logger.info("train: best epoch %s, %s (%.0f s)", result.best_epoch, result.best_metrics, time.perf_counter() - t0)
+
+    # the head's AUROC on validation windows (standardized features, before folding)
+    net = net.cpu().eval()
+    vwin_store = WindowStore(val_store)
+    vds = ConfidenceDataset(vwins, vlabels, vwin_store, tok, mcfg.num_clips, mcfg.max_words, train=False)
+    scores = []
+    with torch.no_grad():
+        for i in range(0, len(vds), 256):
+            b = collate([vds[j] for j in range(i, min(i + 256, len(vds)))])
+            scores.append(torch.sigmoid(net(b["video"], b["video_mask"], b["words"], b["word_mask"]).confidence_logit).numpy())
+    auroc = binary_auroc(np.concatenate(scores), np.asarray(vlabels) == 1.0)
+    _logger.info("validation windows: AUROC %.4f (%d windows)", auroc, len(vwins))
+
+    # fold the standardization (as the demo build does) and check it on validation items
+    items = [val_set[i] for i in range(min(64, len(val_set)))]
+    raw = [dict(it, video=torch.from_numpy(np.where(it["video_mask"].numpy()[:, None],
+                                                    it["video"].numpy() * std + mean, 0.0).astype(np.float32)))
+           for it in items]
+    with torch.no_grad():
+        bb = collate(items)
+        before = net(bb["video"], bb["video_mask"], bb["words"], bb["word_mask"])
+        fold_standardization(net, mean, std)
+        rr = collate(raw)
+        after = net(rr["video"], rr["video_mask"], rr["words"], rr["word_mask"])
+    gap = max(float((before.span - after.span).abs().max()),
+              float((before.confidence_logit - after.confidence_logit).abs().max()) / 10)
+    if gap > 1e-3:
+        raise RuntimeError(f"folding the feature standardization changed the outputs by {gap:.2e}")
+
+    durations = duration_summary(train_ann)
+    window = int(round(durations["median"] / spr))
+    metrics = {f"val {k}": round(v, 4) for k, v in (result.best_metrics or {}).items() if k.startswith(("R1@", "mIoU"))}
+    metrics["val queries"] = (result.best_metrics or {}).get("count")
+    metrics["val confidence AUROC"] = round(auroc, 4)
+    metrics["val confidence windows"] = len(vwins)
+    recipe = {
+        **json.loads((work / "build_config.json").read_text()),
+        "model": model, "loss": loss_cfg, "train": train, "confidence": settings.to_dict(),
+        "init": init_info, "best_epoch": result.best_epoch, "epochs_completed": result.epochs_completed,
+        "train_seconds": round(result.train_seconds, 1), "stopped_early": result.stopped_early,
+        "command": "python -m cmagrounding.demo.confidence_build --work WORK --out OUT"
+                   + (f" --init {args.init}" if args.init else "") + f" --epochs {args.epochs} --lr {args.lr}",
+    }
+    grounder = Grounder(net, tok, vcfg.replace(num_clips=mcfg.num_clips), device="cpu")
+    folder = grounder.save_pretrained(out, metrics=metrics, recipe=recipe, card_notes=CARD_NOTES)
+    write_windows_section(folder, durations, window_rows=window, seconds_per_row=spr)
+    _logger.info("saved %s", folder)
+    return 0
+
+
+def write_windows_section(folder: Path, durations: dict[str, float], *, window_rows: int, seconds_per_row: float) -> None:
+    """Record the trained durations and the window defaults in ``folder/config.json``."""
+    from cmagrounding._io import write_json_atomic
+
+    path = Path(folder) / "config.json"
+    config = json.loads(path.read_text())
+    config["trained_durations"] = durations
+    config["windows"] = {
+        "size_seconds": round(window_rows * seconds_per_row, 3),
+        "stride_seconds": round(max(1, int(round(window_rows * WINDOW_STRIDE_FRACTION))) * seconds_per_row, 3),
+        "nms_iou": NMS_IOU,
+        "when_longer_than": round(WINDOW_WHEN_LONGER * durations["max"], 3),
+    }
+    write_json_atomic(path, config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
