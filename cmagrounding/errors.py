@@ -49,6 +49,10 @@ class VideoTruncatedError(VideoDecodeError):
     """The file ends (or stops decoding) well before the duration its header announces."""
 
 
+class VideoDamagedError(VideoDecodeError):
+    """Too many frames inside the video fail to decode (corrupt data) for it to be used."""
+
+
 class MissingDependencyError(CMAGroundingError, ImportError):
     """An optional dependency is not installed; the message names the ``pip install`` that fixes it."""
 

@@ -6,20 +6,29 @@ one-hour video never sits decoded in memory.
 
 Time origin: 0 s is the video stream's start (``stream.start_time``, else its first frame), so
 sample times line up with annotation seconds measured by ordinary players.
+
+Damaged files (a few corrupt bytes from a phone or an interrupted copy) decode as far as they can,
+as players show them: packets are decoded one by one, a packet the decoder rejects is skipped, and
+a frame that never comes out is shown as the last good frame, so the timeline stays right. What was
+lost is counted in a ``DecodeReport`` and logged once per video; a video is refused only when less
+than ``min_decoded_fraction`` of its announced duration decodes (docs/video.md, "Decoding").
 """
 
 from __future__ import annotations
 
 import logging
+import heapq
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
 from cmagrounding.errors import (
+    ConfigError,
+    VideoDamagedError,
     VideoDecodeError,
     VideoEmptyError,
     VideoError,
@@ -44,9 +53,14 @@ def check_video_path(path: str | os.PathLike) -> str:
         raise VideoError(f"{str(p)!r} is not a regular file (a device or a pipe?); give a video file")
     return os.fspath(p)
 
-# A decode that stops before this fraction of the announced duration (and more than 2 frames short)
-# is a truncated file, not rounding: raise instead of silently returning half a video.
-TRUNCATION_TOLERANCE = 0.9
+
+# A video of which less than this fraction of the announced duration decodes (and more than 2 frames
+# short) is refused: truncated or too damaged, not rounding. Callers may pass their own.
+DEFAULT_MIN_DECODED_FRACTION = 0.9
+TRUNCATION_TOLERANCE = DEFAULT_MIN_DECODED_FRACTION  # the old name
+
+# How many lost-frame ranges a warning or an error message spells out before "and N more".
+_RANGES_SHOWN = 6
 
 
 @dataclass(frozen=True)
@@ -76,11 +90,114 @@ class VideoInfo:
 @dataclass
 class Frame:
     """One output frame: ``index`` in the output sequence, ``time`` in seconds, ``image`` (H, W, 3)
-    uint8 RGB, or None when the caller's ``wanted`` filter skipped the conversion."""
+    uint8 RGB, or None when the caller's ``wanted`` filter skipped the conversion. ``lost``: the
+    video's own frame for this time did not decode, so ``image`` shows the last good frame."""
 
     index: int
     time: float
     image: np.ndarray | None
+    lost: bool = False  # the frame due at this time did not decode: this repeats the last good one
+
+
+def _seconds(t: float) -> str:
+    return f"{t:.2f}"
+
+
+@dataclass
+class DecodeReport:
+    """What decoding one video lost; ``iter_frames(report=...)`` fills it as frames stream past.
+
+    frames_lost:      frames that never came out of the decoder (their packet was rejected or their
+                      data was too broken to place); each output slot shows the last good frame.
+    lost_times:       those frames' timestamps, seconds from the video's start, increasing.
+    frames_concealed: frames the decoder did output but flagged as damaged: it filled the broken
+                      parts from neighbouring pictures (FFmpeg's error concealment, as in players).
+    decode_errors:    packets the decoder rejected with an error.
+    stopped_early:    why reading the file stopped before its end (a read error), else None.
+    decoded_until:    end of the last good frame, seconds.
+    packets_until:    end of the last packet read from the file, seconds (short of the announced
+                      duration when the file is cut).
+    """
+
+    path: str = ""
+    duration: float = 0.0  # announced (probed)
+    frame_period: float = 0.04
+    packets: int = 0
+    frames_decoded: int = 0
+    frames_concealed: int = 0
+    decode_errors: int = 0
+    lost_times: list[float] = field(default_factory=list)
+    stopped_early: str | None = None
+    decoded_until: float = 0.0
+    packets_until: float = 0.0
+
+    @property
+    def frames_lost(self) -> int:
+        return len(self.lost_times)
+
+    @property
+    def damaged(self) -> bool:
+        """Whether anything was lost, concealed or rejected (a clean video reports False)."""
+        return bool(self.lost_times or self.frames_concealed or self.decode_errors or self.stopped_early)
+
+    def lost_ranges(self) -> list[tuple[float, float]]:
+        """Lost frames merged into (start, end) seconds; frames at most 1.5 periods apart join."""
+        ranges: list[list[float]] = []
+        for t in self.lost_times:
+            if ranges and t - ranges[-1][1] <= 1.5 * self.frame_period + 1e-9:
+                ranges[-1][1] = t
+            else:
+                ranges.append([t, t])
+        return [(a, b + self.frame_period) for a, b in ranges]
+
+    def lost_seconds(self) -> float:
+        """Seconds of picture lost inside the decoded part (before ``decoded_until``)."""
+        return self.frame_period * sum(1 for t in self.lost_times if t < self.decoded_until)
+
+    def decoded_seconds(self) -> float:
+        """Seconds of the announced duration that show the video's own frames."""
+        end = min(self.decoded_until, self.duration) if self.duration > 0 else self.decoded_until
+        return max(0.0, end - self.lost_seconds())
+
+    def decoded_fraction(self) -> float:
+        """``decoded_seconds`` over the announced duration (1.0 when no duration is announced)."""
+        if self.duration <= 0:
+            return 1.0
+        return min(1.0, self.decoded_seconds() / self.duration)
+
+    def where(self) -> str:
+        """The lost ranges as text, e.g. ``"9.07-9.12 s, 12.00-12.48 s"``."""
+        ranges = self.lost_ranges()
+        text = ", ".join(f"{_seconds(a)}-{_seconds(b)} s" for a, b in ranges[:_RANGES_SHOWN])
+        if len(ranges) > _RANGES_SHOWN:
+            text += f" and {len(ranges) - _RANGES_SHOWN} more ranges"
+        return text
+
+    def describe(self) -> str:
+        """One sentence: how much was lost, where, and how much decoded."""
+        parts = []
+        if self.lost_times:
+            parts.append(f"{self.frames_lost} frame{'s' if self.frames_lost != 1 else ''} lost at {self.where()} "
+                         "(shown as the previous good frame)")  # fmt: skip
+        if self.frames_concealed:
+            parts.append(f"{self.frames_concealed} decoded with concealed damage")
+        if self.decode_errors:
+            parts.append(f"{self.decode_errors} packet{'s' if self.decode_errors != 1 else ''} rejected by the decoder")
+        if self.stopped_early:
+            parts.append(f"reading stopped at {_seconds(self.packets_until)} s ({self.stopped_early})")
+        parts.append(f"{self.decoded_fraction():.1%} of the announced {_seconds(self.duration)} s decoded")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (what feature files and extraction sidecars record)."""
+        return {
+            "frames_lost": self.frames_lost,
+            "lost_ranges": [[round(a, 3), round(b, 3)] for a, b in self.lost_ranges()],
+            "frames_concealed": self.frames_concealed,
+            "decode_errors": self.decode_errors,
+            "decoded_fraction": round(self.decoded_fraction(), 4),
+            "stopped_early": self.stopped_early,
+        }
 
 
 
@@ -143,6 +260,8 @@ def _video_stream(container, p: Path):
         if not kinds:  # e.g. an mp4 whose only track has zero samples: FFmpeg drops the track
             raise VideoEmptyError(f"{p}: the file holds no streams with data (a video with zero frames?)")
         raise VideoNoStreamError(f"{p}: no video stream (streams found: {', '.join(kinds)})")
+    if streams[0].codec_context is None:  # decoding such a stream crashes FFmpeg 8.1 (PyAV issue 2344)
+        raise VideoDecodeError(f"{p}: no decoder can be set up for the video stream (damaged header or unknown codec)")
     return streams[0]
 
 
@@ -177,13 +296,12 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         tb = stream.time_base
         stream_dur = float(stream.duration * tb) if stream.duration and tb else None
         container_dur = container.duration / 1_000_000 if container.duration else None
-        first = None
-        try:
-            for first in container.decode(stream):
-                break
-        except Exception as exc:  # noqa: BLE001  (FFmpeg raises many types for broken data)
-            raise VideoDecodeError(f"{p}: the video stream does not decode ({exc})") from exc
+        first, damage = None, DecodeReport()
+        for first, _ in _decode_packets(container, stream, damage):  # skips packets that do not decode
+            break
         if first is None:
+            if damage.decode_errors:
+                raise VideoDecodeError(f"{p}: the video stream does not decode ({damage.decode_errors} packets rejected)")
             raise VideoEmptyError(f"{p}: the video stream has no decodable frames")
         rotation = int(round((first.rotation or 0) / 90.0)) % 4 * 90
         if stream.frames and fps:
@@ -249,6 +367,70 @@ def _convert(frame, size_wh: tuple[int, int] | None, rotation: int, crop: int | 
     return np.ascontiguousarray(image)
 
 
+def _decode_packets(container, stream, report: DecodeReport) -> Iterator[tuple[object | None, list[float]]]:
+    """Decode ``stream`` packet by packet, going on past damage.
+
+    Yields ``(frame, lost)`` per decoded frame, then ``(None, lost)`` once at the end. ``lost``:
+    raw timestamps (seconds, not yet relative to the origin) of packets due before that frame (at
+    the end: all left) whose picture never came out. Fills ``report``'s packet and error counts.
+    A packet the decoder rejects is skipped (FFmpeg keeps its reference pictures and conceals what
+    depended on it); a read error ends the stream as the ffmpeg command line does.
+    """
+    import av
+
+    tb = float(stream.time_base) if stream.time_base else None
+    half_tick = 0.5 * tb if tb else 1e-9
+    pending: list[float] = []  # min-heap of packet times still owed a picture
+
+    def settle(frame) -> list[float]:
+        lost: list[float] = []
+        if frame.pts is None or tb is None:
+            if pending:  # no timestamp to match by: assume decode order
+                heapq.heappop(pending)
+            return lost
+        t = frame.pts * tb
+        while pending and pending[0] <= t + half_tick:
+            x = heapq.heappop(pending)
+            if x < t - half_tick:
+                lost.append(x)
+        return lost
+
+    def decoded(packet) -> list:
+        try:
+            return packet.decode() if packet is not None else stream.codec_context.decode(None)
+        except av.error.FFmpegError:
+            report.decode_errors += 1
+            return []
+
+    demux = container.demux(stream)
+    flushed = False
+    while True:
+        try:
+            packet = next(demux)
+        except StopIteration:
+            break
+        except av.error.FFmpegError as exc:  # a read error inside the file: what was read still counts
+            report.stopped_early = exc.strerror or str(exc)
+            break
+        if packet.size == 0:
+            flushed = True  # demux's closing empty packet drains the decoder
+        else:
+            report.packets += 1
+            if packet.pts is not None and tb is not None and not packet.is_discard:
+                heapq.heappush(pending, packet.pts * tb)
+                report.packets_until = max(report.packets_until, packet.pts * tb)
+        for frame in decoded(packet):
+            report.frames_decoded += 1
+            report.frames_concealed += bool(frame.is_corrupt)
+            yield frame, settle(frame)
+    if not flushed:  # the demuxer stopped on an error before its flush packet
+        for frame in decoded(None):
+            report.frames_decoded += 1
+            report.frames_concealed += bool(frame.is_corrupt)
+            yield frame, settle(frame)
+    yield None, sorted(pending)
+
+
 def iter_frames(
     path: str | os.PathLike,
     fps: float | None = None,
@@ -258,8 +440,10 @@ def iter_frames(
     info: VideoInfo | None = None,
     wanted: Callable[[int], bool] | None = None,
     threads: bool = True,
+    min_decoded_fraction: float = DEFAULT_MIN_DECODED_FRACTION,
+    report: DecodeReport | None = None,
 ) -> Iterator[Frame]:
-    """Stream a video's frames as RGB, at ``fps`` (None = every decoded frame) and size.
+    """Stream a video's frames as RGB, at ``fps`` (None = every frame of the video) and size.
 
     With ``fps``, output frame k shows the decoded frame on screen at ``k / fps`` seconds (the last
     frame whose timestamp is <= that time), so variable-frame-rate videos come out at a steady
@@ -268,9 +452,18 @@ def iter_frames(
     ``wanted(index)`` False skips the RGB conversion of that frame (its ``image`` is None): cheap
     skipping for sparse sampling.
 
-    Raises the errors of ``probe``, and VideoTruncatedError when decoding stops well before the
-    announced duration.
+    Damage: a frame that does not decode keeps its place in the timeline, shown as the last good
+    frame (``Frame.lost``; with ``fps=None`` the output still has one frame per frame of the file).
+    ``report`` (a ``DecodeReport``) receives the counts; one warning per damaged video names the
+    file, the frames lost and where.
+
+    Raises the errors of ``probe``; VideoTruncatedError when the file ends well before its announced
+    duration, VideoDamagedError when too much inside it fails to decode: either when less than
+    ``min_decoded_fraction`` of the announced duration decodes (a shortfall of two frame periods
+    or less is rounding and never refused).
     """
+    if not 0.0 <= min_decoded_fraction <= 1.0:
+        raise ConfigError(f"min_decoded_fraction must be within [0, 1], got {min_decoded_fraction!r}")
     p = Path(check_video_path(path))
     info = info or probe(p)
     container = _open(p)
@@ -279,16 +472,25 @@ def iter_frames(
         if threads:
             stream.thread_type = "AUTO"
         rotation = info.rotation
-        size = None
-        if resize is not None:
-            disp = output_size(info.width, info.height, resize)
-            size = disp
+        size = output_size(info.width, info.height, resize) if resize is not None else None
         native_dt = 1.0 / info.fps if info.fps else 0.04
+        announced = info.duration
+        # output never runs far past the announced end, whatever a damaged timestamp claims
+        horizon = announced * 1.1 + 1.0 if announced > 0 else math.inf
+        report = report if report is not None else DecodeReport()
+        report.path, report.duration, report.frame_period = str(p), announced, native_dt
         origin: float | None = None
         emitted = 0  # next output index
-        prev = None  # (frame, time) waiting for its successor's timestamp
+        last_out = -math.inf  # time of the last output frame (fps=None)
+        prev = None  # (frame, time, lost-before-from) waiting for its successor's timestamp
         last_time = -math.inf
         decoded = 0
+        cache: list = [None, None]  # the source frame last converted, and its image
+
+        def image_of(frame) -> np.ndarray:
+            if cache[0] is not frame:
+                cache[0], cache[1] = frame, _convert(frame, size, rotation, crop)
+            return cache[1]
 
         def frame_time(frame, i: int) -> float:
             t = frame.time
@@ -296,59 +498,98 @@ def iter_frames(
                 return i * native_dt
             return float(t) - (origin or 0.0)
 
-        def emit_until(frame, t_frame: float, t_next: float) -> Iterator[Frame]:
+        def emit_native(frame, t: float, lost: bool) -> Iterator[Frame]:
+            nonlocal emitted, last_out
+            t = max(t, last_out + 1e-6, 0.0)  # keep output times increasing
+            img = image_of(frame) if wanted is None or wanted(emitted) else None
+            yield Frame(emitted, t, img, lost)
+            emitted += 1
+            last_out = t
+
+        def emit_until(frame, t_next: float, lost_before: float, lost_from: float) -> Iterator[Frame]:
+            """Output times < t_next show ``frame``; those in [lost_before, t_frame) or >= lost_from
+            are due to frames that did not decode."""
             nonlocal emitted
-            if fps is None:
-                img = _convert(frame, size, rotation, crop) if wanted is None or wanted(emitted) else None
-                yield Frame(emitted, max(t_frame, 0.0), img)
-                emitted += 1
-                return
-            img = None
+            t_frame = prev[1]
+            t_next = min(t_next, horizon)
             # tolerance: a target time equal to the next frame's timestamp belongs to the next frame
             while emitted / fps < t_next - 1e-6:
-                if wanted is None or wanted(emitted):
-                    if img is None:
-                        img = _convert(frame, size, rotation, crop)
-                    yield Frame(emitted, emitted / fps, img)
-                else:
-                    yield Frame(emitted, emitted / fps, None)
+                t = emitted / fps
+                lost = (lost_before - 1e-6 <= t < t_frame - 1e-6) or t >= lost_from - 1e-6
+                img = image_of(frame) if wanted is None or wanted(emitted) else None
+                yield Frame(emitted, t, img, lost)
                 emitted += 1
 
-        try:
-            for frame in container.decode(stream):
-                if origin is None:
-                    origin = _origin(stream, float(frame.time) if frame.time is not None else None)
-                t = frame_time(frame, decoded)
-                decoded += 1
-                if t <= last_time:  # out-of-order or duplicate timestamp: keep the sequence monotonic
-                    t = last_time + 1e-6
-                last_time = t
-                if prev is not None:
-                    yield from emit_until(prev[0], prev[1], t)
-                prev = (frame, t)
-        except VideoDecodeError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            import av
+        def relative(raw: list[float]) -> list[float]:
+            return [max(0.0, x - (origin or 0.0)) for x in raw]
 
-            if not isinstance(exc, av.error.FFmpegError):
-                raise
-            raise VideoTruncatedError(
-                f"{p}: decoding failed after {decoded} frames "
-                f"({max(last_time, 0.0):.2f} s of {info.duration:.2f} s): {exc}"
-            ) from exc
+        end_lost: list[float] = []
+        for frame, lost_raw in _decode_packets(container, stream, report):
+            if frame is None:
+                end_lost = relative(lost_raw)
+                report.lost_times.extend(end_lost)
+                break
+            if origin is None:
+                origin = _origin(stream, float(frame.time) if frame.time is not None else None)
+            t = frame_time(frame, decoded)
+            decoded += 1
+            if t <= last_time:  # out-of-order or duplicate timestamp: keep the sequence monotonic
+                t = last_time + 1e-6
+            last_time = t
+            lost = relative(lost_raw)
+            report.lost_times.extend(lost)
+            if fps is None:
+                if prev is not None:
+                    yield from emit_native(prev[0], prev[1], False)
+                for x in lost:  # between the previous good frame and this one (or before the first)
+                    yield from emit_native(prev[0] if prev is not None else frame, x, True)
+                prev = (frame, t, math.inf)
+            else:
+                if prev is not None:
+                    yield from emit_until(prev[0], t, prev[2], min(lost, default=math.inf))
+                    prev = (frame, t, math.inf)
+                else:  # the first good frame also stands in for frames before it that did not decode
+                    prev = (frame, t, min(lost, default=math.inf))
         if prev is None:
+            if report.packets and (report.decode_errors or report.lost_times):
+                raise VideoDamagedError(f"{p}: none of the {report.packets} video packets decodes ({report.describe()})")
             raise VideoEmptyError(f"{p}: the video stream has no decodable frames")
         end = prev[1] + native_dt
-        announced = info.duration
-        if announced > 0 and end < TRUNCATION_TOLERANCE * announced and announced - end > 2 * native_dt:
-            raise VideoTruncatedError(
-                f"{p}: truncated: frames decode only up to {end:.2f} s of the announced {announced:.2f} s"
-            )
+        report.decoded_until = end
+        report.packets_until = max(0.0, report.packets_until - (origin or 0.0)) + native_dt
+        _check_enough(p, report, min_decoded_fraction)
+        if report.damaged:
+            logger.warning("%s: damaged video, decoded as far as possible: %s", p, report.describe())
         # the last frame lasts until the announced duration (or one frame period)
-        yield from emit_until(prev[0], prev[1], max(end, announced) if fps is not None else end)
+        if fps is None:
+            yield from emit_native(prev[0], prev[1], False)
+            for x in end_lost:
+                yield from emit_native(prev[0], x, True)
+        else:
+            yield from emit_until(prev[0], max(end, announced), prev[2], min(end_lost, default=math.inf))
     finally:
         container.close()
+
+
+def _check_enough(p: Path, report: DecodeReport, min_fraction: float) -> None:
+    """Refuse a video of which too little decodes: VideoTruncatedError when most of the shortfall
+    is a missing tail, VideoDamagedError when it is damage inside."""
+    announced = report.duration
+    if announced <= 0:
+        return
+    short = announced - report.decoded_seconds()
+    if report.decoded_fraction() >= min_fraction or short <= 2 * report.frame_period:
+        return
+    tail = announced - min(report.packets_until, announced)
+    setting = f"min_decoded_fraction={min_fraction:g}"
+    if tail > short / 2:
+        why = f"; reading stopped: {report.stopped_early}" if report.stopped_early else ""
+        lost = f"; {report.frames_lost} frames inside lost" if report.lost_seconds() > 0 else ""
+        raise VideoTruncatedError(
+            f"{p}: truncated: frames decode only up to {min(report.decoded_until, announced):.2f} s of the announced "
+            f"{announced:.2f} s ({report.decoded_fraction():.1%} decoded, {setting}){lost}{why}"
+        )
+    raise VideoDamagedError(f"{p}: too damaged to use: {report.describe()}; below {setting}")
 
 
 def num_output_frames(info: VideoInfo, fps: float | None) -> int:
