@@ -62,7 +62,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_cfg = json.loads((Path(args.model) / "config.json").read_text())
+    from cmagrounding._pretrained import read_config  # names resolve as in from_pretrained
+
+    model_cfg = read_config(args.model)
     recipe = model_cfg.get("recipe", {})
     used = {recipe.get("train_seed"), recipe.get("val_seed")}
     if args.seed in used:
