@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Grounder": "cmagrounding.grounder",
     "Moment": "cmagrounding.outputs",
+    "ModelCard": "cmagrounding.model_card",
     "VideoFeatures": "cmagrounding.video.features",
     "CMAConfig": "cmagrounding.model.config",
     "CMANetwork": "cmagrounding.model.network",
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cmagrounding.grounder import Grounder
     from cmagrounding.model.config import CMAConfig
     from cmagrounding.model.network import CMANetwork, CMAOutput
+    from cmagrounding.model_card import ModelCard
     from cmagrounding.outputs import Moment
     from cmagrounding.video.config import VideoConfig
     from cmagrounding.video.features import VideoFeatures
