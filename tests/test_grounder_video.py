@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import shutil
 import warnings
 from pathlib import Path
@@ -243,7 +244,17 @@ def test_example_folder_to_csv(grounder, generated, tmp_path, monkeypatch):
     (tmp_path / "q.txt").write_text("a man rides a bike\n\nthe rabbit wakes up\n")
     script = Path(__file__).resolve().parents[1] / "examples" / "localize_folder_to_csv.py"
     monkeypatch.setattr(sys, "argv", [str(script), str(videos), str(tmp_path / "q.txt"), str(tmp_path / "out.csv"), "--model", str(folder)])
-    runpy.run_path(str(script), run_name="__main__")
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers), {h: list(h.filters) for h in root.handlers})
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:  # the example configures logging for its process; leave this one as it was
+        logging.captureWarnings(False)
+        for h in set(root.handlers) - set(before[1]):
+            root.removeHandler(h)
+        for h, filters in before[2].items():
+            h.filters[:] = filters
+        root.setLevel(before[0])
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert [(r["video"], r["query"]) for r in rows] == [("a.mp4", "a man rides a bike"), ("a.mp4", "the rabbit wakes up")]
     for r in rows:
