@@ -112,10 +112,15 @@ def moments_figure(
         except Exception as e:  # a plot without thumbnails beats no plot
             _logger.warning("no thumbnails from %s: %s", video, e)
     rows = len(groups) + (1 if thumbs else 0)
-    ratios = ([1.3] if thumbs else []) + [1.0] * len(groups)
+    panel = 1.6  # inches per query
+    strip = 0.0
+    if thumbs:  # as tall as a frame of the timeline's width per thumbnail (~8.5 of 11 in) needs
+        h, w = thumbs[0][1].shape[:2]
+        strip = min(max(0.95 * 8.5 / len(thumbs) * h / w, 0.6), 2.4) + 0.4  # + tick labels
+    ratios = ([strip] if thumbs else []) + [panel] * len(groups)
     fig, axes = plt.subplots(
-        rows, 1, figsize=(11, 1.2 + 1.6 * rows), gridspec_kw={"height_ratios": ratios}, squeeze=False,
-        layout="constrained",
+        rows, 1, figsize=(11, 0.8 + strip + panel * len(groups)), gridspec_kw={"height_ratios": ratios},
+        squeeze=False, layout="constrained",
     )
     axes = axes[:, 0]
     if thumbs:
