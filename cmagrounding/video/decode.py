@@ -114,6 +114,8 @@ class DecodeReport:
                       parts from neighbouring pictures (FFmpeg's error concealment, as in players).
     decode_errors:    packets the decoder rejected with an error.
     stopped_early:    why reading the file stopped before its end (a read error), else None.
+    missing_at_end:   frames the index lists that were never read (a cut file); they are among
+                      ``lost_times``, one frame period apart after the last packet.
     decoded_until:    end of the last good frame, seconds.
     packets_until:    end of the last packet read from the file, seconds (short of the announced
                       duration when the file is cut).
@@ -128,6 +130,7 @@ class DecodeReport:
     decode_errors: int = 0
     lost_times: list[float] = field(default_factory=list)
     stopped_early: str | None = None
+    missing_at_end: int = 0
     decoded_until: float = 0.0
     packets_until: float = 0.0
 
@@ -138,7 +141,12 @@ class DecodeReport:
     @property
     def damaged(self) -> bool:
         """Whether anything was lost, concealed or rejected (a clean video reports False)."""
-        return bool(self.lost_times or self.frames_concealed or self.decode_errors or self.stopped_early)
+        if self.lost_times or self.frames_concealed or self.decode_errors or self.stopped_early:
+            return True
+        return self._ends_early()  # e.g. a cut file without a frame count in its index
+
+    def _ends_early(self) -> bool:
+        return self.duration > 0 and 0 < self.decoded_until < self.duration - 2 * self.frame_period
 
     def lost_ranges(self) -> list[tuple[float, float]]:
         """Lost frames merged into (start, end) seconds; frames at most 1.5 periods apart join."""
@@ -148,7 +156,8 @@ class DecodeReport:
                 ranges[-1][1] = t
             else:
                 ranges.append([t, t])
-        return [(a, b + self.frame_period) for a, b in ranges]
+        cap = self.duration if self.duration > 0 else math.inf
+        return [(a, max(a, min(b + self.frame_period, cap))) for a, b in ranges]
 
     def lost_seconds(self) -> float:
         """Seconds of picture lost inside the decoded part (before ``decoded_until``)."""
@@ -185,6 +194,10 @@ class DecodeReport:
             parts.append(f"{self.decode_errors} packet{'s' if self.decode_errors != 1 else ''} rejected by the decoder")
         if self.stopped_early:
             parts.append(f"reading stopped at {_seconds(self.packets_until)} s ({self.stopped_early})")
+        if self.missing_at_end:
+            parts.append(f"the file ends after {_seconds(self.packets_until)} s: its last {self.missing_at_end} frames are missing")
+        elif self._ends_early() and not any(t >= self.decoded_until for t in self.lost_times):
+            parts.append(f"frames end at {_seconds(self.decoded_until)} s")
         parts.append(f"{self.decoded_fraction():.1%} of the announced {_seconds(self.duration)} s decoded")
         return "; ".join(parts)
 
@@ -197,6 +210,7 @@ class DecodeReport:
             "decode_errors": self.decode_errors,
             "decoded_fraction": round(self.decoded_fraction(), 4),
             "stopped_early": self.stopped_early,
+            "missing_at_end": self.missing_at_end,
         }
 
 
@@ -556,7 +570,18 @@ def iter_frames(
             raise VideoEmptyError(f"{p}: the video stream has no decodable frames")
         end = prev[1] + native_dt
         report.decoded_until = end
-        report.packets_until = max(0.0, report.packets_until - (origin or 0.0)) + native_dt
+        last_packet = max(0.0, report.packets_until - (origin or 0.0))
+        report.packets_until = last_packet + native_dt
+        # frames the index lists but the file no longer holds (cut tail): lost too, so that with
+        # fps=None the output still has one frame per frame of the video (bounded by the duration)
+        listed = int(stream.frames or 0)
+        if announced > 0 and listed > report.packets:
+            missing = min(listed - report.packets, int(announced / native_dt) + 2)
+            tail = [last_packet + (k + 1) * native_dt for k in range(missing)]
+            tail = [t for t in tail if t < announced + native_dt / 2]
+            report.missing_at_end = len(tail)
+            report.lost_times.extend(tail)
+            end_lost = sorted(end_lost + tail)
         _check_enough(p, report, min_decoded_fraction)
         if report.damaged:
             logger.warning("%s: damaged video, decoded as far as possible: %s", p, report.describe())
