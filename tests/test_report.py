@@ -133,3 +133,13 @@ def test_import_cmagrounding_loads_neither_report_nor_plot():
     code = "import cmagrounding, sys, json; from cmagrounding import Grounder; print(json.dumps(sorted(sys.modules)))"
     mods = set(json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout))
     assert "cmagrounding.report" not in mods and "cmagrounding.plot" not in mods
+
+
+def test_page_gets_the_usual_file_mode(tmp_path):
+    """Atomic writes go through a private temporary file; the page itself is readable as usual."""
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    page = write_report(tmp_path / "r.html", None, [moment(0.0, 1.0, "q")])
+    assert page.stat().st_mode & 0o777 == 0o666 & ~mask
