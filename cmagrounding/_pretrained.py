@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cmagrounding.text.tokenizer import WordTokenizer
     from cmagrounding.video.config import VideoConfig
     from cmagrounding.video.encoder import VideoEncoder
+    from cmagrounding.windows import WindowSettings
 
 _logger = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class Loaded:
     video_config: VideoConfig
     card: ModelCard
     extractor_state: dict[str, torch.Tensor] | None  # embedded extractor weights, else None
+    windows: WindowSettings | None = None  # long-video windows ("windows" in config.json), else None
 
 
 def load(name: str | os.PathLike[str], revision: str | None = None, *, video_config: VideoConfig | None = None,
@@ -205,7 +207,15 @@ def load(name: str | os.PathLike[str], revision: str | None = None, *, video_con
             "%s is a demonstration model: %s. Intended use: %s. Vocabulary: %s.",
             folder, card.summary, card.intended_use or "not recorded", card.vocabulary or "not recorded",
         )
-    return Loaded(folder, network, tokenizer, video_config or saved_video, card, extractor_state)
+    windows = None
+    if config.get("windows") is not None:  # long-video windowing (cmagrounding.windows)
+        from cmagrounding.windows import WindowSettings
+
+        try:
+            windows = WindowSettings.from_dict(config["windows"])
+        except ConfigError as e:
+            raise CheckpointError(f"{where}: section 'windows' is not valid: {e}") from e
+    return Loaded(folder, network, tokenizer, video_config or saved_video, card, extractor_state, windows)
 
 
 # ---------------------------------------------------------------- writing
@@ -237,6 +247,7 @@ def config_dict(grounder: Grounder, *, embedded: bool = False, card: ModelCard |
         },
         "extractor_weights": extractor,
         "inference": {"clip_offset": 0.0, "min_span": "one clip (duration / real clips), centred"},
+        **({"windows": grounder.windows.to_dict()} if grounder.windows is not None else {}),
     }
 
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cmagrounding.video.config import VideoConfig
     from cmagrounding.video.encoder import VideoEncoder
     from cmagrounding.video.features import VideoFeatures
+    from cmagrounding.windows import Candidate, WindowSettings
 
 _logger = logging.getLogger(__name__)
 
@@ -63,11 +64,15 @@ class Grounder:
         video_config: how videos become features; it must be the one the network was trained on.
         device: where the network (and the extractor) run; default CUDA when available, else CPU.
         card: what the model is for (its domain, intended use, vocabulary's origin), saved with it.
+        windows: when and how :meth:`localize` runs a long video in windows
+            (:class:`~cmagrounding.windows.WindowSettings`, saved with it); None: never by default.
     """
 
     def __init__(self, network: CMANetwork, tokenizer: WordTokenizer, video_config: VideoConfig, *,
-                 device: str | torch.device | None = None, card: ModelCard | None = None) -> None:
+                 device: str | torch.device | None = None, card: ModelCard | None = None,
+                 windows: WindowSettings | None = None) -> None:
         _pretrained.check_parts(network.config, tokenizer, video_config)
+        self.windows = windows
         self.network = network
         self.tokenizer = tokenizer
         self.video_config = video_config
@@ -136,11 +141,18 @@ class Grounder:
         return feats
 
     @overload
-    def localize(self, video: Any, query: str, *, batch_size: int = ...) -> Moment: ...
+    def localize(self, video: Any, query: str, *, batch_size: int = ..., top_k: None = ...,
+                 min_score: float | None = ..., **windowing: Any) -> Moment: ...
     @overload
-    def localize(self, video: Any, query: Sequence[str], *, batch_size: int = ...) -> list[Moment]: ...
+    def localize(self, video: Any, query: str, *, batch_size: int = ..., top_k: int,
+                 min_score: float | None = ..., **windowing: Any) -> list[Moment]: ...
+    @overload
+    def localize(self, video: Any, query: Sequence[str], *, batch_size: int = ..., top_k: int | None = ...,
+                 min_score: float | None = ..., **windowing: Any) -> list[Any]: ...
 
-    def localize(self, video: Any, query: str | Sequence[str], *, batch_size: int = 64) -> Moment | list[Moment]:
+    def localize(self, video: Any, query: str | Sequence[str], *, batch_size: int = 64, top_k: int | None = None,
+                 min_score: float | None = None, windowed: bool | None = None, window: float | None = None,
+                 stride: float | None = None, nms_iou: float | None = None) -> Any:
         """Find the moment of ``video`` that ``query`` describes.
 
         Args:
@@ -149,16 +161,44 @@ class Grounder:
                 or :class:`ExtractorMismatchError` is raised).
             query: a sentence, or a list of sentences (the video is encoded once and the
                 sentences run through the network in batches of ``batch_size``).
+            top_k: up to ``k`` moments per sentence, best first (a list); None: the best one.
+            min_score: drop moments whose :attr:`Moment.score` is below it ("not in this video").
+            windowed: run the network on overlapping windows of the features (extracted once) and
+                rank their answers (:mod:`cmagrounding.windows`, docs/grounder.md "Long videos").
+                None (default): when the video is longer than the model's
+                ``windows.when_longer_than``; False: never; True: always (a video shorter than
+                one window raises :class:`ConfigError`).
+            window, stride: window length and step in seconds (default: the model's ``windows``).
+            nms_iou: a window's answer overlapping a better one by this IoU or more is dropped.
 
         Returns:
-            a :class:`Moment` for a str query, a list of them (in order) for a list.
+            per sentence: with ``top_k=None`` a :class:`Moment`, or None when ``min_score`` rejects
+            it; with ``top_k=k`` a list of at most k moments sorted by score (empty when
+            ``min_score`` rejects all). A str query gives that; a list of sentences a list of
+            them, in order. A video run whole has one answer per sentence (lists of at most one).
         """
+        from cmagrounding.windows import check_min_score, check_top_k
+
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        k = None if top_k is None else check_top_k(top_k)
+        threshold = check_min_score(min_score)
         queries, single = as_query_list(query)
         # every query is checked (and warned about) before any video is decoded
         prepared = self._prepare(queries)
+        settings = self._window_settings(windowed, window, stride, nms_iou)
         feats = self._features(video)
+        if settings is not None and (windowed or settings.applies(feats.duration)):
+            ranked = [self._windowed(feats, q, settings, batch_size) for q in prepared]
+        else:  # the whole video in one pass (the paper's way)
+            ranked = [[m] for m in self._whole(feats, prepared, batch_size)]
+        results: list[Any] = []
+        for moments in ranked:
+            kept = [m for m in moments if threshold is None or m.score >= threshold]
+            results.append((kept[0] if kept else None) if k is None else kept[:k])
+        return results[0] if single else results
+
+    def _whole(self, feats: VideoFeatures, prepared: list[PreparedQuery], batch_size: int) -> list[Moment]:
         clips, mask, index = self._clips(feats)
         clip_times = np.asarray(feats.times, dtype=np.float64)[index]  # (n, 2) seconds of each clip seen
         moments: list[Moment] = []
@@ -168,10 +208,13 @@ class Grounder:
             B = len(chunk)
             out = self._forward(clips.expand(B, -1, -1), mask.expand(B, -1), ids, wmask)
             span, attention = out.span.float().cpu().numpy(), out.attention.float().cpu().numpy()  # (B, 2), (B, n)
+            conf = None if out.confidence_logit is None else torch.sigmoid(out.confidence_logit.float()).cpu().numpy()
             moments.extend(
-                Moment.from_network(span[b], attention[b], clip_times, float(feats.duration), q) for b, q in enumerate(chunk)
+                Moment.from_network(span[b], attention[b], clip_times, float(feats.duration), q,
+                                    score=None if conf is None else float(conf[b]))
+                for b, q in enumerate(chunk)
             )
-        return moments[0] if single else moments
+        return moments
 
     def predict_batch(self, features: torch.Tensor, mask: torch.Tensor, queries: Sequence[str]) -> CMAOutput:
         """Run the network on ready clips: features (B, N, D) float, mask (B, N) bool, B queries.
@@ -242,6 +285,52 @@ class Grounder:
             if was_training:
                 net.train()
 
+    def _window_settings(self, windowed: bool | None, window: float | None, stride: float | None,
+                         nms_iou: float | None) -> WindowSettings | None:
+        """This call's window settings (the model's, with the call's overrides); None: one pass."""
+        from cmagrounding.windows import WindowSettings
+
+        if windowed is not None and not isinstance(windowed, bool):
+            raise ConfigError(f"windowed must be True, False or None, got {windowed!r}")
+        if windowed is False:
+            return None
+        base = self.windows
+        if base is None:
+            if not windowed:
+                return None  # a model without window settings runs every video whole unless asked
+            if window is None:
+                raise ConfigError("this model records no window settings (config.json 'windows'): pass window=SECONDS")
+            base = WindowSettings(size=window, stride=stride if stride is not None else window / 4)
+        return base.replace(size=window, stride=stride, nms_iou=nms_iou)
+
+    def _windowed(self, feats: VideoFeatures, q: PreparedQuery, settings: WindowSettings, batch_size: int) -> list[Moment]:
+        """Every window's answer to ``q`` after temporal NMS, best first (:mod:`cmagrounding.windows`)."""
+        from cmagrounding.windows import localize_windows, seconds_per_row
+
+        size, step = settings.rows(seconds_per_row(feats.times))
+        if size > self.num_clips:
+            raise ConfigError(
+                f"a window of {settings.size:g} s is {size} feature rows, more than the network's "
+                f"num_clips={self.num_clips}; choose a shorter window"
+            )
+        ids, wmask = pad_queries(self.tokenizer, [q])  # (1, L)
+
+        def predict(chunk: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            B, W = mask.shape
+            out = self._forward(torch.from_numpy(chunk), torch.from_numpy(mask), ids.expand(B, -1), wmask.expand(B, -1))
+            span, attention = out.span.float().cpu().numpy(), out.attention.float().cpu().numpy()  # (B, 2), (B, W)
+            if out.confidence_logit is not None:
+                score = torch.sigmoid(out.confidence_logit.float()).cpu().numpy()
+            else:  # attention mass inside the answer, as for a whole video
+                centres = (np.arange(W) + 0.5) / W
+                score = (attention * ((centres >= span[:, :1]) & (centres <= span[:, 1:]))).sum(1)
+            return span, score, attention
+
+        cands = localize_windows(np.asarray(feats.features), feats.times, float(feats.duration), predict,
+                                 size=size, stride=step, nms_iou=settings.nms_iou, batch_size=batch_size)
+        times = np.asarray(feats.times, dtype=np.float64)
+        return [_window_moment(c, times, float(feats.duration), q) for c in cands]
+
     # ------------------------------------------------------------------ files (cmagrounding._pretrained)
     def config_dict(self) -> dict[str, Any]:
         """What ``config.json`` holds (without metrics and recipe)."""
@@ -279,7 +368,8 @@ class Grounder:
         (``card.demo``) logs one warning saying what it was trained on.
         """
         parts = _pretrained.load(name, revision, video_config=video_config, cache_dir=cache_dir, token=token)
-        grounder = cls(parts.network, parts.tokenizer, parts.video_config, device=device, card=parts.card)
+        grounder = cls(parts.network, parts.tokenizer, parts.video_config, device=device, card=parts.card,
+                       windows=parts.windows)
         grounder._extractor_state = parts.extractor_state
         if load_extractor and grounder.video_config.extractor != "precomputed":
             grounder.video_encoder  # noqa: B018 - build now: a weights mismatch fails here, not mid-video
@@ -310,3 +400,14 @@ def _warn_if_shorter_than_one_clip(feats: VideoFeatures) -> None:
             ShortVideoWarning,
             stacklevel=user_stacklevel(),
         )
+
+
+def _window_moment(c: Candidate, times: np.ndarray, duration: float, q: PreparedQuery) -> Moment:
+    """A window's candidate as a Moment: seconds of the video, the window's attention and clips."""
+    a, b = c.window
+    return Moment(
+        start=c.start, end=c.end, query=q.text, duration=duration, span=c.span,
+        attention=c.attention if c.attention is not None else np.zeros(0, np.float32),
+        clip_times=times[a:b], score=c.score, tokens=q.tokens, unknown_words=q.unknown_words,
+        truncated=q.truncated, widened=c.widened, window=c.bounds,
+    )

@@ -72,19 +72,22 @@ class Moment:
 
     @classmethod
     def from_network(
-        cls, span: np.ndarray, attention: np.ndarray, clip_times: np.ndarray, duration: float, query: PreparedQuery
+        cls, span: np.ndarray, attention: np.ndarray, clip_times: np.ndarray, duration: float, query: PreparedQuery,
+        score: float | None = None,
     ) -> Moment:
         """The moment of one query from the network's output over the n real clips it saw.
 
         ``span`` (2,) the normalized ``(t_s, t_e)``; ``attention`` (n,) the temporal attention;
-        ``clip_times`` (n, 2) those clips' seconds; ``duration`` the video's, in seconds.
+        ``clip_times`` (n, 2) those clips' seconds; ``duration`` the video's, in seconds;
+        ``score`` the confidence head's (None: the attention mass inside the answer).
         """
         t_s, t_e = float(span[0]), float(span[1])
         start, end, widened = unit_to_seconds(t_s, t_e, duration, len(clip_times))
         attention = np.asarray(attention, dtype=np.float32)
         return cls(
             start=start, end=end, query=query.text, duration=duration, span=(t_s, t_e), attention=attention,
-            clip_times=clip_times, score=float(attention[clips_in_span(clip_times, start, end)].sum()),
+            clip_times=clip_times,
+            score=float(attention[clips_in_span(clip_times, start, end)].sum()) if score is None else float(score),
             tokens=query.tokens, unknown_words=query.unknown_words, truncated=query.truncated, widened=widened,
         )
 

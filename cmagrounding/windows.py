@@ -24,7 +24,7 @@ from cmagrounding.errors import ConfigError
 from cmagrounding.spans import temporal_iou, unit_to_seconds
 
 __all__ = [
-    "Candidate", "WindowLayout", "window_layout", "window_seconds", "windows_to_seconds",
+    "Candidate", "WindowSettings", "WindowLayout", "seconds_per_row", "window_layout", "window_seconds", "windows_to_seconds",
     "temporal_nms", "top_k", "localize_windows", "check_top_k", "check_min_score",
 ]
 
@@ -51,6 +51,81 @@ def check_min_score(min_score: object) -> float | None:
     if isinstance(min_score, bool) or not isinstance(min_score, (int, float, np.floating)) or math.isnan(min_score):
         raise ConfigError(f"min_score must be a number (or None for no threshold), got {min_score!r}")
     return float(min_score)
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """When and how a model windows a long video; saved in ``config.json`` (docs/pretrained-format.md).
+
+    ``size`` and ``stride`` are seconds (turned into feature rows per video by :meth:`rows`);
+    videos longer than ``when_longer_than`` seconds are windowed (by default 1.5 x the longest
+    training video); ``trained_durations`` records the training videos' ``min``/``max``/``median``
+    seconds the defaults came from.
+    """
+
+    size: float
+    stride: float
+    nms_iou: float = 0.5
+    when_longer_than: float | None = None
+    trained_durations: dict | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("size", "stride"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(f"window {name} must be a positive number of seconds, got {v!r}")
+        if isinstance(self.nms_iou, bool) or not isinstance(self.nms_iou, (int, float)) or not 0.0 < self.nms_iou <= 1.0:
+            raise ConfigError(f"nms_iou must lie in (0, 1], got {self.nms_iou!r}")
+        if self.when_longer_than is not None and not self.when_longer_than > 0:
+            raise ConfigError(f"when_longer_than must be a positive number of seconds, got {self.when_longer_than!r}")
+
+    @classmethod
+    def from_trained_durations(cls, durations: dict, *, stride_fraction: float = 0.25, nms_iou: float = 0.5,
+                               longer_than: float = 1.5) -> WindowSettings:
+        """Windows of the median training duration every ``stride_fraction`` of it, for videos over
+        ``longer_than`` x the longest training duration."""
+        size = float(durations["median"])
+        return cls(size=size, stride=max(size * stride_fraction, 1e-3), nms_iou=nms_iou,
+                   when_longer_than=longer_than * float(durations["max"]), trained_durations=dict(durations))
+
+    def replace(self, **changes: object) -> WindowSettings:
+        import dataclasses
+
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return {"size_seconds": self.size, "stride_seconds": self.stride, "nms_iou": self.nms_iou,
+                "when_longer_than": self.when_longer_than, "trained_durations": self.trained_durations}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WindowSettings:
+        if not isinstance(d, dict):
+            raise ConfigError(f"windows settings must be a JSON object, got {type(d).__name__}")
+        known = {"size_seconds", "stride_seconds", "nms_iou", "when_longer_than", "trained_durations"}
+        unknown = sorted(set(d) - known)
+        if unknown or "size_seconds" not in d or "stride_seconds" not in d:
+            raise ConfigError(f"windows settings need size_seconds and stride_seconds (known keys {sorted(known)}); "
+                              f"got {sorted(d)}")
+        return cls(size=d["size_seconds"], stride=d["stride_seconds"], nms_iou=d.get("nms_iou", 0.5),
+                   when_longer_than=d.get("when_longer_than"), trained_durations=d.get("trained_durations"))
+
+    def applies(self, duration: float) -> bool:
+        """Whether a video of ``duration`` seconds is windowed by default."""
+        return self.when_longer_than is not None and float(duration) > self.when_longer_than
+
+    def rows(self, spr: float) -> tuple[int, int]:
+        """(window, stride) in feature rows of ``spr`` seconds each (at least 1 row each)."""
+        return max(1, int(round(self.size / spr))), max(1, int(round(self.stride / spr)))
+
+
+def seconds_per_row(times: np.ndarray) -> float:
+    """The features' row spacing in seconds: the median step between row starts (one row: its length)."""
+    times = np.asarray(times, dtype=np.float64).reshape(-1, 2)
+    if len(times) > 1:
+        step = float(np.median(np.diff(times[:, 0])))
+        if step > 0:
+            return step
+    return float(max(times[0, 1] - times[0, 0], 1e-6)) if len(times) else 1.0
 
 
 @dataclass(frozen=True)
