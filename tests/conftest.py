@@ -37,3 +37,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Examples and CLI mains run in-process configure logging for a user's terminal (basicConfig,
+    filters on the root handlers, captureWarnings); undo it after each test so that no test's
+    log capture depends on which tests ran before it."""
+    import logging
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    filters = {h: list(h.filters) for h in handlers}
+    level = root.level
+    yield
+    for h in list(root.handlers):
+        if h not in filters:
+            root.removeHandler(h)
+    for h, fs in filters.items():
+        h.filters[:] = fs
+    root.setLevel(level)
+    logging.captureWarnings(False)
