@@ -231,10 +231,19 @@ def test_cli_bad_row_and_argument_errors(tmp_path, capsys):
 # --- real annotations ------------------------------------------------------------------------------
 
 
+def _folder(shared_data: Path, name: str, files: tuple[str, ...]) -> Path:
+    folder = shared_data / name
+    absent = [f for f in files if not (folder / f).is_file()]
+    if absent:
+        pytest.skip(f"{folder}: {absent} not found")
+    return folder
+
+
 def test_real_charades_sta_test_split(shared_data, tmp_path):
     """All 3,720 Charades-STA test queries: ground truth as predictions scores 1 everywhere; a fixed
     span per video scores exactly what compute_metrics gives on the same spans."""
-    anns = load_annotations("charades-sta", shared_data / "charades_sta", "test")
+    folder = _folder(shared_data, "charades_sta", ("charades_sta_test.txt", "Charades_v1_test.csv"))
+    anns = load_annotations("charades-sta", folder, "test")
     perfect = [{"video": v, "query": q, "pred": [s, e]} for v, q, s, e in
                dict.fromkeys((a.video, a.query, a.start, a.end) for a in anns)]
     r = score_predictions(perfect, anns)
@@ -258,7 +267,8 @@ def test_real_activitynet_test_split_shared_keys(shared_data):
     answers both, and each still counts as a query."""
     from collections import Counter
 
-    anns = load_annotations("activitynet-captions", shared_data / "activitynet_captions", "test")
+    folder = _folder(shared_data, "activitynet_captions", ("val_1.json", "val_2.json"))
+    anns = load_annotations("activitynet-captions", folder, "test")
     keys = Counter((a.video, normalize_query(a.query)) for a in anns)
     rows = {}
     for a in anns:  # the first annotation's truth for each key
