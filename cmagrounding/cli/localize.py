@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embed-video", action="store_true",
                         help="with --html: embed the video in the page (one file) instead of linking it")
     parser.add_argument("--save-features", metavar="FILE", default=None, help="save the video's features for reuse")
+    parser.add_argument("--top-k", type=int, default=None, metavar="K",
+                        help="up to K moments per query, best first, each with its score (long videos are run in "
+                             "windows; a video run whole has one)")
+    parser.add_argument("--min-score", type=float, default=None, metavar="S",
+                        help="drop moments scoring below S; a query left with none is reported as not in the video")
     parser.epilog = _EPILOG
 
 
@@ -72,6 +77,9 @@ def _load_features_if_saved(path: str):  # -> VideoFeatures | None
 
 def run(args: argparse.Namespace) -> int:
     logging.captureWarnings(True)  # query warnings (truncation, unknown words) as log lines
+    if args.top_k is not None and args.top_k < 1:
+        print(f"cmagrounding localize: error: --top-k must be >= 1, got {args.top_k}", file=sys.stderr)
+        return 2
     if args.embed_video and not args.html:
         print("cmagrounding localize: error: --embed-video needs --html FILE.html", file=sys.stderr)
         return 2
@@ -85,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
             features = grounder.encode_video(args.video)
             if args.save_features:
                 features.save(args.save_features)
-        moments = grounder.localize(features, list(args.queries))
+        if args.top_k is None and args.min_score is None:
+            moments = grounder.localize(features, list(args.queries))
+        else:  # per query a list, best first (possibly empty: "not in this video")
+            moments = grounder.localize(features, list(args.queries), top_k=args.top_k or 1, min_score=args.min_score)
     except (CMAGroundingError, ImportError, OSError) as e:
         print(f"cmagrounding localize: error: {e}", file=sys.stderr)
         return 1
@@ -108,6 +119,10 @@ def _write_outputs(args, grounder, moments, video_file) -> tuple[str | None, dic
 
     plot_skipped = None
     failures: dict[str, Exception] = {}
+    if moments and isinstance(moments[0], list):  # ranked: queries without a moment are not drawn
+        moments = [ms for ms in moments if ms]
+        if not moments:
+            return ("no query has a moment scoring >= --min-score" if args.plot else None), failures
     if args.plot:
         try:
             from cmagrounding.plot import plot_moments
@@ -124,7 +139,7 @@ def _write_outputs(args, grounder, moments, video_file) -> tuple[str | None, dic
             write_report(
                 args.html, video_file, moments, embed=args.embed_video,
                 model_info=model_info_of(grounder, args.model), title=Path(args.video).name,
-                duration=float(moments[0].duration) if moments else None,
+                duration=float((moments[0][0] if isinstance(moments[0], list) else moments[0]).duration) if moments else None,
             )
         except (CMAGroundingError, OSError) as e:
             failures["html"] = e
@@ -138,8 +153,15 @@ def _print_results(args, features, moments, plot_skipped, failures, card) -> Non
             "duration": float(features.duration),
             "model": args.model,
             "model_card": card.to_dict(),  # what the model is for, before any answer (docs/pretrained-format.md)
-            "moments": [m.to_dict(include_attention=args.attention) for m in moments],
         }
+        if moments and isinstance(moments[0], list):  # --top-k / --min-score: every moment with its score
+            out["top_k"], out["min_score"] = args.top_k or 1, args.min_score
+            out["results"] = [
+                {"query": q, "found": bool(ms), "moments": [m.to_dict(include_attention=args.attention) for m in ms]}
+                for q, ms in zip(args.queries, moments)
+            ]
+        else:
+            out["moments"] = [m.to_dict(include_attention=args.attention) for m in moments]
         if args.plot:
             out["plot"] = args.plot if not plot_skipped and "plot" not in failures else None
             if plot_skipped:
@@ -149,7 +171,14 @@ def _print_results(args, features, moments, plot_skipped, failures, card) -> Non
         print(json.dumps(out, indent=2))
         return
     print(f"{args.video}  ({features.duration:.2f} s)  model: {card.summary}")
-    for m in moments:
+    for q, m in zip(args.queries, moments):
+        if isinstance(m, list):  # --top-k / --min-score
+            if not m:
+                print(f"  {'not in this video':>21}   {q}  [no moment scored >= {args.min_score:g}]")
+            for rank, x in enumerate(m, 1):
+                note = "  [widened to one clip]" if x.widened else ""
+                print(f"  {x.start:8.2f} s - {x.end:8.2f} s   score {x.score:.3f}  #{rank}  {x.query}{note}")
+            continue
         note = "  [widened to one clip]" if m.widened else ""
         print(f"  {m.start:8.2f} s - {m.end:8.2f} s   {m.query}{note}")
     if args.plot and not plot_skipped and "plot" not in failures:
