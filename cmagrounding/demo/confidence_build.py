@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--confidence-weight", type=float, default=1.0)
     p.add_argument("--negative-ratio", type=float, default=DEFAULT_CONFIDENCE["negative_ratio"])
     p.add_argument("--positives", type=int, default=DEFAULT_CONFIDENCE["positives"])
+    p.add_argument("--keep", choices=("best", "last"), default="best",
+                   help="weights to save: the epoch with the best validation R1@0.5, or the last epoch")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from cmagrounding.training.stores import NpyFolderStore
     from cmagrounding.training.trainer import Trainer
     from cmagrounding.video.config import VideoConfig
+    from cmagrounding.windows import WindowSettings
 
     work, out = Path(args.work), Path(args.out)
     torch.manual_seed(0)
@@ -177,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     result = trainer.fit(resume=True)
     _logger.info("train: best epoch %s, %s (%.0f s)", result.best_epoch, result.best_metrics, time.perf_counter() - t0)
+    kept_epoch, kept_metrics = result.best_epoch, result.best_metrics
+    if args.keep == "last":
+        from cmagrounding.training.checkpoint import latest_checkpoint, load_checkpoint
+
+        state = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
+        net.load_state_dict(state.model, strict=True)
+        kept_epoch, kept_metrics = state.epoch, result.history[-1].get("val")
+        _logger.info("keeping the last epoch %d: %s", kept_epoch, kept_metrics)
 
     # the head's AUROC on validation windows (standardized features, before folding)
     net = net.cpu().eval()
@@ -208,39 +219,34 @@ def main(argv: list[str] | None = None) -> int:
 
     durations = duration_summary(train_ann)
     window = int(round(durations["median"] / spr))
-    metrics = {f"val {k}": round(v, 4) for k, v in (result.best_metrics or {}).items() if k.startswith(("R1@", "mIoU"))}
-    metrics["val queries"] = (result.best_metrics or {}).get("count")
+    metrics = {f"val {k}": round(v, 4) for k, v in (kept_metrics or {}).items() if k.startswith(("R1@", "mIoU"))}
+    metrics["val queries"] = (kept_metrics or {}).get("count")
     metrics["val confidence AUROC"] = round(auroc, 4)
     metrics["val confidence windows"] = len(vwins)
     recipe = {
         **json.loads((work / "build_config.json").read_text()),
         "model": model, "loss": loss_cfg, "train": train, "confidence": settings.to_dict(),
-        "init": init_info, "best_epoch": result.best_epoch, "epochs_completed": result.epochs_completed,
+        "init": init_info, "kept": args.keep, "kept_epoch": kept_epoch, "best_epoch": result.best_epoch,
+        "epochs_completed": result.epochs_completed,
         "train_seconds": round(result.train_seconds, 1), "stopped_early": result.stopped_early,
         "command": "python -m cmagrounding.demo.confidence_build --work WORK --out OUT"
                    + (f" --init {args.init}" if args.init else "") + f" --epochs {args.epochs} --lr {args.lr}",
     }
-    grounder = Grounder(net, tok, vcfg.replace(num_clips=mcfg.num_clips), device="cpu")
+    # windows of the median training length (in whole rows) every quarter of it, for videos
+    # longer than 1.5 x the longest training video (docs/grounder.md, "Long videos")
+    windows = WindowSettings.from_trained_durations(
+        {**durations, "median": window * spr}, stride_fraction=WINDOW_STRIDE_FRACTION, nms_iou=NMS_IOU,
+        longer_than=WINDOW_WHEN_LONGER)
+    windows = windows.replace(trained_durations=durations)
+    card = None
+    if args.init and (Path(args.init) / "config.json").exists():  # keep the demo model's card
+        from cmagrounding._pretrained import card_of
+
+        card = card_of(json.loads((Path(args.init) / "config.json").read_text()))
+    grounder = Grounder(net, tok, vcfg.replace(num_clips=mcfg.num_clips), device="cpu", card=card, windows=windows)
     folder = grounder.save_pretrained(out, metrics=metrics, recipe=recipe, card_notes=CARD_NOTES)
-    write_windows_section(folder, durations, window_rows=window, seconds_per_row=spr)
     _logger.info("saved %s", folder)
     return 0
-
-
-def write_windows_section(folder: Path, durations: dict[str, float], *, window_rows: int, seconds_per_row: float) -> None:
-    """Record the trained durations and the window defaults in ``folder/config.json``."""
-    from cmagrounding._io import write_json_atomic
-
-    path = Path(folder) / "config.json"
-    config = json.loads(path.read_text())
-    config["trained_durations"] = durations
-    config["windows"] = {
-        "size_seconds": round(window_rows * seconds_per_row, 3),
-        "stride_seconds": round(max(1, int(round(window_rows * WINDOW_STRIDE_FRACTION))) * seconds_per_row, 3),
-        "nms_iou": NMS_IOU,
-        "when_longer_than": round(WINDOW_WHEN_LONGER * durations["max"], 3),
-    }
-    write_json_atomic(path, config)
 
 
 if __name__ == "__main__":
