@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -70,29 +70,41 @@ def read_thumbnails(
     return out
 
 
-def _moment_lists(moments: Any) -> list[list[Any]]:
-    """One Moment, a list of Moments (one per query), or a list of lists (top-k per query, best
-    first) -> a list of lists."""
-    if isinstance(moments, Moment) or hasattr(moments, "attention"):
-        return [[moments]]
-    out = []
-    for item in moments:
-        group = [item] if isinstance(item, Moment) or hasattr(item, "attention") else list(item)
-        if not group:
-            raise ConfigError("plot_moments: a query with an empty list of moments")
-        out.append(group)
+def _moment_lists(moments: Any) -> list[tuple[str, list[Any]]]:
+    """What plot_moments accepts -> ``[(query, moments best first)]``.
+
+    One Moment; a sequence with one entry per query (a Moment, or a list of Moments best first:
+    top-k); or a mapping ``{query: Moment | list | None}``, where None or an empty list is a query
+    with no moment kept (``localize(..., min_score=...)``).
+    """
+    def single(item: Any) -> bool:
+        return isinstance(item, Moment) or hasattr(item, "attention")
+
+    if single(moments):
+        return [(moments.query, [moments])]
+    if isinstance(moments, Mapping):
+        pairs = [(str(q), v) for q, v in moments.items()]
+    else:
+        pairs = []
+        for item in moments:
+            group = [item] if single(item) else list(item or [])
+            if not group:
+                raise ConfigError("plot_moments: a query without moments needs its text: pass {query: moments}")
+            pairs.append((group[0].query, group))
+    out = [(q, [v] if single(v) else list(v or [])) for q, v in pairs]
     if not out:
-        raise ConfigError("plot_moments needs at least one Moment")
+        raise ConfigError("plot_moments needs at least one query")
     return out
 
 
 def moments_figure(
-    moments: Moment | Sequence[Moment | Sequence[Moment]],
+    moments: Moment | Sequence[Moment | Sequence[Moment]] | Mapping[str, Any],
     *,
     video: str | os.PathLike[str] | None = None,
     num_thumbnails: int = 5,
     title: str | None = None,
     ground_truth: Sequence[tuple[float, float] | None] | None = None,
+    duration: float | None = None,
 ) -> Any:
     """The figure :func:`plot_moments` saves (a matplotlib ``Figure``; close it when done).
 
@@ -101,9 +113,13 @@ def moments_figure(
     their panel, off the curve and the ground-truth lines (the layout makes room for them).
     """
     plt = _pyplot()
-    groups = _moment_lists(moments)
+    named = _moment_lists(moments)
+    groups = [g for _, g in named]
     everything = [m for g in groups for m in g]
-    duration = max(float(m.duration) for m in everything) or max(float(m.end) for m in everything)
+    if duration is None:
+        if not everything:
+            raise ConfigError("plot_moments: no moment to plot and no duration given")
+        duration = max(float(m.duration) for m in everything) or max(float(m.end) for m in everything)
     thumbs: list[tuple[float, np.ndarray]] = []
     if video is not None and num_thumbnails > 0:
         times = (np.arange(num_thumbnails) + 0.5) * duration / num_thumbnails
@@ -145,7 +161,14 @@ def moments_figure(
     gts = list(ground_truth) if ground_truth is not None else [None] * len(groups)
     if len(gts) != len(groups):
         raise ConfigError(f"plot_moments: {len(gts)} ground-truth spans for {len(groups)} queries")
-    for ax, group, gt in zip(axes[1:] if thumbs else axes, groups, gts):
+    for ax, (query, group), gt in zip(axes[1:] if thumbs else axes, named, gts):
+        ax.set_xlim(0, duration)
+        ax.set_title(repr(query), fontsize=9, loc="left")
+        if not group:  # min_score kept none of its moments
+            ax.text(0.5, 0.5, "no moment kept (every score below the threshold)", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=9, color="0.4")
+            ax.set_yticks([])
+            continue
         m = group[0]
         for rank, alt in enumerate(group, 1):
             score = getattr(alt, "score", None)
@@ -161,9 +184,7 @@ def moments_figure(
             for x in gt:
                 ax.axvline(x, color="tab:green", linestyle="--")
             ax.plot([], [], color="tab:green", linestyle="--", label=f"ground truth {gt[0]:.2f}-{gt[1]:.2f} s")
-        ax.set_xlim(0, duration)
         ax.set_ylabel("attention", fontsize=8)
-        ax.set_title(repr(m.query), fontsize=9, loc="left")
         # outside the panel, to its right: never over the curve or the truth lines
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7, frameon=False)
     axes[-1].set_xlabel("seconds")
@@ -173,25 +194,29 @@ def moments_figure(
 
 
 def plot_moments(
-    moments: Moment | Sequence[Moment | Sequence[Moment]],
+    moments: Moment | Sequence[Moment | Sequence[Moment]] | Mapping[str, Any],
     path: str | os.PathLike[str],
     *,
     video: str | os.PathLike[str] | None = None,
     num_thumbnails: int = 5,
     title: str | None = None,
     ground_truth: Sequence[tuple[float, float] | None] | None = None,
+    duration: float | None = None,
 ) -> Path:
     """Save a PNG: thumbnails of ``video`` (when given), then per query its attention and span(s).
 
     ``moments`` is one Moment, one per query, or per query a list of Moments best first (top-k:
-    all are shaded, the best darkest, each with its score in the legend). Each query's panel
+    all are shaded, the best darkest, each with its score in the legend), or a mapping
+    ``{query: moment(s) or None}`` (None / [] where ``min_score`` kept nothing; ``duration`` is
+    then needed when no query has a moment). Each query's panel
     shows the temporal attention ``a`` (Eq. 18) of its best moment as a step curve over the
     clips' times and the predicted ``[start, end]`` shaded; ``ground_truth`` spans (one per
     query, ``None`` where unknown) are drawn as dashed lines. Returns the written path.
 
     Raises :class:`~cmagrounding.errors.MissingDependencyError` without matplotlib.
     """
-    fig = moments_figure(moments, video=video, num_thumbnails=num_thumbnails, title=title, ground_truth=ground_truth)
+    fig = moments_figure(moments, video=video, num_thumbnails=num_thumbnails, title=title, ground_truth=ground_truth,
+                         duration=duration)
     plt = _pyplot()
     path = Path(path)
     try:

@@ -66,7 +66,9 @@ def _ranked(item: Any) -> tuple[list[RankedMoment], list[str], float]:
     ``item`` is a Moment, anything with ``start``/``end`` (and optionally ``score``), a
     ``(start, end[, score])`` pair or triple, or a sequence of those (top-k, best first).
     """
-    if _is_single(item):
+    if item is None:  # localize(..., min_score=...) kept no moment
+        items = []
+    elif _is_single(item):
         items = [item]
     else:
         items = list(item)
@@ -92,7 +94,7 @@ def _ranked(item: Any) -> tuple[list[RankedMoment], list[str], float]:
                 raise ConfigError(f"a moment is (start, end) or (start, end, score), got {m!r}")
             out.append(RankedMoment(values[0], values[1], values[2] if len(values) == 3 else None, rank))
     if not out:
-        raise ConfigError("every query needs at least one moment")
+        notes.append("no moment kept: every score was below the threshold")
     return out, notes, duration
 
 
@@ -123,6 +125,8 @@ def collect_queries(
     else:
         pairs = []
         for i, v in enumerate(moments_by_query):
+            if v is None:
+                raise ConfigError(f"entry {i + 1} has no moment and no query text: pass {{query: moments}}")
             first = v if _is_single(v) else next(iter(v), None)
             pairs.append((str(getattr(first, "query", "") or f"query {i + 1}"), v))
     if not pairs:
@@ -224,7 +228,7 @@ def _timeline(i: int, q: QueryMoments, duration: float) -> str:
             f'width:{width:.3f}%;top:{(m.rank - 1) * 1.6:.1f}em" data-start="{m.start:.3f}" data-end="{m.end:.3f}" '
             f'title="{esc(title)}">{esc(label)}</button>'
         )
-    lanes = len(q.moments)
+    lanes = max(len(q.moments), 1)  # an empty row says that nothing was kept
     truth = ""
     if q.truth is not None:
         s, e = q.truth
@@ -353,7 +357,8 @@ def write_report(
             size). ``None`` (e.g. only features were at hand) draws the timelines without a player.
         moments_by_query: per query its moment or moments, best first: a sequence of Moments
             (each carries its query) or of lists of Moments (top-k), or a mapping
-            ``{query: moment(s)}`` where a moment may also be ``(start, end[, score])`` seconds.
+            ``{query: moment(s)}`` where a moment may also be ``(start, end[, score])`` seconds
+            and None or ``[]`` means no moment was kept (``localize(..., min_score=...)``).
         ground_truth: the true ``(start, end)`` per query (mapping by query, or a sequence
             aligned with the queries; ``None`` where unknown).
         embed: embed the video file in the page instead of linking it.

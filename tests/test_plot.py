@@ -75,3 +75,16 @@ def test_plot_moments_writes_a_png(wide_video, tmp_path):
 
     path = plot_moments([moment(0.5, 1.5, "q")], tmp_path / "sub" / "p.png", video=wide_video)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_query_with_no_moment_kept_gets_a_panel_saying_so():
+    import matplotlib.pyplot as plt
+
+    from cmagrounding.plot import moments_figure
+
+    fig = moments_figure({"kept": [moment(0.5, 1.5, "kept")], "rejected": []})
+    try:
+        assert [ax.get_title(loc="left") for ax in fig.axes] == ["'kept'", "'rejected'"]
+        assert "no moment kept" in fig.axes[1].texts[0].get_text() and fig.axes[1].get_legend() is None
+    finally:
+        plt.close(fig)

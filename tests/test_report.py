@@ -143,3 +143,12 @@ def test_page_gets_the_usual_file_mode(tmp_path):
     os.umask(mask)
     page = write_report(tmp_path / "r.html", None, [moment(0.0, 1.0, "q")])
     assert page.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_query_with_no_moment_kept_gets_an_empty_timeline(video, tmp_path):
+    by_query = {"kept": [moment(0.5, 1.0, "kept", 0.8)], "rejected": [], "also rejected": None}
+    page = write_report(tmp_path / "r.html", video, by_query).read_text()
+    assert page.count('class="timeline"') == 3 and page.count("no moment kept") == 2
+    assert page.count('class="moment rank1"') == 1
+    with pytest.raises(ConfigError, match="no moment and no query text"):
+        write_report(tmp_path / "r.html", video, [moment(0.0, 1.0, "q"), None])
