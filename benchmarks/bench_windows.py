@@ -43,15 +43,6 @@ BENCH_WINDOWS_SEED = 4  # never used to build or select a demo model
 THRESHOLDS = (0.3, 0.5, 0.7)
 
 
-def generator_for(length: float, base):
-    """The demo generator at about ``length`` seconds with the training videos' event density."""
-    from dataclasses import replace
-
-    scale = length / 20.0
-    lo_ev, hi_ev = max(1, int(round(base.min_events * scale))), max(1, int(round(base.max_events * scale)))
-    return replace(base, min_duration=0.8 * length, max_duration=1.2 * length, min_events=lo_ev, max_events=hi_ev)
-
-
 def absent_sentences(scene, colours, rng, count: int) -> list[str]:
     """``count`` sentences whose meaning no event of ``scene`` has; half about its own shapes when possible."""
     from cmagrounding.demo.grammar import BACKGROUNDS, DIRECTIONS, SHAPES, sentence
@@ -88,13 +79,13 @@ def run_length(args: argparse.Namespace, length: float) -> dict:
     import torch
 
     from cmagrounding.demo.generator import generate_dataset, load_annotations
-    from cmagrounding.demo.runner import generator_config_of
+    from cmagrounding.demo.runner import config_for_duration, generator_config_of
     from cmagrounding.grounder import Grounder
     from cmagrounding.spans import temporal_iou
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    gcfg = generator_for(length, generator_config_of(args.model))
+    gcfg = config_for_duration(generator_config_of(args.model), length)
     work = Path(args.work) / f"len{int(length)}"
     ann = generate_dataset(work, args.count, seed=args.seed, config=gcfg)
     _, scenes, videos = load_annotations(ann)

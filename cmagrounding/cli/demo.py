@@ -1,4 +1,4 @@
-"""``cmagrounding demo [--out DIR] [--seed N] [--model PATH] [--no-plot] [--html FILE | --no-html] [--embed-video] [--json]``.
+"""``cmagrounding demo [--out DIR] [--seed N] [--model PATH] [--no-plot] [--html FILE | --no-html] [--embed-video] [--json] [--duration SECONDS]``.
 
 Generates a fresh video of shapes with its sentences, localizes every sentence from the raw video
 file with the shipped demo model (real Kinetics-400 I3D features, then CMA), and prints the
@@ -31,16 +31,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-html", action="store_true", help="do not write the page")
     parser.add_argument("--embed-video", action="store_true", help="embed the video in the page instead of linking it")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                        help="generate a video of about this length (e.g. 180): long ones are localized in windows")
 
 
 def run(args: argparse.Namespace) -> int:
     logging.captureWarnings(True)
     from cmagrounding.demo.runner import run_demo
 
+    if args.duration is not None and not args.duration > 0:
+        print(f"cmagrounding demo: error: --duration must be positive, got {args.duration:g}", file=sys.stderr)
+        return 2
     try:
         result = run_demo(
             args.out, model=args.model, seed=args.seed, device=args.device, plot=not args.no_plot,
-            html=None if args.no_html else args.html, embed_video=args.embed_video,
+            html=None if args.no_html else args.html, embed_video=args.embed_video, duration=args.duration,
         )
     except (CMAGroundingError, ImportError, OSError) as e:
         print(f"cmagrounding demo: error: {e}", file=sys.stderr)
@@ -52,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"generated {result.video} ({scene.duration:.2f} s, {scene.width}x{scene.height}, "
           f"{scene.fps:g} fps, seed {scene.seed}); model: {args.model}")
     print(result.table())
+    windows = [m.window for m in result.moments if m.window is not None]
+    if windows:
+        w = windows[0][1] - windows[0][0]
+        print(f"answers from windows of {w:.0f} s over the whole video's features, ranked by the model's "
+              f"confidence (the video is longer than the model's training videos)")
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     print(f"time: {timing}")
     if result.plot is not None:

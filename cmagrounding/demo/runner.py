@@ -42,6 +42,21 @@ def generator_config_of(model: str | os.PathLike[str]) -> GeneratorConfig:
     return GeneratorConfig()
 
 
+def config_for_duration(cfg: GeneratorConfig, duration: float) -> GeneratorConfig:
+    """``cfg`` for videos of about ``duration`` seconds (0.8-1.2 x), with as many events per second
+    as ``cfg``'s 20-s videos (long videos to show windowed grounding, docs/grounder.md)."""
+    from dataclasses import replace
+
+    if not duration > 0:
+        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
+    mid = 0.5 * (cfg.min_duration + cfg.max_duration)
+    scale = duration / mid
+    lo, hi = max(1, int(round(cfg.min_events * scale))), max(1, int(round(cfg.max_events * scale)))
+    need = hi * cfg.min_event + (hi + 1) * cfg.min_gap  # the generator's own check, kept satisfiable
+    return replace(cfg, min_duration=max(0.8 * duration, need), max_duration=max(1.2 * duration, need),
+                   min_events=lo, max_events=hi)
+
+
 @dataclass
 class DemoResult:
     """A demo run: the generated scene and video, and per sentence the prediction and its IoU."""
@@ -117,19 +132,23 @@ def write_demo_report(
 
 
 def make_demo_video(
-    path: str | os.PathLike[str], *, seed: int | None = None, model: str | os.PathLike[str] = DEMO_MODEL_DIR
+    path: str | os.PathLike[str], *, seed: int | None = None, model: str | os.PathLike[str] = DEMO_MODEL_DIR,
+    duration: float | None = None,
 ) -> tuple[Path, Scene]:
     """Render a generated video as the demo does (the settings ``model`` was trained with) to
     ``path``: ``(path, scene)``, the scene holding its sentences and their true spans in seconds.
 
     ``seed`` defaults to a fresh random one from :data:`DEMO_SEED_MIN` up (never a training video).
-    Needs only PyAV, so examples can make a sample video on any install.
+    Needs only PyAV, so examples can make a sample video on any install. ``duration`` (seconds)
+    makes a longer (or shorter) video with as many events per second (:func:`config_for_duration`).
     """
     from cmagrounding.demo.renderer import write_video
 
     if seed is None:
         seed = DEMO_SEED_MIN + secrets.randbelow(2**31 - DEMO_SEED_MIN)
     cfg = generator_config_of(model)
+    if duration is not None:
+        cfg = config_for_duration(cfg, duration)
     scene = generate_scene(cfg, seed=seed, index=0)
     return write_video(scene, path, codec=cfg.codec, crf=cfg.crf), scene
 
@@ -143,6 +162,7 @@ def run_demo(
     plot: bool = True,
     html: str | os.PathLike[str] | None = "report.html",
     embed_video: bool = False,
+    duration: float | None = None,
 ) -> DemoResult:
     """Generate a video (``seed``; a fresh random one by default), localize its sentences, score them.
 
@@ -150,7 +170,9 @@ def run_demo(
     ``plot.png`` into ``out_dir``. Without matplotlib the plot is skipped (``plot_skipped`` says
     why); nothing else needs it. ``html`` (relative to ``out_dir``; None for none) is the page
     that plays the video with a timeline per sentence (:func:`cmagrounding.report.write_report`),
-    the video linked beside it or embedded (``embed_video``).
+    the video linked beside it or embedded (``embed_video``). ``duration`` (seconds) generates a
+    video of about that length; one clearly longer than the model's training videos is localized
+    in windows (``Grounder.localize``'s default, docs/grounder.md "Long videos").
     """
     from cmagrounding.grounder import Grounder
 
@@ -163,7 +185,7 @@ def run_demo(
     grounder = Grounder.from_pretrained(str(model), device=device)
     seconds["load model"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    video, scene = make_demo_video(out / "video.mp4", seed=seed, model=model)
+    video, scene = make_demo_video(out / "video.mp4", seed=seed, model=model, duration=duration)
     seconds["render video"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     features = grounder.encode_video(video)  # from the raw file: decode, sample, I3D
