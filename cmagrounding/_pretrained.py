@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from cmagrounding import _io
+from cmagrounding._version import __version__
+from cmagrounding.hub import resolve_pretrained
 from cmagrounding.errors import (
     CheckpointError,
     ConfigError,
@@ -61,6 +63,8 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 CARD_FILE = "README.md"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)  # README.md is documentation only
+# what a hub download fetches: the folder's files and nothing else
+PRETRAINED_PATTERNS = [*REQUIRED_FILES, CARD_FILE]
 EXTRACTOR_PREFIX = "extractor."  # state-dict prefix of an extractor stored inside model.safetensors
 _REQUIRED_SECTIONS = ("model", "video", "text")
 
@@ -84,9 +88,8 @@ def check_files(folder: str | os.PathLike[str], required: Iterable[str] = REQUIR
 def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None, *,
             cache_dir: str | os.PathLike[str] | None = None, token: str | bool | None = None) -> Path:
     """The complete local folder of ``name_or_path`` (see :mod:`cmagrounding.hub` for names)."""
-    from cmagrounding.hub import resolve_pretrained
-
-    return check_files(resolve_pretrained(name_or_path, revision, cache_dir=cache_dir, token=token))
+    return check_files(resolve_pretrained(name_or_path, revision, cache_dir=cache_dir, token=token,
+                                          allow_patterns=PRETRAINED_PATTERNS))
 
 
 def read_config(name_or_path: str | os.PathLike[str], revision: str | None = None, *,
@@ -96,9 +99,8 @@ def read_config(name_or_path: str | os.PathLike[str], revision: str | None = Non
     Raises :class:`MissingFileError` (no config.json), :class:`CheckpointError` (not a JSON object,
     a required section missing) or :class:`FormatVersionError` (no or an unknown format version).
     """
-    from cmagrounding.hub import resolve_pretrained
-
-    path = resolve_pretrained(name_or_path, revision, cache_dir=cache_dir, token=token) / CONFIG_FILE
+    folder = resolve_pretrained(name_or_path, revision, cache_dir=cache_dir, token=token, allow_patterns=PRETRAINED_PATTERNS)
+    path = folder / CONFIG_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
@@ -223,8 +225,6 @@ def load(name: str | os.PathLike[str], revision: str | None = None, *, video_con
 
 def config_dict(grounder: Grounder, *, embedded: bool = False, card: ModelCard | None = None) -> dict[str, Any]:
     """What ``config.json`` holds (without metrics and recipe); ``card`` defaults to the grounder's."""
-    from cmagrounding import __version__
-
     vc = grounder.video_config
     if vc.extractor == "precomputed":
         extractor: dict[str, Any] = {"storage": "none"}

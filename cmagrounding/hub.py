@@ -19,14 +19,11 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Sequence
 
-from cmagrounding._pretrained import CARD_FILE, REQUIRED_FILES
 from cmagrounding.errors import CheckpointError, PretrainedNotFoundError
 
 _logger = logging.getLogger(__name__)
-
-# the files of the pretrained format (docs/pretrained-format.md); nothing else is downloaded
-PRETRAINED_PATTERNS = [*REQUIRED_FILES, CARD_FILE]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -55,8 +52,12 @@ def resolve_pretrained(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     token: str | bool | None = None,
+    allow_patterns: Sequence[str] | None = None,
 ) -> Path:
     """The local folder that holds the pretrained model ``name`` (see the module docstring).
+
+    ``allow_patterns``: the only files fetched from a hub repo (the pretrained folder's files when
+    called through :mod:`cmagrounding._pretrained`); None fetches the whole repo.
 
     ``revision`` applies to hub ids only; giving one with a local folder is an error, because a
     folder has no revisions and silently ignoring it would load something other than asked.
@@ -68,7 +69,7 @@ def resolve_pretrained(
     if name.startswith("local-dir:"):
         return _local_folder(name[len("local-dir:") :], revision)
     if name.startswith("hf-hub:"):
-        return _hub_folder(name[len("hf-hub:") :], revision, cache_dir, token)
+        return _hub_folder(name[len("hf-hub:") :], revision, cache_dir, token, allow_patterns)
     path = Path(name).expanduser()
     if path.is_dir():
         if is_repo_id(name):
@@ -77,7 +78,7 @@ def resolve_pretrained(
     if path.exists():
         raise PretrainedNotFoundError(f"{name!r} is a file; a pretrained model is a folder (config.json, model.safetensors, ...)")
     if is_repo_id(name) and not name.startswith((".", "~")):
-        return _hub_folder(name, revision, cache_dir, token)
+        return _hub_folder(name, revision, cache_dir, token, allow_patterns)
     raise PretrainedNotFoundError(
         f"{name!r} is neither an existing local folder nor a hub repo id of the form 'org/name' "
         "(prefix with local-dir: or hf-hub: to say which you mean)"
@@ -96,7 +97,8 @@ def _local_folder(path: str, revision: str | None) -> Path:
 
 
 def _hub_folder(
-    repo_id: str, revision: str | None, cache_dir: str | os.PathLike[str] | None, token: str | bool | None
+    repo_id: str, revision: str | None, cache_dir: str | os.PathLike[str] | None, token: str | bool | None,
+    allow_patterns: Sequence[str] | None,
 ) -> Path:
     if not is_repo_id(repo_id):
         raise PretrainedNotFoundError(f"{repo_id!r} is not a valid hub repo id (expected 'org/name')")
@@ -111,7 +113,7 @@ def _hub_folder(
             revision=revision,
             cache_dir=cache_dir,
             token=token,
-            allow_patterns=PRETRAINED_PATTERNS,
+            allow_patterns=list(allow_patterns) if allow_patterns is not None else None,
             local_files_only=offline,
             library_name="cmagrounding",
         )
@@ -155,7 +157,7 @@ def push_folder_to_hub(
         folder_path=os.fspath(folder),
         revision=revision,
         commit_message=commit_message,
-        allow_patterns=PRETRAINED_PATTERNS,
+        allow_patterns=list(allow_patterns) if allow_patterns is not None else None,
         create_pr=create_pr,
     )
     return str(getattr(info, "commit_url", info))
