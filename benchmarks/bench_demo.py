@@ -34,9 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from cmagrounding.demo import DEMO_MODEL_DIR
-from cmagrounding.demo.build import BENCH_SEED
 from cmagrounding.demo.generator import generate_dataset, generate_scene, load_annotations
 from cmagrounding.demo.runner import generator_config_of
+from cmagrounding.demo.settings import BENCH_SEED
+from cmagrounding.spans import seconds_to_unit
 from cmagrounding.training.metrics import compute_metrics
 from cmagrounding.video.features import VideoFeatures
 
@@ -114,7 +115,7 @@ def main() -> None:
     other_m = compute_metrics(np.array(other), gt_a, dur_a).to_dict()
     # mean normalized training span (annotations only: no rendering needed)
     train_spans = [
-        (e.start / s.duration, e.end / s.duration)
+        seconds_to_unit(e.start, e.end, s.duration)  # Eq. 22
         for s in (generate_scene(gcfg, recipe.get("train_seed", 1), i) for i in range(int(recipe.get("num_train", 1000))))
         for e in s.events
     ]

@@ -1,5 +1,5 @@
 """Pieces of the demo model's build that change what the network sees: the folded input scaling and
-the training crops."""
+the training crops (both in cmagrounding.training now), and the build's settings."""
 
 from __future__ import annotations
 
@@ -7,17 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from cmagrounding.demo.build import (
-    CroppedStore,
-    StandardizedStore,
-    crop_annotations,
-    default_build_config,
-    fold_standardization,
-    grammar_sentences,
-)
+from cmagrounding.demo.settings import default_build_config, grammar_sentences
 from cmagrounding.model.config import CMAConfig
 from cmagrounding.model.network import CMANetwork
 from cmagrounding.training.annotations import Annotation
+from cmagrounding.training.crops import CroppedStore, crop_annotations
+from cmagrounding.training.standardize import StandardizedStore, fold_standardization
 from cmagrounding.training.stores import MemoryStore
 
 
@@ -72,7 +67,7 @@ def test_crops_contain_and_retime_the_moment():
 def test_build_settings_and_vocabulary():
     cfg = default_build_config()
     # the seeds of training and selection are not the benchmark's
-    from cmagrounding.demo.build import BENCH_SEED
+    from cmagrounding.demo.settings import BENCH_SEED
 
     assert BENCH_SEED not in (cfg.train_seed, cfg.val_seed)
     sentences = grammar_sentences()

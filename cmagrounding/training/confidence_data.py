@@ -35,6 +35,7 @@ import torch
 
 from cmagrounding.errors import ConfigError
 from cmagrounding.training.annotations import Annotation
+from cmagrounding.training.crops import CroppedStore, parse_view  # noqa: F401  (parse_view: re-exported)
 from cmagrounding.training.dataset import GroundingDataset
 
 __all__ = ["ConfidenceSettings", "WindowStore", "ConfidenceDataset", "confidence_windows", "parse_view"]
@@ -77,31 +78,9 @@ class ConfidenceSettings:
         return asdict(self)
 
 
-def parse_view(view: str) -> list[tuple[str, int | None, int | None]]:
-    """``"V@A-B|U@C-D"`` -> ``[("V", A, B), ("U", C, D)]``; a plain id -> ``[(id, None, None)]``."""
-    out = []
-    for part in view.split("|"):
-        base, _, rows = part.partition("@")
-        if rows:
-            a, _, b = rows.partition("-")
-            out.append((base, int(a), int(b)))
-        else:
-            out.append((base, None, None))
-    return out
-
-
-class WindowStore:
-    """A feature store that also serves window views ``"VIDEO@A-B|OTHER@C-D"`` of ``store``."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def get(self, video: str) -> np.ndarray:
-        parts = [self.store.get(base)[a:b] if a is not None else self.store.get(base) for base, a, b in parse_view(video)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
-
-    def __contains__(self, video: object) -> bool:
-        return isinstance(video, str) and all(base in self.store for base, _, _ in parse_view(video))
+class WindowStore(CroppedStore):
+    """A feature store that also serves window views ``"VIDEO@A-B|OTHER@C-D"`` of ``store``
+    (:class:`~cmagrounding.training.crops.CroppedStore`, under the name this module's callers use)."""
 
 
 def _moment_rows(a: Annotation, n: int, seconds_per_row: float) -> tuple[int, int]:

