@@ -360,3 +360,41 @@ def test_score_predictions_on_the_videos_own_annotations(shared_data, raw_truth,
     assert [q.iou for q in report.per_query] == pytest.approx(ious)
     assert report["R1@0.3"] == pytest.approx(np.mean(np.array(ious) >= 0.3))
     assert report["mIoU"] == pytest.approx(np.mean(ious))
+
+
+def test_evaluate_ranked_predictions_on_real_queries(grounder, fixed_features, raw_truth, shared_data, tmp_path):
+    """Top-5 lists from the facade's windowed inference, written as ``[[start, end, score], ...]``
+    best first, give R5@m: a query counts when any of its 5 candidates reaches IoU m."""
+    from cmagrounding.cli import main
+
+    path = tmp_path / "ranked.jsonl"
+    ranked = {}
+    with open(path, "w", encoding="utf-8") as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # QueryWarnings (unknown words), checked above
+        for name in ANET:
+            queries = [q["query"] for q in raw_truth[name]]
+            lists = grounder.localize(fixed_features[name], queries, top_k=5, windowed=True, window=6.0, stride=2.0)
+            for query, moments in zip(queries, lists):
+                assert 1 < len(moments) <= 5
+                ranked[(name, query)] = moments
+                f.write(json.dumps({"video": name, "query": query,
+                                    "pred": [[m.start, m.end, m.score] for m in moments]}) + "\n")
+    out = tmp_path / "result.json"
+    code = main(["evaluate", "--predictions", str(path), "--dataset", "activitynet-captions", "--annotations",
+                 str(shared_data / "activitynet_captions"), "--split", "test", "--allow-missing", "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert (result["count"], result["scored"], result["extra"]) == (34536, 6, 2)  # ZNVhz7ctTq0's are in train
+    best1, best5 = [], []
+    for t in raw_truth["v_GGSY1Qvo990"]:
+        if t["split"] not in ("val_1", "val_2"):
+            continue
+        gt = np.clip([t["start"], t["end"]], 0, t["duration"])
+        cands = np.clip([[m.start, m.end] for m in ranked[("v_GGSY1Qvo990", t["query"])]], 0, t["duration"])
+        ious = temporal_iou(cands, np.repeat(gt[None], len(cands), axis=0))
+        best1.append(ious[0])
+        best5.append(ious.max())
+    for m in (0.1, 0.3, 0.5, 0.7):
+        assert result[f"R1@{m:g}"] == pytest.approx(np.sum(np.array(best1) >= m) / 34536)
+        assert result[f"R5@{m:g}"] == pytest.approx(np.sum(np.array(best5) >= m) / 34536)
+        assert result[f"R5@{m:g}"] >= result[f"R1@{m:g}"]
