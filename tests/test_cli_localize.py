@@ -139,3 +139,17 @@ def test_localize_plot_without_matplotlib_prints_results_then_exits_3(model_and_
     out = json.loads(r.stdout)
     assert [m["query"] for m in out["moments"]] == ["the person sits", "zebra"] and out["plot"] is None
     assert "pip install 'cmagrounding[plot]'" in r.stderr and not png.exists()
+
+
+def test_localize_min_score_rejecting_all_still_writes_plot_and_page(model_and_features, tmp_path, capsys):
+    """--min-score that keeps nothing: exit 0 (not the missing-extra status), every query drawn."""
+    from cmagrounding.cli import main
+
+    model, feats = model_and_features
+    png, page = tmp_path / "p.png", tmp_path / "r.html"
+    args = ["localize", feats, "the person sits", "zebra", "--model", str(model), "--top-k", "2", "--min-score", "1.0",
+            "--plot", str(png), "--html", str(page)]
+    assert main(args) == 0, capsys.readouterr().err
+    html = page.read_text(encoding="utf-8")
+    assert html.count('class="timeline"') == 2 and html.count("no moment kept") == 2
+    assert png.read_bytes()[:4] == b"\x89PNG"

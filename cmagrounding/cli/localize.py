@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cmagrounding localize: error: {e}", file=sys.stderr)
         return 1
     # the answers are printed whatever happens to the picture and the page
-    plot_skipped, failures = _write_outputs(args, grounder, moments, video_file)
+    plot_skipped, failures = _write_outputs(args, grounder, moments, video_file, float(features.duration))
     _print_results(args, features, moments, plot_skipped, failures, grounder.card)
     if failures:
         for what, e in failures.items():
@@ -113,21 +113,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_outputs(args, grounder, moments, video_file) -> tuple[str | None, dict[str, Exception]]:
+def _write_outputs(args, grounder, moments, video_file, duration) -> tuple[str | None, dict[str, Exception]]:
     """Write --plot and --html: (why the plot was skipped or None, {output: error})."""
     from cmagrounding.errors import MissingDependencyError
 
     plot_skipped = None
     failures: dict[str, Exception] = {}
-    if moments and isinstance(moments[0], list):  # ranked: queries without a moment are not drawn
-        moments = [ms for ms in moments if ms]
-        if not moments:
-            return ("no query has a moment scoring >= --min-score" if args.plot else None), failures
+    if moments and isinstance(moments[0], list) and not all(moments):
+        # ranked, and --min-score left some query without a moment: name every query so that
+        # the plot and the page show those as "no moment kept" (a list would lose their text)
+        moments = dict(zip(args.queries, moments))
     if args.plot:
         try:
             from cmagrounding.plot import plot_moments
 
-            plot_moments(moments, args.plot, video=video_file, title=Path(args.video).name)
+            plot_moments(moments, args.plot, video=video_file, title=Path(args.video).name, duration=duration)
         except MissingDependencyError as e:
             plot_skipped = str(e)
         except (CMAGroundingError, OSError, ValueError) as e:
@@ -139,7 +139,7 @@ def _write_outputs(args, grounder, moments, video_file) -> tuple[str | None, dic
             write_report(
                 args.html, video_file, moments, embed=args.embed_video,
                 model_info=model_info_of(grounder, args.model), title=Path(args.video).name,
-                duration=float((moments[0][0] if isinstance(moments[0], list) else moments[0]).duration) if moments else None,
+                duration=duration,
             )
         except (CMAGroundingError, OSError) as e:
             failures["html"] = e
