@@ -52,8 +52,17 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     logging.captureWarnings(True)  # query warnings, once each, with the log lines
     once = OncePerMessage()
-    for handler in logging.getLogger().handlers:
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
         handler.addFilter(once)
+    try:
+        return run(args, once)
+    finally:  # leave the caller's logging as it was (when run in-process)
+        for handler in handlers:
+            handler.removeFilter(once)
+
+
+def run(args: argparse.Namespace, once: OncePerMessage) -> int:
     if args.model is None:
         from cmagrounding.demo import DEMO_MODEL_DIR
 
