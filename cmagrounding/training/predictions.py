@@ -15,9 +15,10 @@ Rules (each counted in the :class:`PredictionsReport`, never a silent drop):
 
 * **matching**: a row answers the annotations of the same ``video`` id (exact string) whose query
   equals its ``query`` after :func:`normalize_query` (whitespace runs collapsed, ends stripped,
-  case folded). Annotations that share a video and a normalized query (11 in ActivityNet's merged
-  test split, with different ground truth) are all answered by the one row: the model saw the same
-  input; each still counts as a query (``shared``).
+  case folded). Annotations that share a video and a normalized query (24 under 12 keys in
+  ActivityNet's merged test split, mostly one sentence in both val_1 and val_2, with different
+  ground truth) are all answered by the one row: the model saw the same input; each still counts
+  as a query (``shared``).
 * **missing** (an annotation without a row): :class:`~cmagrounding.errors.PredictionsError`, or
   with ``allow_missing=True`` IoU 0 at every threshold, counted in ``missing``.
 * **duplicate** rows (same video and normalized query twice): an error naming both lines.
@@ -119,7 +120,8 @@ class PredictionsReport:
     ``top1`` holds R1@m and mIoU over all ``annotations`` (missing ones at IoU 0); ``recall5`` is
     R5@m (None when no row gave a candidate list). Counts: ``scored`` annotations with a row,
     ``missing`` without, ``shared`` scored by a row that also answers another annotation,
-    ``extra`` rows that match nothing, ``clipped`` rows with a candidate past the duration,
+    ``extra`` rows that match nothing, ``clipped`` scored annotations whose row has a candidate
+    (among the first 5) past the duration,
     ``fewer_than_5`` scored annotations whose row ranks fewer than 5 candidates.
     """
 
