@@ -8,6 +8,7 @@ Components, one per module:
 * ``standardize``: per-dimension input standardization, folded into the network after training.
 * ``dataset``: the torch Dataset (sampling to N clips, LGI's rule) and its collate.
 * ``metrics`` / ``evaluation``: R1@m and mIoU (conventions stated in every result), baselines.
+* ``predictions``: scoring a predictions file against annotations, no model (docs/evaluation.md).
 * ``config`` / ``trainer`` / ``checkpoint`` / ``distributed``: the training loop, resume, DDP.
 * ``recipes`` / ``protocol``: named runs (Tables 1-6, synthetic) and the end-to-end protocol.
 * ``synthetic``: a feature-space grounding task that needs the query, for proof of learning.
@@ -32,6 +33,7 @@ _LAZY = {
     "evaluate_grounder": "evaluation", "TrainConfig": "config", "Trainer": "trainer", "TrainResult": "trainer",
     "Recipe": "recipes", "RECIPES": "recipes", "get_recipe": "recipes", "run_recipe": "protocol",
     "SyntheticConfig": "synthetic", "make_synthetic": "synthetic", "dataset_stats": "stats",
+    "score_predictions": "predictions", "load_predictions": "predictions",
 }
 
 __all__ = sorted(_LAZY)
