@@ -113,6 +113,8 @@ class DecodeReport:
     frames_concealed: frames the decoder did output but flagged as damaged: it filled the broken
                       parts from neighbouring pictures (FFmpeg's error concealment, as in players).
     decode_errors:    packets the decoder rejected with an error.
+    frames_unplaced:  pictures the decoder output at a time no packet was due (damaged timing, a
+                      duplicate); dropped, so that the timeline keeps one frame per packet.
     stopped_early:    why reading the file stopped before its end (a read error), else None.
     missing_at_end:   frames the index lists that were never read (a cut file); they are among
                       ``lost_times``, one frame period apart after the last packet.
@@ -128,6 +130,7 @@ class DecodeReport:
     frames_decoded: int = 0
     frames_concealed: int = 0
     decode_errors: int = 0
+    frames_unplaced: int = 0
     lost_times: list[float] = field(default_factory=list)
     stopped_early: str | None = None
     missing_at_end: int = 0
@@ -141,7 +144,7 @@ class DecodeReport:
     @property
     def damaged(self) -> bool:
         """Whether anything was lost, concealed or rejected (a clean video reports False)."""
-        if self.lost_times or self.frames_concealed or self.decode_errors or self.stopped_early:
+        if self.lost_times or self.frames_concealed or self.decode_errors or self.frames_unplaced or self.stopped_early:
             return True
         return self._ends_early()  # e.g. a cut file without a frame count in its index
 
@@ -192,6 +195,8 @@ class DecodeReport:
             parts.append(f"{self.frames_concealed} decoded with concealed damage")
         if self.decode_errors:
             parts.append(f"{self.decode_errors} packet{'s' if self.decode_errors != 1 else ''} rejected by the decoder")
+        if self.frames_unplaced:
+            parts.append(f"{self.frames_unplaced} decoded at a time no frame was due (dropped)")
         if self.stopped_early:
             parts.append(f"reading stopped at {_seconds(self.packets_until)} s ({self.stopped_early})")
         if self.missing_at_end:
@@ -208,6 +213,7 @@ class DecodeReport:
             "lost_ranges": [[round(a, 3), round(b, 3)] for a, b in self.lost_ranges()],
             "frames_concealed": self.frames_concealed,
             "decode_errors": self.decode_errors,
+            "frames_unplaced": self.frames_unplaced,
             "decoded_fraction": round(self.decoded_fraction(), 4),
             "stopped_early": self.stopped_early,
             "missing_at_end": self.missing_at_end,
@@ -312,7 +318,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         container_dur = container.duration / 1_000_000 if container.duration else None
         first, damage = None, DecodeReport()
         for first, _ in _decode_packets(container, stream, damage):  # skips packets that do not decode
-            break
+            if first is not None:
+                break
+        if first is _END:
+            first = None
         if first is None:
             if damage.decode_errors:
                 raise VideoDecodeError(f"{p}: the video stream does not decode ({damage.decode_errors} packets rejected)")
@@ -381,10 +390,14 @@ def _convert(frame, size_wh: tuple[int, int] | None, rotation: int, crop: int | 
     return np.ascontiguousarray(image)
 
 
+_END = object()
+
+
 def _decode_packets(container, stream, report: DecodeReport) -> Iterator[tuple[object | None, list[float]]]:
     """Decode ``stream`` packet by packet, going on past damage.
 
-    Yields ``(frame, lost)`` per decoded frame, then ``(None, lost)`` once at the end. ``lost``:
+    Yields ``(frame, lost)`` per decoded frame (``frame`` None for a picture with no packet due at
+    its time), then ``(_END, lost)`` once at the end. ``lost``:
     raw timestamps (seconds, not yet relative to the origin) of packets due before that frame (at
     the end: all left) whose picture never came out. Fills ``report``'s packet and error counts.
     A packet the decoder rejects is skipped (FFmpeg keeps its reference pictures and conceals what
@@ -396,18 +409,35 @@ def _decode_packets(container, stream, report: DecodeReport) -> Iterator[tuple[o
     half_tick = 0.5 * tb if tb else 1e-9
     pending: list[float] = []  # min-heap of packet times still owed a picture
 
-    def settle(frame) -> list[float]:
+    timed = False  # whether packets carry timestamps to match frames by
+
+    def settle(frame) -> tuple[list[float], bool]:
+        """The packets due before ``frame`` that gave no picture, and whether ``frame`` had a packet."""
         lost: list[float] = []
-        if frame.pts is None or tb is None:
+        if frame.pts is None or tb is None or not timed:
             if pending:  # no timestamp to match by: assume decode order
                 heapq.heappop(pending)
-            return lost
+            return lost, True
         t = frame.pts * tb
+        matched = False
         while pending and pending[0] <= t + half_tick:
             x = heapq.heappop(pending)
             if x < t - half_tick:
                 lost.append(x)
-        return lost
+            else:
+                matched = True
+        return lost, matched
+
+    def placed(frames) -> Iterator[tuple[object, list[float]]]:
+        for frame in frames:
+            report.frames_decoded += 1
+            report.frames_concealed += bool(frame.is_corrupt)
+            lost, matched = settle(frame)
+            if not matched:
+                report.frames_unplaced += 1
+                # its packets before it are still lost; the picture itself has no slot
+                frame = None
+            yield frame, lost
 
     def decoded(packet) -> list:
         try:
@@ -431,18 +461,13 @@ def _decode_packets(container, stream, report: DecodeReport) -> Iterator[tuple[o
         else:
             report.packets += 1
             if packet.pts is not None and tb is not None and not packet.is_discard:
+                timed = True
                 heapq.heappush(pending, packet.pts * tb)
                 report.packets_until = max(report.packets_until, packet.pts * tb)
-        for frame in decoded(packet):
-            report.frames_decoded += 1
-            report.frames_concealed += bool(frame.is_corrupt)
-            yield frame, settle(frame)
+        yield from placed(decoded(packet))
     if not flushed:  # the demuxer stopped on an error before its flush packet
-        for frame in decoded(None):
-            report.frames_decoded += 1
-            report.frames_concealed += bool(frame.is_corrupt)
-            yield frame, settle(frame)
-    yield None, sorted(pending)
+        yield from placed(decoded(None))
+    yield _END, sorted(pending)
 
 
 def iter_frames(
@@ -538,11 +563,16 @@ def iter_frames(
             return [max(0.0, x - (origin or 0.0)) for x in raw]
 
         end_lost: list[float] = []
+        carried: list[float] = []  # lost before a dropped picture: they wait for the next good frame
         for frame, lost_raw in _decode_packets(container, stream, report):
-            if frame is None:
-                end_lost = relative(lost_raw)
+            if frame is _END:
+                end_lost = relative(carried + lost_raw)
                 report.lost_times.extend(end_lost)
                 break
+            if frame is None:
+                carried.extend(lost_raw)
+                continue
+            lost_raw, carried = carried + lost_raw, []
             if origin is None:
                 origin = _origin(stream, float(frame.time) if frame.time is not None else None)
             t = frame_time(frame, decoded)
