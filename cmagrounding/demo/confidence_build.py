@@ -35,6 +35,17 @@ NMS_IOU = 0.5
 WINDOW_WHEN_LONGER = 1.5  # window videos longer than 1.5 x the longest trained duration
 
 
+CONFIDENCE_NOTES = """
+**Confidence head and long videos (additions to the paper).** The network has a confidence head
+on the pooled feature of Eq. 19 (docs/architecture.md, "Additions to the paper"), trained with
+binary cross-entropy on windows of the training videos with the whole moment or none of it;
+`Moment.score` is its confidence (validation windows: AUROC {auroc:.3f}). It was trained on
+videos of {lo:g}-{hi:g} s (median {med:g} s); videos longer than {longer:g} s are localized in
+windows of {size:g} s every {stride:g} s over features extracted once, ranked by the confidence
+(docs/grounder.md, "Long videos"; figures: docs/demo.md, `benchmarks/bench_windows.py`).
+"""
+
+
 def binary_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` for binary ``labels`` (ties count one half)."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -244,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
 
         card = card_of(json.loads((Path(args.init) / "config.json").read_text()))
     grounder = Grounder(net, tok, vcfg.replace(num_clips=mcfg.num_clips), device="cpu", card=card, windows=windows)
-    folder = grounder.save_pretrained(out, metrics=metrics, recipe=recipe, card_notes=CARD_NOTES)
+    notes = CARD_NOTES + CONFIDENCE_NOTES.format(
+        auroc=auroc, size=windows.size, stride=windows.stride, longer=windows.when_longer_than,
+        lo=durations["min"], hi=durations["max"], med=durations["median"])
+    folder = grounder.save_pretrained(out, metrics=metrics, recipe=recipe, card_notes=notes)
     _logger.info("saved %s", folder)
     return 0
 
