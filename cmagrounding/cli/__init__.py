@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cmagrounding.cli.train", "train a CMA model from a recipe"),
     "evaluate": ("cmagrounding.cli.evaluate", "evaluate a model on a dataset"),
     "data-stats": ("cmagrounding.cli.data_stats", "print dataset statistics and annotation quirks"),
+    "pack-features": ("cmagrounding.cli.pack_features", "pack feature files into one memory-mapped store for training"),
 }
 
 

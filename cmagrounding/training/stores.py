@@ -10,6 +10,9 @@ features). Three kinds:
   ``h5py`` is imported only when such a store is opened.
 * :class:`EncoderStore`: extracts features from the video files on the fly with the library's
   :class:`~cmagrounding.video.encoder.VideoEncoder` (optionally caching them as ``.npy``).
+* :class:`~cmagrounding.training.packed.PackedStore`: every video in one memory-mapped file with
+  a JSON index (``cmagrounding pack-features``), the fastest to read; :func:`open_feature_store`
+  uses it wherever a folder holds one that covers its ``.npy`` files.
 
 :class:`MemoryStore` holds arrays in memory (the synthetic dataset, tests).
 """
@@ -227,11 +230,24 @@ class EncoderStore:
 
 
 def open_feature_store(spec: str | Path, key: str | None = None) -> FeatureStore:
-    """A store from a path: a folder of ``.npy`` files, or an ``.h5`` / ``.hdf5`` file.
+    """A store from a path: a packed store (its folder or index), a folder of ``.npy`` files, or an
+    ``.h5`` / ``.hdf5`` file.
 
-    ``key`` is the per-video dataset name inside an HDF5 file (e.g. ``"c3d_features"``).
+    A folder that holds a packed store (``packed-features.json``) is read through it, unless one of
+    the folder's ``.npy`` files is missing from it or newer than it (then the ``.npy`` files are
+    read, with a warning to pack again). ``key`` is the per-video dataset name inside an HDF5 file
+    (e.g. ``"c3d_features"``).
     """
+    from cmagrounding.training.packed import PackedStore, find_packed_index, is_stale
+
     path = Path(spec)
+    packed = find_packed_index(path)
+    if packed is not None:
+        stale = is_stale(path) if path.is_dir() else None
+        if stale is None:
+            return PackedStore(packed)
+        _logger.warning("%s: the packed store there is out of date (%s); reading the .npy files "
+                        "(cmagrounding pack-features %s to pack them again)", path, stale, path)
     if path.is_dir():
         return NpyFolderStore(path)
     if path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
