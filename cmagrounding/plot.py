@@ -178,7 +178,8 @@ def moments_figure(
                        hatch=None if rank == 1 else "//", label=label)
         if len(m.attention):
             centres = m.clip_times.mean(axis=1)  # clips may overlap (windows every stride frames)
-            ax.plot(centres, m.attention, drawstyle="steps-mid", marker=".", color="tab:blue", label="attention a (Eq. 18)")
+            ax.plot(centres, m.attention, drawstyle="steps-mid", marker=".", color="tab:blue",
+                    label="attention a (Eq. 18)" + (" of #1" if len(group) > 1 else ""))
             ax.set_ylim(0, max(float(m.attention.max()) * 1.15, 1e-6))
         if gt is not None:
             for x in gt:
