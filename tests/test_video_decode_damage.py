@@ -4,6 +4,7 @@ crash, hang or raise anything but the library's errors."""
 
 from __future__ import annotations
 
+import json
 import logging
 from fractions import Fraction
 from pathlib import Path
@@ -265,3 +266,42 @@ def test_fuzz_seeded_mutants_never_crash_hang_or_raise_foreign_errors(gop, tmp_p
     for p, m in muts:
         kinds[m.kind].append(outcomes[str(p)]["outcome"])
     assert kinds["flip"].count("decoded") >= 8  # a few flipped bytes never make a video unusable
+
+
+def test_extraction_records_and_reports_damaged_videos(intra, tmp_path, capsys, one_torch_thread):
+    from cmagrounding.cli import main
+    from cmagrounding.video.config import VideoConfig
+    from cmagrounding.video.encoder import VideoEncoder
+    from cmagrounding.video.features import VideoFeatures
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "clean.mp4").write_bytes(intra.read_bytes())
+    pk = packets(intra)
+    pos, size, _ = pk[30]
+    data = bytearray(intra.read_bytes())
+    data[pos : pos + size] = bytes(size)
+    (folder / "hurt.mp4").write_bytes(bytes(data))
+    tiny = ["--extractor", "i3d", "--fps", "10", "--clip-len", "8", "--stride", "4", "--resize", "32", "--crop", "32",
+            "--precision", "fp32", "--device", "cpu", "--no-progress"]  # fmt: skip
+    out = tmp_path / "feats"
+    assert main(["extract-features", str(folder), "-o", str(out), *tiny]) == 0
+    text = capsys.readouterr().out
+    assert "2 extracted" in text and "1 damaged videos" in text
+    assert "damaged " + str(folder / "hurt.mp4") + ": 1 frames lost at 1.20-1.24 s" in text
+    index = json.loads((out / "index.json").read_text())
+    assert set(index["videos"]) == {"clean", "hurt"} and set(index["damaged"]) == {"hurt"}
+    assert index["damaged"]["hurt"]["frames_lost"] == 1 and index["damaged"]["hurt"]["lost_ranges"] == [[1.2, 1.24]]
+    assert json.loads((out / "clean.json").read_text())["damage"] is None
+    assert json.loads((out / "hurt.json").read_text())["damage"]["frames_lost"] == 1
+    # the refusal threshold reaches the command line
+    strict_out = tmp_path / "strict"
+    assert main(["extract-features", str(folder / "hurt.mp4"), "-o", str(strict_out), *tiny, "--min-decoded-fraction", "1.0"]) == 0
+    index = json.loads((strict_out / "index.json").read_text())
+    assert index["failed"]["hurt"]["type"] == "VideoDamagedError" and "min_decoded_fraction=1" in index["failed"]["hurt"]["error"]
+    # VideoFeatures carries the damage through save / load
+    cfg = VideoConfig(extractor="i3d", weights=None, fps=10.0, clip_len=8, stride=4, resize=32, crop=32, precision="fp32")
+    feats = VideoEncoder(cfg, device="cpu").encode(folder / "hurt.mp4")
+    assert feats.frames_lost == 1 and feats.damage["lost_ranges"] == [[1.2, 1.24]]
+    feats.save(tmp_path / "hurt.safetensors")
+    assert VideoFeatures.load(tmp_path / "hurt.safetensors").damage == feats.damage

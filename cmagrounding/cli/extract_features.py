@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="re-extract videos that already have features")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any video failed")
+    p.add_argument("--min-decoded-fraction", type=float, default=None,
+                   help="refuse a damaged video when less than this fraction of its duration decodes (default 0.9)")  # fmt: skip
 
 
 def build_config(args: argparse.Namespace):
@@ -83,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
             device = f"cuda:{shard.local_rank or 0}" if torch.cuda.is_available() else "cpu"
         encoder = VideoEncoder(build_config(args), device=device)
+        if args.min_decoded_fraction is not None:
+            encoder.min_decoded_fraction = args.min_decoded_fraction
         summary = extract_folder(args.inputs, args.output_dir, encoder, shard=shard, fmt=args.format,
                                  overwrite=args.overwrite, progress=not args.no_progress)  # fmt: skip
     except CMAGroundingError as exc:
@@ -96,4 +100,11 @@ def run(args: argparse.Namespace) -> int:
     )
     for entry in index["failed"].values():
         print(f"  failed {entry['source']}: {entry['type']}: {entry['error']}")
+    damaged = index.get("damaged", {})
+    if damaged:
+        print(f"{len(damaged)} damaged videos decoded as far as they could (frames lost shown as the previous good frame):")
+    for entry in damaged.values():
+        where = ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in entry["lost_ranges"][:6])
+        print(f"  damaged {entry['source']}: {entry['frames_lost']} frames lost" + (f" at {where}" if where else "")
+              + f", {entry['frames_concealed']} concealed, {entry['decoded_fraction']:.1%} decoded")  # fmt: skip
     return 1 if (args.strict and summary.failed) else 0

@@ -498,8 +498,8 @@ def iter_frames(
 
     Raises the errors of ``probe``; VideoTruncatedError when the file ends well before its announced
     duration, VideoDamagedError when too much inside it fails to decode: either when less than
-    ``min_decoded_fraction`` of the announced duration decodes (a shortfall of two frame periods
-    or less is rounding and never refused).
+    ``min_decoded_fraction`` of the announced duration decodes (up to two frame periods missing at
+    the end are rounding of the announced duration, never counted).
     """
     if not 0.0 <= min_decoded_fraction <= 1.0:
         raise ConfigError(f"min_decoded_fraction must be within [0, 1], got {min_decoded_fraction!r}")
@@ -633,7 +633,9 @@ def _check_enough(p: Path, report: DecodeReport, min_fraction: float) -> None:
     if announced <= 0:
         return
     short = announced - report.decoded_seconds()
-    if report.decoded_fraction() >= min_fraction or short <= 2 * report.frame_period:
+    # up to two frame periods missing at the end are rounding of the announced duration, not loss
+    forgiven = min(max(0.0, announced - report.decoded_until), 2 * report.frame_period)
+    if short - forgiven <= 1e-9 or (announced - short + forgiven) / announced >= min_fraction - 1e-12:
         return
     tail = announced - min(report.packets_until, announced)
     setting = f"min_decoded_fraction={min_fraction:g}"

@@ -19,7 +19,14 @@ import torch
 
 from cmagrounding.errors import VideoError
 from cmagrounding.video.config import VideoConfig
-from cmagrounding.video.decode import VideoInfo, iter_frames, num_output_frames, probe
+from cmagrounding.video.decode import (
+    DEFAULT_MIN_DECODED_FRACTION,
+    DecodeReport,
+    VideoInfo,
+    iter_frames,
+    num_output_frames,
+    probe,
+)
 from cmagrounding.video.features import VideoFeatures
 from cmagrounding.video.precision import ComputePlan, plan_for
 from cmagrounding.video.registry import build_backbone, get_spec, public_state_dict
@@ -45,11 +52,20 @@ def clip_plan(config: VideoConfig, info: VideoInfo) -> ClipAssembler:
     return ClipAssembler(config.clip_len, stride=config.stride, frame_period=period, duration=info.duration or None)
 
 
-def iter_clips(config: VideoConfig, path: str | os.PathLike, info: VideoInfo | None = None) -> Iterator[Clip]:
-    """Stream the clips of one video (uint8 RGB, already resized and cropped)."""
+def iter_clips(
+    config: VideoConfig,
+    path: str | os.PathLike,
+    info: VideoInfo | None = None,
+    *,
+    report: DecodeReport | None = None,
+    min_decoded_fraction: float = DEFAULT_MIN_DECODED_FRACTION,
+) -> Iterator[Clip]:
+    """Stream the clips of one video (uint8 RGB, already resized and cropped); ``report`` and
+    ``min_decoded_fraction``: damaged videos, see ``cmagrounding.video.decode.iter_frames``."""
     info = info or probe(path)
     assembler = clip_plan(config, info)
-    frames = iter_frames(path, config.fps, config.resize, config.crop, info=info, wanted=assembler.wanted)
+    frames = iter_frames(path, config.fps, config.resize, config.crop, info=info, wanted=assembler.wanted,
+                         report=report, min_decoded_fraction=min_decoded_fraction)  # fmt: skip
     for frame in frames:
         yield from assembler.push(frame)
     yield from assembler.finish()
@@ -114,6 +130,8 @@ class VideoEncoder:
     The checksum of the weights actually loaded is resolved once, here: ``weights_sha256`` holds it
     (None for random weights) and ``config`` is pinned to it, so the config saved with features or
     a checkpoint refuses other weights.
+    ``min_decoded_fraction``: a damaged video is refused when less than this fraction of its
+    announced duration decodes (a decoding policy, not a feature setting, so not in ``config``).
     """
 
     def __init__(
@@ -122,6 +140,7 @@ class VideoEncoder:
         device: str | torch.device | None = None,
         weights_path: str | os.PathLike | None = None,
         prefetch: int = 2,
+        min_decoded_fraction: float = DEFAULT_MIN_DECODED_FRACTION,
     ) -> None:
         config = config or VideoConfig()
         get_spec(config.extractor)  # refuses "precomputed" and unknown names early
@@ -135,6 +154,7 @@ class VideoEncoder:
             model = model.to(memory_format=torch.channels_last_3d)
         self.model = model.eval()
         self.prefetch = prefetch
+        self.min_decoded_fraction = min_decoded_fraction
         cfg = config
         lo, hi = cfg.value_range
         mean = torch.tensor(cfg.mean, dtype=torch.float32)
@@ -220,7 +240,9 @@ class VideoEncoder:
         info = info or probe(path)
         feats: list[np.ndarray] = []
         times: list[tuple[float, float]] = []
-        batches = _batched(iter_clips(self.config, path, info), self.config.batch_size)
+        report = DecodeReport()
+        clips = iter_clips(self.config, path, info, report=report, min_decoded_fraction=self.min_decoded_fraction)
+        batches = _batched(clips, self.config.batch_size)
         if self.prefetch > 0:
             batches = _prefetch(batches, self.prefetch)
         for batch in batches:
@@ -235,6 +257,7 @@ class VideoEncoder:
             duration=info.duration,
             config=self.config,
             source=str(path),
+            damage=report.to_dict() if report.damaged else None,
         )
 
     def encode_many(

@@ -100,7 +100,7 @@ class Shard:
 
 def write_index(out_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """Rebuild ``index.json`` from every per-video sidecar in ``out_dir`` (all shards); atomic."""
-    videos, failed = {}, {}
+    videos, failed, damaged = {}, {}, {}
     for side in sorted(out_dir.glob("*.json")):
         if side.name == INDEX_NAME or side.name.startswith("."):  # dot-names: another shard's half-written file
             continue
@@ -110,9 +110,11 @@ def write_index(out_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
             continue
         if meta.get("kind") == "features":
             videos[meta["name"]] = {k: meta[k] for k in ("source", "file", "duration", "num_features", "feature_dim")}
+            if meta.get("damage"):  # decoded despite damage: which, how much was lost and where
+                damaged[meta["name"]] = {"source": meta["source"], **meta["damage"]}
         elif meta.get("kind") == "failure":
             failed[meta["name"]] = {"source": meta["source"], "error": meta["error"], "type": meta["type"]}
-    index = {"settings": settings, "videos": videos, "failed": failed}
+    index = {"settings": settings, "videos": videos, "failed": failed, "damaged": damaged}
     write_json_atomic(out_dir / INDEX_NAME, index, indent=1, sort_keys=True)
     return index
 
@@ -151,18 +153,21 @@ def features_sidecar(name: str, video: Path, feat_path: Path, feats: VideoFeatur
         "kind": "features", "name": name, "source": str(video), "file": feat_path.name,
         "duration": feats.duration, "num_features": int(feats.features.shape[0]),
         "feature_dim": int(feats.features.shape[1]), "times": feats.times.tolist(), "config": settings,
+        "damage": feats.damage,  # None, or the frames lost (count, seconds) of a damaged video
     }  # fmt: skip
 
 
 @dataclass
 class ExtractionSummary:
-    """What one process did: videos extracted, skipped as already done, failed; the rebuilt index."""
+    """What one process did: videos extracted, skipped as already done, failed; the rebuilt index.
+    ``damaged``: how many of the extracted videos lost frames to damage (``index["damaged"]`` says which)."""
 
     extracted: int
     skipped: int
     failed: int
     seconds: float
     index: dict[str, Any]
+    damaged: int = 0
 
 
 def extract_folder(
@@ -200,7 +205,7 @@ def extract_folder(
             "use another --output-dir, or --overwrite to re-extract everything"
         )
     settings = encoder.config.to_dict()
-    done = failed = skipped = 0
+    done = failed = skipped = damaged = 0
     start = time.perf_counter()
     mine = videos[shard.rank :: shard.world_size]
     desc = f"extract[{shard.rank}/{shard.world_size}]" if shard.world_size > 1 else "extract"
@@ -224,6 +229,7 @@ def extract_folder(
             feats.save(feat_path)
         write_text_atomic(side_path, json.dumps(features_sidecar(name, video, feat_path, feats, settings)))  # last
         done += 1
+        damaged += feats.damage is not None
     bar.close()
     index = write_index(out_dir, settings)
-    return ExtractionSummary(done, skipped, failed, time.perf_counter() - start, index)
+    return ExtractionSummary(done, skipped, failed, time.perf_counter() - start, index, damaged)

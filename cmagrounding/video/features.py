@@ -25,6 +25,9 @@ class VideoFeatures:
     duration: the video's duration in seconds (probed, see ``cmagrounding.video.decode.probe``).
     config:   the ``VideoConfig`` that produced them.
     source:   the video path, when known.
+    damage:   what decoding lost, when the video was damaged (``DecodeReport.to_dict()``: frames_lost,
+              lost_ranges in seconds, frames_concealed, decode_errors, decoded_fraction, ...);
+              None for a video that decoded cleanly.
     """
 
     features: np.ndarray
@@ -32,6 +35,7 @@ class VideoFeatures:
     duration: float
     config: VideoConfig
     source: str | None = None
+    damage: dict | None = None
 
     def __post_init__(self) -> None:
         self.features = np.ascontiguousarray(self.features, dtype=np.float32)
@@ -46,6 +50,11 @@ class VideoFeatures:
         return int(self.features.shape[0])
 
     @property
+    def frames_lost(self) -> int:
+        """Frames of the video that did not decode (0 for a clean video)."""
+        return int(self.damage.get("frames_lost", 0)) if self.damage else 0
+
+    @property
     def centers(self) -> np.ndarray:
         """(n,) centre of each row's span, seconds."""
         return self.times.mean(axis=1)
@@ -56,6 +65,7 @@ class VideoFeatures:
             "duration": self.duration,
             "source": self.source,
             "config": self.config.to_dict(),
+            "damage": self.damage,
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -101,4 +111,5 @@ class VideoFeatures:
             duration=meta["duration"],
             config=VideoConfig.from_dict(meta["config"]),
             source=meta.get("source"),
+            damage=meta.get("damage"),  # absent in files written before damage was recorded
         )
