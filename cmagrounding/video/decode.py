@@ -248,6 +248,9 @@ def _mp4_truncation(p: Path) -> str | None:
                     return None
                 seen.append(kind)
                 if pos + box_size > size:
+                    if not all(48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 32 for c in kind):
+                        # not a box name: bytes inserted or overwritten before this point shifted the structure
+                        return f"the box structure is broken at byte {pos} (unreadable box {bytes(kind)!r}; data inserted or damaged)"
                     return f"the {kind.decode(errors='replace')!r} box needs {pos + box_size} bytes but the file has {size}"
                 pos += box_size
             if b"moov" not in seen:
@@ -265,7 +268,7 @@ def _open(p: Path):
     except av.error.FFmpegError as exc:
         why = _mp4_truncation(p)
         if why is not None:
-            raise VideoTruncatedError(f"{p}: truncated file: {why}") from exc
+            raise VideoTruncatedError(f"{p}: truncated or damaged file: {why}") from exc
         raise VideoDecodeError(f"{p}: not a readable video file ({exc.strerror or exc})") from exc
 
 
