@@ -13,7 +13,14 @@ typical shape (B*N x 512 x 512), and the FLOPs of one training step (torch's Flo
 "GEMM share" = the step's achieved FLOP/s over that GEMM's. An idle 2-core machine here does
 ~270 GFLOP/s fp32 (FACTS.md); the last column rescales the epoch time to that, as an estimate.
 
-    python benchmarks/bench_training.py [--steps 2] [--threads 2] [--bf16]
+It also measures where the samples come from (``--part stores``): reads of one video's features
+from a folder of one ``.npy`` file per video, from the packed store built from that folder
+(``cmagrounding pack-features``: one memory-mapped file + index) and from an HDF5 file of the same
+features, in the same run, on the same random sequence of videos; per read and through the
+``GroundingDataset`` (sampling to N = 128); warm (files in the page cache) and, where the OS
+allows it, cold (each file dropped from the page cache with ``posix_fadvise(DONTNEED)`` first).
+
+    python benchmarks/bench_training.py [--steps 2] [--threads 2] [--bf16] [--part all|steps|stores]
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import argparse
 import contextlib
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +43,8 @@ from cmagrounding.model.presets import get_preset
 from cmagrounding.text.tokenizer import WordTokenizer
 from cmagrounding.training.annotations import Annotation, load_annotations
 from cmagrounding.training.dataset import GroundingDataset, collate
-from cmagrounding.training.stores import MemoryStore
+from cmagrounding.training.packed import PackedStore, pack_features
+from cmagrounding.training.stores import HDF5Store, MemoryStore, NpyFolderStore
 
 CHARADES_TRAIN_QUERIES = 12_408
 RECIPE_EPOCHS = 500  # fallback (LGI), the charades recipes' default
@@ -99,18 +109,127 @@ def measure(preset: str, steps: int, batch: int, bf16: bool, rng_seed: int = 0) 
             "step_s": step, "samples_per_s": batch / step, "step_gflop": flops / 1e9}
 
 
+def cpu_label() -> str:
+    """The CPU model and the flags that matter here, from /proc/cpuinfo (Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown CPU")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f in flags]
+    return f"{model} ({', '.join(shown) or 'no AVX2'}), {os.cpu_count()} logical cores"
+
+
+def _drop_from_page_cache(paths: list[Path]) -> bool:
+    """Ask the OS to forget the cached pages of ``paths``; False where it cannot be asked."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return True
+
+
+def _read_rate(open_store, sequence: list[str], files: list[Path], cold: bool, dataset: Any = None) -> float:
+    """Reads (or dataset items) per second over ``sequence``; the store is opened after the cache
+    drop, so a mapping starts cold too."""
+    if cold and not _drop_from_page_cache(files):
+        return float("nan")
+    store = open_store()
+    if dataset is not None:
+        ds = dataset(store)
+        t = time.perf_counter()
+        for i in range(len(sequence)):
+            ds[i]
+        return len(sequence) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for v in sequence:
+        store.get(v).reshape(-1)[::1024].sum()  # one value per 4 KiB page: a mapped store must bring every byte in
+    return len(sequence) / (time.perf_counter() - t)
+
+
+def measure_stores(num_videos: int, reads: int, dim: int = 1024, seed: int = 0) -> None:
+    """Samples/s of store reads: a folder of .npy files vs the packed store vs HDF5, same run."""
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory(prefix="bench-stores-") as tmp:
+        root = Path(tmp)
+        folder = root / "npy"
+        folder.mkdir()
+        feats = {f"v{i:05d}": rng.normal(size=(int(rng.integers(60, 190)), dim)).astype(np.float32)
+                 for i in range(num_videos)}
+        for k, v in feats.items():
+            np.save(folder / f"{k}.npy", v)
+        t = time.perf_counter()
+        packed = pack_features(folder, root / "packed")
+        pack_s = time.perf_counter() - t
+        stores: dict[str, tuple[Any, list[Path]]] = {
+            "folder of .npy (one file per video)": (lambda: NpyFolderStore(folder), sorted(folder.glob("*.npy"))),
+            "packed (one memory-mapped file)": (lambda: PackedStore(root / "packed"), [packed.data_path]),
+        }
+        try:
+            import h5py
+
+            with h5py.File(root / "feats.h5", "w") as f:
+                for k, v in feats.items():
+                    f.create_dataset(k, data=v)
+            stores["HDF5 (one file, h5py)"] = (lambda: HDF5Store(root / "feats.h5"), [root / "feats.h5"])
+        except ImportError:
+            print("h5py not installed: no HDF5 row")
+        sequence = [str(v) for v in rng.choice(sorted(feats), size=reads)]
+        rows = [Annotation(v, float(len(feats[v])), "person opens the door", 1.0, 5.0) for v in sequence]
+        tok = WordTokenizer.build([rows[0].query], style="lgi")
+
+        def dataset(store: Any) -> GroundingDataset:
+            return GroundingDataset(rows, store, tok, num_clips=128, max_words=20, train=True)
+
+        mb = sum(v.nbytes for v in feats.values()) / 2**20
+        print(f"\nfeature stores: {num_videos} videos of 60-190 x {dim} float32 ({mb:.0f} MiB), {reads} reads of "
+              f"random videos, the same sequence for every store; packing took {pack_s:.1f} s")
+        results = {}
+        for name, (open_store, files) in stores.items():
+            _read_rate(open_store, sequence[: min(200, reads)], files, cold=False)  # warm the cache and the code
+            results[name] = (
+                _read_rate(open_store, sequence, files, cold=False),
+                _read_rate(open_store, sequence, files, cold=False, dataset=dataset),
+                _read_rate(open_store, sequence[: min(reads, num_videos)], files, cold=True),
+            )
+        base = results["folder of .npy (one file per video)"]
+        print(f"{'store':38s} {'reads/s':>10s} {'vs npy':>7s} {'items/s':>9s} {'vs npy':>7s} {'cold reads/s':>12s} {'vs npy':>7s}")
+        for name, (warm, items, cold) in results.items():
+            print(f"{name:38s} {warm:10.0f} {warm / base[0]:6.1f}x {items:9.0f} {items / base[1]:6.1f}x "
+                  f"{cold:12.0f} {cold / base[2]:6.1f}x")
+        print("reads/s: store.get of one video, then one value of every 4 KiB page read (so every byte is in memory; "
+              "warm page cache); items/s: GroundingDataset "
+              "items (the read + sampling to N = 128 + the query + tensors); cold: reads after every file was dropped "
+              "from the page cache (posix_fadvise DONTNEED)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5, help="timed steps per setting (median reported)")
     ap.add_argument("--batch", type=int, default=100, help="batch size (paper: 100)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--bf16", action="store_true", help="also time bf16 autocast (CPU AMX / AVX512-BF16)")
+    ap.add_argument("--part", choices=["all", "steps", "stores"], default="all",
+                    help="training steps, feature-store reads, or both (default)")
+    ap.add_argument("--store-videos", type=int, default=400, help="videos in the store comparison")
+    ap.add_argument("--store-reads", type=int, default=4000, help="reads per store in the store comparison")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, os.cpu_count()={os.cpu_count()}, "
           f"load average {load:.1f}, batch {args.batch}, N = 128, {args.steps} timed steps each (median)")
+    print(f"CPU: {cpu_label()}")
+    if args.part in ("all", "stores"):
+        measure_stores(args.store_videos, args.store_reads)
+        if args.part == "stores":
+            return
     settings = [("charades-simple", False), ("charades-full", False)]
     if args.bf16:
         settings += [("charades-simple", True), ("charades-full", True)]
