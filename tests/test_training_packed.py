@@ -174,3 +174,20 @@ def test_command_line(npy_folder, tmp_path, capsys):
     assert "packed 5 videos" in capsys.readouterr().out
     assert main(["pack-features", str(tmp_path / "out"), "--verify"]) == 0
     np.testing.assert_array_equal(PackedStore(tmp_path / "out").get("v004"), feats["v004"])
+
+
+def test_recorded_extraction_settings_become_the_models_video_config(tmp_path):
+    from cmagrounding.training.protocol import _store_video_config
+    from cmagrounding.video.config import VideoConfig
+
+    vcfg = VideoConfig.for_extractor("i3d_kinetics400", fps=8.0, stride=8)
+    feats = {"a": np.ones((4, vcfg.feature_dim), np.float32)}
+    folder = tmp_path / "features" / "train"  # the demo build's layout: video_config.json one level up
+    folder.mkdir(parents=True)
+    np.save(folder / "a.npy", feats["a"])
+    (tmp_path / "features" / "video_config.json").write_text(json.dumps(vcfg.to_dict()))
+    store = pack_features(folder, folder)
+    got = _store_video_config(store, vcfg.feature_dim, num_clips=24)
+    assert got == vcfg.replace(num_clips=24)
+    assert _store_video_config(store, vcfg.feature_dim + 1, num_clips=24) is None  # other features: not theirs
+    assert _store_video_config(MemoryStore(feats), vcfg.feature_dim, num_clips=24) is None

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=["charades-sta", "activitynet-captions", "jsonl", "synthetic"])
     parser.add_argument("--annotations", help="the dataset's folder of original files (or the jsonl folder / file)")
     parser.add_argument("--split", default="test", help="split to score (default test; ActivityNet test = val_1 + val_2)")
-    parser.add_argument("--features", help="folder of <video>.npy features, or an .h5/.hdf5 file")
+    parser.add_argument("--features", help="folder of <video>.npy features (through the packed store in it, if any), "
+                        "a packed store, or an .h5/.hdf5 file")
     parser.add_argument("--hdf5-key", help="dataset inside each video's HDF5 group (ActivityNet C3D: c3d_features)")
     parser.add_argument("--videos", help="extract features from these video files with the model's own extractor")
     parser.add_argument("--feature-cache", help="with --videos: cache extracted features here")

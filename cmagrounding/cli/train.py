@@ -31,12 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", choices=["charades-sta", "activitynet-captions", "jsonl"],
                       help="override the recipe's dataset (jsonl: a folder of train/val/test.jsonl for own data)")
     data.add_argument("--annotations", help="folder of the dataset's original annotation files (or the jsonl folder)")
-    data.add_argument("--features", help="folder of <video>.npy features, or an .h5/.hdf5 file")
+    data.add_argument("--features", help="folder of <video>.npy features (read through the packed store in it when "
+                      "there is one: cmagrounding pack-features), a packed store, or an .h5/.hdf5 file")
     data.add_argument("--hdf5-key", help="dataset inside each video's HDF5 group (ActivityNet C3D: c3d_features)")
     data.add_argument("--videos", help="extract features on the fly from the video files in this folder")
     data.add_argument("--extractor", default="i3d_kinetics400", help="extractor for --videos (default i3d_kinetics400)")
     data.add_argument("--feature-cache", help="with --videos: save extracted features here as .npy and reuse them")
-    data.add_argument("--video-config", help="JSON file of the VideoConfig that made --features (stored with the model)")
+    data.add_argument("--video-config", help="JSON file of the VideoConfig that made --features (stored with the model; "
+                      "default: the extraction settings a packed store recorded, if any)")
     data.add_argument("--glove", help="GloVe text file (e.g. glove.840B.300d.txt) for the word embeddings")
     data.add_argument("--val", choices=["test", "holdout", "val", "none"],
                       help="how the best epoch is chosen (default: the recipe's; test = LGI's protocol)")

@@ -116,6 +116,27 @@ def _feature_dim(store: FeatureStore, annotations: AnnotationSet) -> int:
         raise DatasetError(f"cannot read the features of the first training video: {e}") from None
 
 
+def _store_video_config(store: FeatureStore, feature_dim: int, num_clips: int) -> Any:
+    """The extraction settings a store recorded (a packed store built from extract-features output),
+    as the model's VideoConfig; None when it has none or they do not describe these features."""
+    from cmagrounding.video.config import VideoConfig
+
+    extraction = getattr(store, "extraction", None)
+    if not extraction:
+        return None
+    try:
+        vcfg = VideoConfig.from_dict(extraction)
+    except (ConfigError, KeyError, TypeError, ValueError) as e:
+        _logger.warning("%r: its recorded extraction settings are not a VideoConfig (%s); the model is tied to "
+                        "precomputed features", store, e)
+        return None
+    if vcfg.feature_dim != feature_dim:
+        _logger.warning("%r: recorded %d-d extraction settings for %d-d features; ignored", store, vcfg.feature_dim, feature_dim)
+        return None
+    _logger.info("video config from the feature store's recorded extraction settings (%s)", vcfg.extractor)
+    return vcfg.replace(num_clips=num_clips)
+
+
 def _default_video_config(feature_dim: int, num_clips: int, features: Any) -> Any:
     from cmagrounding.video.config import VideoConfig
 
@@ -211,7 +232,7 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
             extra["shuffled_queries"] = evaluate_network(network, shuffled, cfg.eval_batch_size, ctx.device, trainer.amp).to_dict()
         from cmagrounding.grounder import Grounder
 
-        vcfg = video_config or _default_video_config(dim, n, features)
+        vcfg = video_config or _store_video_config(data.store, dim, n) or _default_video_config(dim, n, features)
         metrics_card = {
             "test": test_metrics.to_dict(), "test_split": f"{data.test.name}/{data.test.split}",
             "validation": train_result.best_metrics, "best_epoch": train_result.best_epoch,
