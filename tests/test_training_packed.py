@@ -71,6 +71,14 @@ def test_store_interface_in_a_dataset_and_across_processes(npy_folder, tmp_path)
     b = GroundingDataset(anns, NpyFolderStore(folder), Tok(), num_clips=6, max_words=4)
     for i in range(len(anns)):
         np.testing.assert_array_equal(a[i]["video"].numpy(), b[i]["video"].numpy())
+    store.get("v000")  # mapped in this process before the workers start (they inherit or re-map it)
+    from torch.utils.data import DataLoader
+
+    from cmagrounding.training.dataset import collate
+
+    batches = list(DataLoader(a, batch_size=2, num_workers=2, collate_fn=collate))
+    got = np.concatenate([bt["video"].numpy() for bt in batches])
+    np.testing.assert_array_equal(got, np.stack([b[i]["video"].numpy() for i in range(len(anns))]))
 
 
 def test_open_feature_store_uses_a_packed_store_when_it_covers_the_folder(npy_folder, caplog):

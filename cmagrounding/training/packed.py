@@ -64,8 +64,7 @@ class PackedStore:
     """Features of many videos in one memory-mapped file (see the module docstring for the layout).
 
     ``get`` returns a read-only (n, D) float32 view of the mapped file (float16 stores return a
-    float32 copy). The file is mapped lazily, once per process (DataLoader workers, DDP ranks), and
-    never pickled.
+    float32 copy). The file is mapped lazily, once per process, and never pickled.
     """
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -91,7 +90,6 @@ class PackedStore:
         self.index = index
         self._check_layout()
         self._array: np.ndarray | None = None
-        self._pid: int | None = None
 
     def _check_layout(self) -> None:
         """The index agrees with itself and with the data file's size (truncation, another file)."""
@@ -116,10 +114,10 @@ class PackedStore:
                                "mismatched index (rebuild with cmagrounding pack-features)")
 
     def _data(self) -> np.ndarray:
-        if self._array is None or self._pid != os.getpid():
-            shape = (self.rows, self.dim)
-            self._array = np.memmap(self.data_path, dtype=self.dtype, mode="r", shape=shape) if self.rows else np.zeros(shape, self.dtype)
-            self._pid = os.getpid()
+        # A read-only file mapping stays valid in a forked child (DataLoader workers); a pickled copy
+        # (spawn) arrives without one and maps the file again here.
+        if self._array is None:
+            self._array = np.memmap(self.data_path, dtype=self.dtype, mode="r", shape=(self.rows, self.dim))
         return self._array
 
     def get(self, video: str) -> np.ndarray:
@@ -156,7 +154,7 @@ class PackedStore:
 
     def __getstate__(self) -> dict[str, Any]:  # a mapping is not pickled (it would copy the file)
         state = dict(self.__dict__)
-        state["_array"], state["_pid"] = None, None
+        state["_array"] = None
         return state
 
     def __repr__(self) -> str:
