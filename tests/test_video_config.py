@@ -26,7 +26,7 @@ def test_json_round_trip():
 def test_unknown_keys_and_bad_values_are_refused():
     with pytest.raises(ConfigError, match=r"unknown VideoConfig keys \['frame_rate'\]"):
         VideoConfig.from_dict({"frame_rate": 25})
-    for bad in [dict(scheme="random"), dict(fps=0), dict(clip_len=0), dict(crop=300), dict(precision="int8"),
+    for bad in [dict(scheme="random"), dict(fps=0), dict(clip_len=0), dict(crop=300), dict(precision="int4"),
                 dict(value_range=(1.0, -1.0)), dict(std=(1.0, 0.0, 1.0)), dict(stride=2.5)]:  # fmt: skip
         with pytest.raises(ConfigError):
             VideoConfig(**bad)

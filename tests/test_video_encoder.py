@@ -116,7 +116,15 @@ def test_precision_plans():
     assert plan_for("bf16", cpu).autocast_dtype == torch.bfloat16
     assert plan_for("auto", cpu).name == ("bf16" if cpu_has_fast_bf16() else "fp32")
     with pytest.raises(ConfigError):
-        plan_for("int8", cpu)
+        plan_for("int4", cpu)
+    # int8 is an opt-in CPU precision (issue 12): offered only where the CPU has VNNI
+    from cmagrounding.video.precision import cpu_has_vnni
+
+    if cpu_has_vnni():
+        assert plan_for("int8", cpu).name == "int8"
+    else:
+        with pytest.raises(ConfigError, match="VNNI"):
+            plan_for("int8", cpu)
 
 
 def test_preprocess_normalisation(encoder):

@@ -19,7 +19,7 @@ from cmagrounding.errors import ConfigError, ExtractorMismatchError
 from cmagrounding.video.registry import DEFAULT_EXTRACTOR, preset
 
 SCHEMES = ("fixed_rate", "uniform_clips")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: opt-in, CPU with VNNI (video/runtime.py)
 POOLINGS = ("mean",)
 CHANNEL_ORDERS = ("rgb", "bgr")
 _DEFAULT = preset(DEFAULT_EXTRACTOR)  # the released I3D features' settings

@@ -29,6 +29,7 @@ from cmagrounding.video.decode import (
 )
 from cmagrounding.video.features import VideoFeatures
 from cmagrounding.video.precision import ComputePlan, plan_for
+from cmagrounding.video.runtime import ExtractorRunner, make_runner
 from cmagrounding.video.registry import build_backbone, get_spec, public_state_dict
 from cmagrounding.video.sampling import Clip, ClipAssembler, uniform_clip_starts
 
@@ -153,6 +154,7 @@ class VideoEncoder:
         if self.plan.channels_last:
             model = model.to(memory_format=torch.channels_last_3d)
         self.model = model.eval()
+        self._runner: ExtractorRunner | None = None  # built on first use (cmagrounding.video.runtime)
         self.prefetch = prefetch
         self.min_decoded_fraction = min_decoded_fraction
         cfg = config
@@ -169,6 +171,7 @@ class VideoEncoder:
         self.plan = plan_for(self.config.precision, self.device)
         fmt = torch.channels_last_3d if self.plan.channels_last else torch.contiguous_format
         self.model = self.model.to(self.device, memory_format=fmt)
+        self._runner = None
         self._scale = self._scale.to(self.device)
         self._shift = self._shift.to(self.device)
         return self
@@ -199,6 +202,13 @@ class VideoEncoder:
         fmt = torch.channels_last_3d if self.plan.channels_last else torch.contiguous_format
         return x.contiguous(memory_format=fmt)
 
+    @property
+    def runner(self) -> ExtractorRunner:
+        """How the extractor runs (eager, fused or ONNX Runtime; chosen by ``make_runner``)."""
+        if self._runner is None:
+            self._runner = make_runner(self.model, self.plan, weights_sha256=self.weights_sha256)
+        return self._runner
+
     def _autocast(self):
         dtype = self.plan.autocast_dtype
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
@@ -207,17 +217,13 @@ class VideoEncoder:
     def encode_clips(self, clips: np.ndarray | torch.Tensor) -> np.ndarray:
         """Features (B, D) float32 of uint8 clips (B, T, H, W, 3)."""
         x = self.preprocess(clips)
-        with self._autocast():
-            f = self.model.features(x)
-        return f.float().cpu().numpy()
+        return self.runner.features(x).float().cpu().numpy()
 
     @torch.inference_mode()
     def clip_logits(self, clips: np.ndarray | torch.Tensor) -> np.ndarray:
         """Class logits (B, C) of uint8 clips, for backbones with a classifier."""
         x = self.preprocess(clips)
-        with self._autocast():
-            out = self.model(x)
-        return out.float().cpu().numpy()
+        return self.runner.logits(x).float().cpu().numpy()
 
     def weights_state_dict(self) -> dict[str, torch.Tensor]:
         """The extractor's weights in their public layout (what ``config.weights_sha256`` checks and

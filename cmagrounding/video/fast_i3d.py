@@ -1,0 +1,168 @@
+"""An inference-only copy of I3D, rebuilt for speed from an ``InceptionI3d`` (whose weights and
+pytorch-i3d state-dict layout stay untouched: this module is derived, never saved or loaded).
+
+What it changes, each measured by ``benchmarks/bench_extractor.py``:
+- BatchNorm folded into the convolution's weights and bias (computed in float64): no separate
+  batch-norm pass over every activation.
+- Weights stored once in the compute dtype (bf16 where the CPU has it), instead of autocast casting
+  all 12.7 M weights on every call.
+- The three 1x1x1 convolutions of an Inception module that read the same input (b0, b1a, b2a)
+  merged into one convolution with their output channels stacked: one GEMM over the input instead
+  of three, followed by one in-place ReLU.
+- channels_last_3d kept through every layer (the default layout is otherwise returned by oneDNN
+  for the 3x3x3 convolutions with few input channels, and ``cat`` keeps it).
+- TF "SAME" max pools done with the pool's own (implicit -inf) padding wherever the SAME padding is
+  symmetric, so no padded copy is made.
+
+Numerically it is the same network: features match the eager fp32 model to cosine > 0.9999 in fp32
+(differences are float rounding of the folded weights), see tests/test_video_fast_i3d.py.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cmagrounding.video.i3d import ENDPOINTS, InceptionI3d, MaxPool3dSame, Unit3D, _pads
+
+CL = torch.channels_last_3d
+
+
+def _exporting() -> bool:
+    """True while traced for ONNX export, where memory layouts do not exist."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def fold_unit(unit: Unit3D) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of ``unit``'s conv with its BatchNorm folded in, in float32 (eval statistics)."""
+    w = unit.conv3d.weight.detach().double()
+    b = unit.conv3d.bias.detach().double() if unit.conv3d.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    if unit.bn is not None:
+        bn = unit.bn
+        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+        w = w * scale.view(-1, 1, 1, 1, 1)
+        b = (b - bn.running_mean.detach().double()) * scale + bn.bias.detach().double()
+    return w.float(), b.float()
+
+
+class FusedConv(nn.Module):
+    """Conv3d with folded BN + optional ReLU and TF SAME padding. (B, Cin, T, H, W) -> (B, Cout, ...)."""
+
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], relu: bool, dtype: torch.dtype
+    ) -> None:
+        super().__init__()
+        self.kernel = tuple(kernel)
+        self.stride = tuple(stride)
+        self.relu = relu
+        self.register_buffer("weight", weight.to(dtype).contiguous(memory_format=CL))
+        self.register_buffer("bias", bias.to(dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = _pads(x, self.kernel, self.stride)
+        if all(a == b for a, b in pads):
+            y = F.conv3d(x, self.weight, self.bias, self.stride, tuple(a for a, _ in pads))
+        else:
+            flat = [p for pair in reversed(pads) for p in pair]
+            y = F.conv3d(F.pad(x, flat), self.weight, self.bias, self.stride)
+        if not _exporting() and not y.is_contiguous(memory_format=CL):
+            y = y.contiguous(memory_format=CL)  # oneDNN may hand back the default layout; keep one layout
+        return F.relu_(y) if self.relu else y
+
+    @classmethod
+    def from_units(cls, units: Sequence[Unit3D], dtype: torch.dtype) -> FusedConv:
+        """One conv computing the given units (same input, same kernel) with outputs stacked on channels."""
+        folded = [fold_unit(u) for u in units]
+        w = torch.cat([f[0] for f in folded])
+        b = torch.cat([f[1] for f in folded])
+        first = units[0]
+        return cls(w, b, first.kernel, first.stride, first.activation, dtype)
+
+
+class FastPool(nn.Module):
+    """TF SAME max pool; uses the pool's implicit padding when symmetric (no -inf padded copy)."""
+
+    def __init__(self, pool: MaxPool3dSame) -> None:
+        super().__init__()
+        self.kernel = pool.kernel
+        self.stride = pool.stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = _pads(x, self.kernel, self.stride)
+        if all(a == b for a, b in pads) and all(2 * a <= k for (a, _), k in zip(pads, self.kernel)):
+            return F.max_pool3d(x, self.kernel, self.stride, tuple(a for a, _ in pads))
+        flat = [p for pair in reversed(pads) for p in pair]
+        return F.max_pool3d(F.pad(x, flat, value=-math.inf), self.kernel, self.stride)
+
+
+class FastMixed(nn.Module):
+    """An Inception module with its three shared-input 1x1x1 convs merged into one."""
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.split = (module.b0.conv3d.out_channels, module.b1a.conv3d.out_channels, module.b2a.conv3d.out_channels)
+        self.reduce = FusedConv.from_units([module.b0, module.b1a, module.b2a], dtype)
+        self.b1b = FusedConv.from_units([module.b1b], dtype)
+        self.b2b = FusedConv.from_units([module.b2b], dtype)
+        self.b3a = FastPool(module.b3a)
+        self.b3b = FusedConv.from_units([module.b3b], dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y0, y1, y2 = torch.split(self.reduce(x), self.split, dim=1)
+        return torch.cat([y0, self.b1b(y1), self.b2b(y2), self.b3b(self.b3a(x))], dim=1)
+
+
+class FastI3D(nn.Module):
+    """Inference-only I3D in ``dtype`` (float32 or bfloat16). Input (B, 3, T, H, W) in [-1, 1].
+
+    ``features(x)`` -> (B, 1024) float32, ``forward(x)`` -> (B, num_classes) logits, as InceptionI3d.
+    """
+
+    feature_dim = 1024
+
+    def __init__(self, model: InceptionI3d, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.dtype = dtype
+        self.num_classes = model.num_classes
+        layers = []
+        for name in ENDPOINTS:
+            layer = getattr(model, name)
+            if isinstance(layer, Unit3D):
+                layers.append((name, FusedConv.from_units([layer], dtype)))
+            elif isinstance(layer, MaxPool3dSame):
+                layers.append((name, FastPool(layer)))
+            else:
+                layers.append((name, FastMixed(layer, dtype)))
+        self.layers = nn.ModuleDict(layers)
+        w, b = fold_unit(model.logits)  # no BN: the plain conv with its bias, kept in float32
+        self.logits = FusedConv(w, b, (1, 1, 1), (1, 1, 1), relu=False, dtype=torch.float32)
+        self.eval()
+
+    def mixed_5c(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> Mixed_5c (B, 1024, ~T/8, ~H/32, ~W/32) in ``dtype``."""
+        if not _exporting():
+            x = x.to(self.dtype).contiguous(memory_format=CL)
+        for layer in self.layers.values():
+            x = layer(x)
+        return x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mixed_5c(x).float().mean(dim=(2, 3, 4))
+
+    def head(self, mixed_5c: torch.Tensor) -> torch.Tensor:
+        """As ``InceptionI3d.head``, in float32."""
+        m = mixed_5c.float()
+        _, _, t, h, w = m.shape
+        pooled = F.avg_pool3d(m, (min(2, t), min(7, h), min(7, w)), stride=1)
+        return self.logits(pooled).mean(dim=(2, 3, 4))
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.mixed_5c(x)
+        return m.float().mean(dim=(2, 3, 4)), self.head(m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mixed_5c(x))
