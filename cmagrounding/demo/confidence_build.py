@@ -178,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     train = {**DEFAULT_TRAIN, "epochs": args.epochs, "lr": args.lr, "num_threads": args.threads,
              "time_limit": args.time_limit}
     tcfg = TrainConfig(**{"device": "cpu", "progress": False, **train})
-    recipe_core = {"model": model, "loss": loss_cfg, "train": {k: v for k, v in train.items() if k not in ("epochs", "time_limit")},
+    # the run folder is named by what changes the weights (not epochs, time limit or threads), so a
+    # rerun continues the same run
+    same_run = {k: v for k, v in train.items() if k not in ("epochs", "time_limit", "num_threads")}
+    recipe_core = {"model": model, "loss": loss_cfg, "train": same_run,
                    "confidence": settings.to_dict(), "init": args.init}
     digest = hashlib.sha256(json.dumps(recipe_core, sort_keys=True).encode()).hexdigest()[:10]
     run_dir = work / "runs" / f"confidence-{digest}"
