@@ -21,6 +21,7 @@ Spans become seconds in :meth:`Moment.from_network <cmagrounding.outputs.Moment.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
@@ -81,6 +82,9 @@ class Grounder:
         self.network.to(self.device).eval()
         self._encoder: VideoEncoder | None = None
         self._extractor_state: dict[str, torch.Tensor] | None = None  # embedded extractor weights
+        # "fp32" (default), "bf16" or "auto" (bf16 on CPUs with native bf16): the network's
+        # precision for inference (cmagrounding.model.reduced_precision, docs/performance.md)
+        self.network_precision = "fp32"
 
     # ------------------------------------------------------------------ parts
     @property
@@ -206,7 +210,7 @@ class Grounder:
             chunk = prepared[i : i + batch_size]
             ids, wmask = pad_queries(self.tokenizer, chunk)  # (B, L) each
             B = len(chunk)
-            out = self._forward(clips.expand(B, -1, -1), mask.expand(B, -1), ids, wmask)
+            out = self._forward(clips.expand(B, -1, -1), mask.expand(B, -1), ids, wmask, same_video=True)
             span, attention = out.span.float().cpu().numpy(), out.attention.float().cpu().numpy()  # (B, 2), (B, n)
             conf = None if out.confidence_logit is None else torch.sigmoid(out.confidence_logit.float()).cpu().numpy()
             moments.extend(
@@ -273,14 +277,28 @@ class Grounder:
             index[:n],
         )
 
-    def _forward(self, video: torch.Tensor, video_mask: torch.Tensor, ids: torch.Tensor, wmask: torch.Tensor) -> CMAOutput:
+    def _forward(self, video: torch.Tensor, video_mask: torch.Tensor, ids: torch.Tensor, wmask: torch.Tensor,
+                 same_video: bool = False) -> CMAOutput:
+        """The network in eval mode without autograd; ``same_video``: every row of ``video`` is
+        one video's clips (B, n, D) (an expanded view), whose V_in (Eq. 2) is computed once and
+        kept for the next queries on it (:mod:`cmagrounding.model.video_cache`)."""
+        from cmagrounding.model.reduced_precision import network_dtype, reduced_copy
+        from cmagrounding.model.video_cache import cache_for
+
         net = self.network
         was_training = net.training
         if was_training:  # dropout off: the same query gives the same answer, alone or in a batch
             net.eval()  # (only when needed: train()/eval() walk every module, ~ms per call)
         try:
             with torch.inference_mode():
-                return net(video.to(self.device), video_mask.to(self.device), ids.to(self.device), wmask.to(self.device))
+                dtype = network_dtype(self.network_precision, self.device)
+                run = reduced_copy(net, dtype)  # the network itself in fp32
+                video = video.to(self.device, dtype)
+                inputs = (video, video_mask.to(self.device), ids.to(self.device), wmask.to(self.device))
+                if not (same_video and _takes_video_embedding(type(run))):
+                    return run(*inputs)
+                one = cache_for(run).get((run.video_proj, run.video_position), video[:1], run.embed_video)
+                return run(*inputs, video_embedding=one.expand(video.shape[0], -1, -1))
         finally:
             if was_training:
                 net.train()
@@ -383,6 +401,15 @@ class Grounder:
         :meth:`save_pretrained` (metrics, recipe, card, card_notes, ...).
         """
         return _pretrained.push(self, repo_id, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_video_embedding(network_type: type) -> bool:
+    """Whether a network class's forward accepts a precomputed V_in (CMANetwork does; a
+    subclass overriding forward may not)."""
+    import inspect
+
+    return hasattr(network_type, "embed_video") and "video_embedding" in inspect.signature(network_type.forward).parameters
 
 
 def _warn_if_shorter_than_one_clip(feats: VideoFeatures) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cmagrounding.model.attention import AttentionBlock
+from cmagrounding.model.attention import AttentionBlock, key_mask
 from cmagrounding.model.config import CMAConfig
 
 
@@ -25,9 +25,9 @@ class DecoderLayer(nn.Module):
         self.ba_video = block()
 
     def forward(
-        self, q: torch.Tensor, word_mask: torch.Tensor, v: torch.Tensor, video_mask: torch.Tensor
+        self, q: torch.Tensor, word_mask: torch.Tensor | None, v: torch.Tensor, video_mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """q (B, L, D), v (B, N, D) -> (F_Q2 (B, L, D), F_V2 (B, N, D))."""
+        """q (B, L, D), v (B, N, D), masks (B, L) / (B, N) or None (no padding) -> (F_Q2 (B, L, D), F_V2 (B, N, D))."""
         q1 = self.sa_query(q, q, word_mask)  # Eq. 13
         v1 = self.sa_video(v, v, video_mask)  # Eq. 14
         v2 = self.ba_video(v1, q1, word_mask)  # Eq. 16: clips attend to the words
@@ -49,6 +49,7 @@ class CMADecoder(nn.Module):
         self, q: torch.Tensor, word_mask: torch.Tensor, v: torch.Tensor, video_mask: torch.Tensor
     ) -> torch.Tensor:
         """q (B, L, D), v (B, N, D) -> F_V2 (B, N, D)."""
+        word_mask, video_mask = key_mask(word_mask), key_mask(video_mask)  # None without padding
         for layer in self.layers:
             q, v = layer(q, word_mask, v, video_mask)
         return v

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cmagrounding.model.attention import AttentionBlock
+from cmagrounding.model.attention import AttentionBlock, key_mask
 from cmagrounding.model.config import CMAConfig
 from cmagrounding.model.fusion import Fusion
 
@@ -36,8 +36,10 @@ class CMAEncoder(nn.Module):
         """v (B, N, D), video_mask (B, N), guides (B, K, D) -> F_enc (B, N, D)."""
         B, N, D = v.shape
         K = guides.shape[1]
-        f = self.fusion(v.repeat_interleave(K, 0), guides.reshape(B * K, D))  # (B*K, N, D), Eq. 9
-        mask = video_mask.repeat_interleave(K, 0)  # (B*K, N)
+        if K > 1:  # one sequence per (video, phrase)
+            v, video_mask = v.repeat_interleave(K, 0), video_mask.repeat_interleave(K, 0)
+        f = self.fusion(v, guides.reshape(B * K, D))  # (B*K, N, D), Eq. 9
+        mask = key_mask(video_mask)  # (B*K, N), None without padding
         for layer in self.layers:  # Eq. 10
             f = layer(f, f, mask)
         if self.merge is None:

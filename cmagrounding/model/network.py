@@ -88,13 +88,29 @@ class CMANetwork(nn.Module):
         if not bool(video_mask.any(1).all()):
             raise ValueError("every video needs at least one valid clip (video_mask row of all False)")
 
+    def embed_video(self, video: torch.Tensor) -> torch.Tensor:
+        """V_in = ReLU(W_v f_v(X)) + PE (Eq. 2): video (B, N, video_dim) -> (B, N, D).
+
+        It does not depend on the query: a batch that repeats one video (an ``expand``-ed tensor,
+        as ``Grounder.localize`` builds for many queries) is projected once and expanded.
+        """
+        if video.shape[0] > 1 and video.stride(0) == 0 and not self.training:  # (training: own dropout per row)
+            return self.embed_video(video[:1]).expand(video.shape[0], -1, -1)
+        return self.video_position(self.video_proj(video))
+
     def forward(
-        self, video: torch.Tensor, video_mask: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
+        self, video: torch.Tensor, video_mask: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor,
+        video_embedding: torch.Tensor | None = None,
     ) -> CMAOutput:
-        """video (B, N, video_dim), video_mask (B, N), words (B, L), word_mask (B, L) -> CMAOutput."""
+        """video (B, N, video_dim), video_mask (B, N), words (B, L), word_mask (B, L) -> CMAOutput.
+
+        ``video_embedding`` (B, N, D): ``embed_video(video)`` computed earlier (in eval mode), reused
+        for repeated queries on one video.
+        """
         self._check_inputs(video, video_mask, words, word_mask)
-        v = self.video_position(self.video_proj(video))  # V_in (B, N, D), Eq. 2
+        v = self.embed_video(video) if video_embedding is None else video_embedding  # V_in (B, N, D), Eq. 2
         q, s_global = self.query_encoder(words, word_mask)  # Q_in (B, L, D), s_global (B, D), Eq. 3-6
+        q, s_global = q.to(v.dtype), s_global.to(v.dtype)  # no-op, but in a bf16 copy (model.reduced_precision)
         if self.phrases is not None:
             guides, a_spe = self.phrases(q, word_mask)  # G (B, K, D), A_spe (B, K, L), Eq. 7-8
         else:

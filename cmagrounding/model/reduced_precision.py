@@ -1,0 +1,64 @@
+"""The network in bf16 for inference on CPUs with native bf16 matrix instructions (opt-in).
+
+A query's cost is almost all matrix products (the Linear layers of the attention blocks, about
+1.3 GFLOP for the paper's Charades-STA model on 92 clips); on a CPU with AVX512-BF16 or AMX a
+bf16 product runs at several times the fp32 rate. Autocast would cast every weight on every call
+(megabytes per query), so a bf16 copy of the network is kept instead, made once and remade only
+when a weight changes. The query encoder (embedding + BiLSTM, a few percent of the work) stays
+fp32: rounding would compound along its recurrence. Answers move by about a thousandth of the
+video's length (docs/performance.md); fp32 stays the default.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import weakref
+
+import torch
+from torch import nn
+
+from cmagrounding.errors import ConfigError
+from cmagrounding.model.video_cache import weights_key
+
+logger = logging.getLogger(__name__)
+
+NETWORK_PRECISIONS = ("fp32", "bf16", "auto")
+
+_COPIES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def network_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype the network runs in: ``"fp32"``; ``"bf16"``; ``"auto"`` = bf16 on a CPU with
+    native bf16 (AMX-BF16 or AVX512-BF16), else fp32 (on CUDA a query is launch-bound, and
+    emulated bf16 on other CPUs is slower than fp32)."""
+    if precision not in NETWORK_PRECISIONS:
+        raise ConfigError(f"network_precision must be one of {', '.join(NETWORK_PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return torch.float32
+    if precision == "auto":
+        from cmagrounding.video.precision import cpu_has_fast_bf16
+
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else torch.float32
+    return torch.bfloat16
+
+
+def reduced_copy(network: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """``network`` itself for fp32, else an eval-mode copy in ``dtype`` with the query encoder kept
+    in fp32; the copy is remade when any of ``network``'s weights changes."""
+    if dtype == torch.float32:
+        return network
+    key = (weights_key(network), dtype)
+    kept = _COPIES.get(network)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    with torch.inference_mode(False), torch.no_grad():  # ordinary tensors: their versions are tracked
+        clone = copy.deepcopy(network).eval()
+        for name, child in clone.named_children():
+            if name != "query_encoder":
+                child.to(dtype)
+    for p in clone.parameters():
+        p.requires_grad_(False)
+    logger.debug("made a %s copy of %s for inference", dtype, type(network).__name__)
+    _COPIES[network] = (key, clone)
+    return clone
