@@ -185,6 +185,7 @@ def test_hub_id_offline_from_cache(saved, grounder, tmp_path, monkeypatch):
 
 def test_push_to_hub_uploads_the_folder(grounder, monkeypatch):
     import huggingface_hub
+    import huggingface_hub.constants  # a lazy submodule: not an attribute until imported
 
     calls = {}
 
