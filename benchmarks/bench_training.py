@@ -43,7 +43,8 @@ from cmagrounding.model.presets import get_preset
 from cmagrounding.text.tokenizer import WordTokenizer
 from cmagrounding.training.annotations import Annotation, load_annotations
 from cmagrounding.training.dataset import GroundingDataset, collate
-from cmagrounding.training.packed import PackedStore, pack_features
+from cmagrounding.training.packed import PackedStore
+from cmagrounding.training.packing import pack_features
 from cmagrounding.training.stores import HDF5Store, MemoryStore, NpyFolderStore
 
 CHARADES_TRAIN_QUERIES = 12_408

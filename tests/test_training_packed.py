@@ -13,7 +13,8 @@ import pytest
 from cmagrounding.errors import DatasetError
 from cmagrounding.training.annotations import Annotation
 from cmagrounding.training.dataset import GroundingDataset
-from cmagrounding.training.packed import INDEX_NAME, PackedStore, pack_features
+from cmagrounding.training.packed import INDEX_NAME, PackedStore
+from cmagrounding.training.packing import pack_features
 from cmagrounding.training.stores import FeatureStore, MemoryStore, NpyFolderStore, open_feature_store
 
 

@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmagrounding.training.packed import PackedStore, pack_features
+    from cmagrounding.training.packed import PackedStore
+    from cmagrounding.training.packing import pack_features
 
     source = Path(args.source)
     if args.verify:

@@ -4,7 +4,8 @@ Components, one per module:
 
 * ``annotations``: Charades-STA, ActivityNet Captions and JSON Lines loaders, with quirk repair.
 * ``stores``: where features come from (``.npy`` folder, HDF5, on-the-fly extraction).
-* ``packed``: every video's features in one memory-mapped file with an index (``pack-features``).
+* ``packed`` / ``packing``: every video's features in one memory-mapped file with an index: the
+  reader, and its builder (``cmagrounding pack-features``).
 * ``crops``: windows of a video's feature rows with the annotation re-timed (augmentation, views).
 * ``standardize``: per-dimension input standardization, folded into the network after training.
 * ``dataset``: the torch Dataset (sampling to N clips, LGI's rule) and its collate.
@@ -27,7 +28,8 @@ _LAZY = {
     "Annotation": "annotations", "AnnotationSet": "annotations", "load_annotations": "annotations",
     "load_charades_sta": "annotations", "load_activitynet_captions": "annotations", "load_jsonl": "annotations",
     "NpyFolderStore": "stores", "HDF5Store": "stores", "EncoderStore": "stores", "MemoryStore": "stores",
-    "open_feature_store": "stores", "PackedStore": "packed", "pack_features": "packed", "CroppedStore": "crops", "crop_annotations": "crops",
+    "open_feature_store": "stores", "PackedStore": "packed", "pack_features": "packing",
+    "CroppedStore": "crops", "crop_annotations": "crops",
     "StandardizedStore": "standardize", "feature_statistics": "standardize", "fold_standardization": "standardize",
     "GroundingDataset": "dataset", "compute_metrics": "metrics",
     "temporal_iou": "metrics", "GroundingMetrics": "metrics", "evaluate_network": "evaluation",

@@ -238,12 +238,12 @@ def open_feature_store(spec: str | Path, key: str | None = None) -> FeatureStore
     read, with a warning to pack again). ``key`` is the per-video dataset name inside an HDF5 file
     (e.g. ``"c3d_features"``).
     """
-    from cmagrounding.training.packed import PackedStore, find_packed_index, is_stale
+    from cmagrounding.training.packed import PackedStore, find_packed_index
 
     path = Path(spec)
     packed = find_packed_index(path)
     if packed is not None:
-        stale = is_stale(path) if path.is_dir() else None
+        stale = _packed_is_stale(path, packed) if path.is_dir() else None
         if stale is None:
             return PackedStore(packed)
         _logger.warning("%s: the packed store there is out of date (%s); reading the .npy files "
@@ -255,3 +255,23 @@ def open_feature_store(spec: str | Path, key: str | None = None) -> FeatureStore
     if not path.exists():
         raise DatasetError(f"{path}: feature folder or HDF5 file not found")
     raise DatasetError(f"{path}: expected a folder of .npy files or an .h5/.hdf5 file")
+
+
+def _packed_is_stale(folder: Path, index_path: Path) -> str | None:
+    """Why the packed store in a folder of ``.npy`` files no longer covers them, or None.
+
+    Stale: a ``.npy`` file there is not in the index, or was written after it.
+    """
+    import json
+
+    try:
+        packed = set(json.loads(index_path.read_text(encoding="utf-8")).get("videos", {}))
+    except (OSError, ValueError, AttributeError):
+        return f"{index_path.name} is unreadable"
+    stamp = index_path.stat().st_mtime
+    for video in NpyFolderStore(folder).videos():
+        if video not in packed:
+            return f"{video}.npy is not in {index_path.name}"
+        if (folder / f"{video}.npy").stat().st_mtime > stamp:
+            return f"{video}.npy is newer than {index_path.name}"
+    return None
