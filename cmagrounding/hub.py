@@ -139,10 +139,12 @@ def push_folder_to_hub(
     token: str | bool | None = None,
     commit_message: str = "Upload cmagrounding model",
     create_pr: bool = False,
+    allow_patterns: Sequence[str] | None = None,
 ) -> str:
     """Upload a saved pretrained folder to the hub repo ``repo_id`` (created if needed).
 
-    Returns the URL of the commit. Only the pretrained format's files are uploaded.
+    Returns the URL of the commit. Only the files matching ``allow_patterns`` are uploaded (the
+    pretrained format's files when called through :mod:`cmagrounding._pretrained`).
     """
     if not is_repo_id(repo_id):
         raise CheckpointError(f"{repo_id!r} is not a valid hub repo id (expected 'org/name')")
