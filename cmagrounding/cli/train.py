@@ -97,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
     if args.video_config:
         from cmagrounding.video.config import VideoConfig
 
-        video_config = VideoConfig.from_dict(json.loads(Path(args.video_config).read_text(encoding="utf-8")))
+        try:
+            video_config = VideoConfig.from_dict(json.loads(Path(args.video_config).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:  # ConfigError is a ValueError
+            raise SystemExit(f"train: --video-config {args.video_config}: not a readable VideoConfig JSON file ({e})") from None
     if args.videos:
         from cmagrounding.training.stores import EncoderStore
         from cmagrounding.video.config import VideoConfig
