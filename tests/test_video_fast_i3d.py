@@ -1,0 +1,173 @@
+"""The fast I3D paths (fused eager copy, ONNX Runtime fp32 and int8) against eager fp32.
+
+Tiny inputs (1-2 clips of 16 x 64 x 64) and trained-like BatchNorm statistics, so folding is really
+exercised; optional runtimes skip when their package is not installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cmagrounding.errors import ConfigError
+from cmagrounding.video.fast_i3d import FastI3D
+from cmagrounding.video.i3d import InceptionI3d
+from cmagrounding.video.precision import ComputePlan, cpu_has_fast_bf16, cpu_has_vnni, plan_for
+from cmagrounding.video.runtime import choose_runtime, make_runner, onnxruntime_available
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+CPU = torch.device("cpu")
+
+
+def trained_like_i3d(seed: int = 0) -> InceptionI3d:
+    """Random I3D whose BatchNorm layers have non-trivial statistics and affine terms."""
+    torch.manual_seed(seed)
+    model = InceptionI3d().eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.3, 2.0)
+            m.weight.data.uniform_(0.8, 1.6)
+            m.bias.data.uniform_(0.0, 0.3)
+    return model
+
+
+def clip_input(batch: int = 1, size: int = 64, seed: int = 1) -> torch.Tensor:
+    """Smooth moving patterns plus noise in [-1, 1], (B, 3, 16, size, size)."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(16).view(1, 1, 16, 1, 1).float()
+    yy = torch.arange(size).view(1, 1, 1, size, 1).float()
+    xx = torch.arange(size).view(1, 1, 1, 1, size).float()
+    phase = torch.rand(batch, 3, 1, 1, 1, generator=g) * 6.28
+    x = torch.sin(0.2 * xx + 0.1 * yy + 0.3 * t + phase) * 0.7
+    return (x + 0.3 * torch.rand(batch, 3, 16, size, size, generator=g) - 0.15).clamp(-1, 1)
+
+
+def cos(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    return F.cosine_similarity(a.double(), b.double(), dim=1).numpy()
+
+
+@pytest.fixture(scope="module")
+def model_and_reference():
+    model = trained_like_i3d()
+    x = clip_input(2)
+    with torch.inference_mode():
+        feats, logits = model.features_and_logits(x)
+    return model, x, feats, logits
+
+
+def test_fused_fp32_matches_eager(model_and_reference):
+    model, x, feats, logits = model_and_reference
+    keys_before = list(model.state_dict())
+    with torch.inference_mode():
+        f, lg = FastI3D(model, torch.float32).features_and_logits(x)
+    assert np.all(cos(f, feats) >= 0.9999), cos(f, feats)
+    assert np.all(cos(lg, logits) >= 0.9999)
+    assert torch.allclose(f, feats, rtol=1e-3, atol=1e-4 * feats.abs().max().item())
+    # the source model keeps the pytorch-i3d layout: same keys, same BatchNorm modules
+    assert list(model.state_dict()) == keys_before
+    assert "Mixed_4b.b1a.bn.running_var" in keys_before and "Conv3d_1a_7x7.conv3d.weight" in keys_before
+
+
+@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="no native bf16 on this CPU")
+def test_fused_bf16_matches_eager_fp32(model_and_reference):
+    model, x, feats, _ = model_and_reference
+    with torch.inference_mode():
+        f = FastI3D(model, torch.bfloat16).features(x)
+    assert f.dtype == torch.float32
+    assert np.all(cos(f, feats) >= 0.999), cos(f, feats)
+
+
+def test_merged_1x1_weights_are_the_three_branches(model_and_reference):
+    """The merged conv of Mixed_3b stacks b0, b1a, b2a (in that order) with their BN folded."""
+    from cmagrounding.video.fast_i3d import fold_unit
+
+    model = model_and_reference[0]
+    fast = FastI3D(model)
+    merged = fast.layers["Mixed_3b"].reduce.weight
+    parts = [fold_unit(getattr(model.Mixed_3b, b))[0] for b in ("b0", "b1a", "b2a")]
+    assert merged.shape[0] == sum(p.shape[0] for p in parts) == 64 + 96 + 16
+    assert torch.equal(merged.contiguous(), torch.cat(parts))
+
+
+def test_runner_choice():
+    plan32 = plan_for("fp32", CPU)
+    assert choose_runtime(plan32, "auto") == "fused"
+    assert choose_runtime(plan32, "eager") == "eager"
+    with pytest.raises(ConfigError, match="runtime"):
+        choose_runtime(plan32, "tensorrt")
+    int8 = ComputePlan(CPU, None, channels_last=False, int8=True)
+    assert choose_runtime(int8, "auto") == "onnxruntime"
+    with pytest.raises(ConfigError, match="int8"):
+        choose_runtime(int8, "fused")
+    # other backbones stay eager
+    assert make_runner(torch.nn.Conv3d(3, 4, 1), plan32).name == "eager"
+
+
+def test_encoder_uses_fused_runner_with_same_features(model_and_reference):
+    from cmagrounding.video.config import VideoConfig
+    from cmagrounding.video.encoder import VideoEncoder
+
+    model = model_and_reference[0]
+    enc = VideoEncoder(VideoConfig(weights=None, precision="fp32", crop=64, resize=64), device="cpu")
+    enc.model.load_state_dict(model.state_dict())
+    clips = ((clip_input(1).permute(0, 2, 3, 4, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    got = enc.encode_clips(clips)
+    assert enc.runner.name == "fused"
+    with torch.inference_mode():
+        ref = model.features(enc.preprocess(clips).contiguous())
+    assert np.all(cos(torch.from_numpy(got), ref) >= 0.9999)
+
+
+onnx_only = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime/onnx not installed (extra [onnx])")
+
+
+@onnx_only
+def test_onnxruntime_fp32_matches_eager_and_is_cached(model_and_reference, tmp_path, monkeypatch):
+    from cmagrounding.video.runtime import OnnxRunner, onnx_cache_path
+
+    monkeypatch.setenv("CMAGROUNDING_CACHE", str(tmp_path))
+    model, x, feats, logits = model_and_reference
+    runner = OnnxRunner(model, plan_for("fp32", CPU), weights_sha256="ab" * 32, threads=1)
+    with torch.inference_mode():
+        f, lg = runner.features(x), runner.logits(x)
+    assert np.all(cos(f, feats) >= 0.9999), cos(f, feats)
+    assert np.all(cos(lg, logits) >= 0.9999)
+    path = onnx_cache_path("ab" * 32, tuple(x.shape), "fp32")
+    assert path.is_file() and path.parent == tmp_path / "i3d" / "onnx"
+    # a new runner reuses the cached file (no second export)
+    stamp = path.stat().st_mtime_ns
+    again = OnnxRunner(model, plan_for("fp32", CPU), weights_sha256="ab" * 32, threads=1)
+    with torch.inference_mode():
+        assert np.all(cos(again.features(x), feats) >= 0.9999)
+    assert path.stat().st_mtime_ns == stamp
+
+
+@onnx_only
+@pytest.mark.skipif(not cpu_has_vnni(), reason="no VNNI on this CPU")
+def test_onnxruntime_int8_opt_in(model_and_reference, tmp_path, monkeypatch):
+    """int8, calibrated on other clips of the same kind; a quantized network is close, not exact."""
+    from cmagrounding.video.runtime import OnnxRunner
+
+    monkeypatch.setenv("CMAGROUNDING_CACHE", str(tmp_path))
+    model, x, feats, _ = model_and_reference
+    plan = plan_for("int8", CPU)
+    assert plan.name == "int8" and plan_for("auto", CPU).name != "int8"  # never chosen by auto
+    calib = [clip_input(2, seed=s).numpy() for s in (5, 6)]
+    runner = OnnxRunner(model, plan, weights_sha256="cd" * 32, threads=1, calibration=lambda shape: calib)
+    with torch.inference_mode():
+        f = runner.features(x)
+    assert np.all(cos(f, feats) >= 0.95), cos(f, feats)
+    assert any((tmp_path / "i3d" / "onnx").glob("*_int8.onnx"))
+
+
+def test_int8_refused_without_vnni_or_on_cuda(monkeypatch):
+    import cmagrounding.video.precision as precision
+
+    with pytest.raises(ConfigError, match="CPU"):
+        plan_for("int8", torch.device("cuda"))
+    monkeypatch.setattr(precision, "cpu_has_vnni", lambda: False)
+    with pytest.raises(ConfigError, match="VNNI"):
+        precision.plan_for("int8", CPU)
