@@ -7,6 +7,7 @@
 * safetensors (:func:`save_safetensors`, :func:`load_safetensors`, :func:`safetensors_shapes`):
   nothing is ever unpickled;
 * checksums (:func:`file_sha256`, :func:`state_dict_sha256`);
+* JSON Lines reading with ``file:line`` in every error (:func:`jsonl_rows`);
 * the strict state-dict check (:func:`check_state_dict`, :func:`load_state_dict_strict`): missing,
   unexpected and mis-shaped tensors, one message format, always the specific error class.
 
@@ -239,3 +240,31 @@ def some(items: Sequence[str], limit: int = 10) -> str:
     """``a, b, c, ... (n more)``: the first ``limit`` items of a list for a message
     (:func:`cmagrounding.errors.shorten_list`, the one quoting rule)."""
     return shorten_list(items, limit)
+
+
+# ---------------------------------------------------------------- JSON Lines
+
+
+def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str = "file") -> Iterator[tuple[str, Any]]:
+    """``(where, value)`` for each non-blank line of a JSON Lines file, ``where`` being ``path:line``.
+
+    A missing file, text that is not UTF-8 or a line that is not JSON raises ``error`` (the
+    caller's class, e.g. ``DatasetError``) naming the file, or the file and line; ``what`` names
+    the file in the not-found message (``"annotation file"``). What a value must hold is the caller's.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text ({e})") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise error(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
+        yield where, value

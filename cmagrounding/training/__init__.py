@@ -10,7 +10,8 @@ Components, one per module:
 * ``standardize``: per-dimension input standardization, folded into the network after training.
 * ``dataset``: the torch Dataset (sampling to N clips, LGI's rule) and its collate.
 * ``metrics`` / ``evaluation``: R1@m and mIoU (conventions stated in every result), baselines.
-* ``predictions``: scoring a predictions file against annotations, no model (docs/evaluation.md).
+* ``predictions`` / ``predictions_file``: scoring a predictions file against annotations, no model
+  (docs/evaluation.md) / reading and checking its rows.
 * ``config`` / ``trainer`` / ``checkpoint`` / ``distributed``: the training loop, resume, DDP.
 * ``recipes`` / ``protocol``: named runs (Tables 1-6, synthetic) and the end-to-end protocol.
 * ``synthetic``: a feature-space grounding task that needs the query, for proof of learning.

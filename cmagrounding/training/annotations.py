@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from cmagrounding._io import write_text_atomic
+from cmagrounding._io import jsonl_rows, write_text_atomic
 from cmagrounding.errors import DatasetError
 
 _logger = logging.getLogger(__name__)
@@ -264,18 +264,9 @@ def load_jsonl(path: str | Path, name: str | None = None, split: str | None = No
     path = Path(path)
     quirks = QuirkReport()
     rows: list[Annotation] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: annotation file not found") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"{where}: not a JSON object ({e})") from None
+    for where, obj in jsonl_rows(path, DatasetError, "annotation file"):
+        if not isinstance(obj, dict):
+            raise DatasetError(f"{where}: expected a JSON object, got {type(obj).__name__}")
         missing = [k for k in ("video", "duration", "query", "start", "end") if k not in obj]
         if missing:
             raise DatasetError(f"{where}: missing keys {missing}")

@@ -1,0 +1,134 @@
+"""Reading a predictions file: JSON Lines rows checked one by one, each bad row an error at ``file:line``.
+
+The format and the rules are :mod:`cmagrounding.training.predictions`'s docstring; this module
+reads and validates rows (:func:`load_predictions`, :func:`parse_prediction`) into
+:class:`Prediction`, and gives each its matching key (:func:`normalize_query`). Scoring is there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from cmagrounding._io import jsonl_rows
+from cmagrounding.errors import PredictionsError, shorten
+
+__all__ = ["Prediction", "normalize_query", "parse_prediction", "load_predictions"]
+
+
+def normalize_query(query: str) -> str:
+    """The matching key of a query: whitespace runs collapsed to one space, ends stripped, case
+    folded. ``"Person  opens the door. "`` and ``"person opens the door."`` match; punctuation and
+    spelling must agree."""
+    return " ".join(query.split()).casefold()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One row of a predictions file: ``spans`` (K, 2) seconds best first, ``scores`` (K,) or None.
+
+    ``ranked`` is True when the row gave a candidate list (even of one), False for a single span.
+    ``where`` is ``file:line`` (or ``<source>:row``) for messages.
+    """
+
+    video: str
+    query: str
+    spans: np.ndarray
+    scores: np.ndarray | None
+    ranked: bool
+    where: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.video, normalize_query(self.query)
+
+
+def _time(value: Any, what: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PredictionsError(f"{where}: {what} must be a number of seconds, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise PredictionsError(f"{where}: {what} is {value!r}; times must be finite")
+    if x < 0:
+        raise PredictionsError(f"{where}: {what} is negative ({value!r}); times are seconds from the start")
+    return x
+
+
+def _span(item: Any, where: str, rank: int | None) -> tuple[float, float, float | None]:
+    label = "pred" if rank is None else f"pred[{rank}]"
+    size = "[start, end]" if rank is None else "[start, end] or [start, end, score]"
+    if not isinstance(item, (list, tuple)) or len(item) not in ((2,) if rank is None else (2, 3)):
+        raise PredictionsError(f"{where}: {label} must be {size}, got {item!r}")
+    start = _time(item[0], f"{label} start", where)
+    end = _time(item[1], f"{label} end", where)
+    if start > end:
+        raise PredictionsError(f"{where}: {label} starts after it ends ({start} > {end})")
+    score = None
+    if len(item) == 3:
+        s = item[2]
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(float(s)):
+            raise PredictionsError(f"{where}: {label} score must be a finite number, got {s!r}")
+        score = float(s)
+    return start, end, score
+
+
+def parse_prediction(obj: Any, where: str) -> Prediction:
+    """Check one decoded row and return it as a :class:`Prediction`; ``where`` names it in errors."""
+    if not isinstance(obj, Mapping):
+        raise PredictionsError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    missing = [k for k in ("video", "query", "pred") if k not in obj]
+    if missing:
+        raise PredictionsError(f"{where}: missing keys {missing} (a row is "
+                               '{"video": ID, "query": TEXT, "pred": [start, end]})')
+    video = obj["video"]
+    if isinstance(video, bool) or not isinstance(video, (str, int)) or not str(video).strip():
+        raise PredictionsError(f"{where}: 'video' must be a non-empty string id, got {video!r}")
+    query = obj["query"]
+    if not isinstance(query, str) or not query.strip():
+        raise PredictionsError(f"{where}: 'query' must be a non-empty string, got {shorten(query)}")
+    pred = obj["pred"]
+    if not isinstance(pred, (list, tuple)) or not pred:
+        raise PredictionsError(f"{where}: 'pred' must be [start, end] or a non-empty list of "
+                               f"[start, end, score] best first, got {shorten(pred)}")
+    ranked = isinstance(pred[0], (list, tuple))
+    if ranked:
+        rows = [_span(item, where, i) for i, item in enumerate(pred)]
+    else:
+        rows = [_span(pred, where, None)]
+    given = [r[2] for r in rows]
+    scores = None
+    if any(s is not None for s in given):
+        if any(s is None for s in given):
+            raise PredictionsError(f"{where}: give a score for every candidate of 'pred' or for none")
+        scores = np.array(given, dtype=np.float64)
+        rising = np.flatnonzero(np.diff(scores) > 0)
+        if rising.size:
+            i = int(rising[0])
+            raise PredictionsError(f"{where}: candidates must be best first, but pred[{i + 1}] scores "
+                                   f"{scores[i + 1]} > pred[{i}] {scores[i]}")
+    spans = np.array([[r[0], r[1]] for r in rows], dtype=np.float64)
+    return Prediction(str(video), query, spans, scores, ranked, where)
+
+
+def load_predictions(path: str | Path) -> list[Prediction]:
+    """Read a predictions JSON Lines file (blank lines skipped); every bad row raises
+    :class:`~cmagrounding.errors.PredictionsError` naming ``path:line``."""
+    out = [parse_prediction(obj, where) for where, obj in jsonl_rows(path, PredictionsError, "predictions file")]
+    if not out:
+        raise PredictionsError(f"{Path(path)}: no prediction rows")
+    return out
+
+
+def as_predictions(predictions: str | Path | Iterable[Prediction | Mapping[str, Any]]) -> tuple[list[Prediction], str]:
+    """A predictions file's rows, or rows given as dicts / :class:`Prediction`, with their source's name."""
+    if isinstance(predictions, (str, Path)):
+        return load_predictions(predictions), str(predictions)
+    out = [p if isinstance(p, Prediction) else parse_prediction(p, f"<predictions>:row {i}")
+           for i, p in enumerate(predictions, 1)]
+    if not out:
+        raise PredictionsError("<predictions>: no prediction rows")
+    return out, "<predictions>"
