@@ -2,20 +2,23 @@
 
 Every loader returns an :class:`AnnotationSet`: a list of :class:`Annotation` (one query each,
 times in seconds) plus a :class:`QuirkReport` that counts what was repaired. The public releases
-have known faults (FACTS.md / ``shared/data/README.md``); they are repaired, never dropped, so
-the counts stay those of the paper (12,408 / 3,720; 37,421 / 17,505 / 17,031):
+have known faults (tabled in docs/training.md, "Annotation quirks"); they are repaired, never
+dropped, so the counts stay those of the paper (12,408 / 3,720; 37,421 / 17,505 / 17,031):
 
 * ``start > end`` (4 Charades-STA train rows, 2 ActivityNet train rows): the two times are
   **swapped**. Our choice (the paper and LGI are silent): the annotator clearly marked an
   interval, and swapping keeps its extent, where dropping would change the paper's counts.
 * ``end > duration`` (1,805 Charades-STA train rows counting the swapped ones, 562 test;
-  29 / 5 / 1 ActivityNet rows, by 0.01 s): ``end`` is **clipped** to the duration, as FACTS.md
-  prescribes for evaluation; we do the same in training so that targets stay in [0, 1]. Ends past
-  the duration by float noise only (< 1e-6 s; ~230 ActivityNet rows) are clipped without counting.
+  29 / 5 / 1 ActivityNet rows, by 0.01 s): ``end`` is **clipped** to the duration, as the
+  evaluation convention does (:data:`cmagrounding.spans.IOU_CONVENTION`); we do the same in
+  training so that targets stay in [0, 1]. Ends past the duration by float noise only (< 1e-6 s;
+  ~230 ActivityNet rows) are clipped without counting.
 * ``start >= duration`` (3 Charades-STA train rows, all among the swapped ones): the span lies
   wholly after the video; after clipping it is the zero-length span ``[duration, duration]``. It is
   kept (for the counts) and counted separately.
 * ``start < 0``: clipped to 0.
+
+One component over ~300 lines: the three formats share the repair rules, their counts and the types.
 """
 
 from __future__ import annotations

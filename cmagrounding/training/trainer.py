@@ -8,6 +8,8 @@ therefore ends with the same weights and metrics as an uninterrupted run with th
 
 Outputs under ``output_dir``: ``train_log.jsonl`` (one JSON object per epoch, plus per-step losses
 with ``log_every``), ``checkpoints/`` (see :mod:`cmagrounding.training.checkpoint`).
+
+One component over ~300 lines: the :class:`Trainer` (setup, resume, the epoch loop, one epoch).
 """
 
 from __future__ import annotations
