@@ -375,15 +375,23 @@ def output_size(width: int, height: int, resize: int | None) -> tuple[int, int]:
     return max(resize, int(round(width * scale))), max(resize, int(round(height * scale)))
 
 
-def _convert(frame, size_wh: tuple[int, int] | None, rotation: int, crop: int | None) -> np.ndarray:
-    """RGB uint8 (H, W, 3): scale (swscale, in decode orientation), rotate for display, centre crop."""
-    kwargs = {"format": "rgb24"}
+def _convert(frame, size_wh: tuple[int, int] | None, rotation: int, crop: int | None, reformatter=None) -> np.ndarray:
+    """RGB uint8 (H, W, 3): scale (swscale, in decode orientation), rotate for display, centre crop.
+
+    ``reformatter``: one ``av.video.reformatter.VideoReformatter`` kept for the whole video, so
+    swscale's context (filters, its worker threads) is set up once, not per frame as
+    ``frame.to_ndarray(width=...)`` does: about 15-20 % less CPU per frame (docs/video.md).
+    """
+    w = h = None
     if size_wh is not None:
         w, h = size_wh
         if rotation in (90, 270):
             w, h = h, w
-        kwargs.update(width=w, height=h, interpolation="BILINEAR")
-    image = frame.to_ndarray(**kwargs)
+    if reformatter is None:
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = VideoReformatter()
+    image = reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
     if rotation:
         image = np.rot90(image, k=rotation // 90)  # display = stored image rotated counter-clockwise
     if crop is not None:
@@ -506,6 +514,8 @@ def iter_frames(
     """
     if not 0.0 <= min_decoded_fraction <= 1.0:
         raise ConfigError(f"min_decoded_fraction must be within [0, 1], got {min_decoded_fraction!r}")
+    from av.video.reformatter import VideoReformatter
+
     p = Path(check_video_path(path))
     info = info or probe(p)
     container = _open(p)
@@ -528,10 +538,11 @@ def iter_frames(
         last_time = -math.inf
         decoded = 0
         cache: list = [None, None]  # the source frame last converted, and its image
+        reformatter = VideoReformatter()  # one swscale context for the whole video
 
         def image_of(frame) -> np.ndarray:
             if cache[0] is not frame:
-                cache[0], cache[1] = frame, _convert(frame, size, rotation, crop)
+                cache[0], cache[1] = frame, _convert(frame, size, rotation, crop, reformatter)
             return cache[1]
 
         def frame_time(frame, i: int) -> float:
