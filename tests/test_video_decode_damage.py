@@ -305,3 +305,17 @@ def test_extraction_records_and_reports_damaged_videos(intra, tmp_path, capsys, 
     assert feats.frames_lost == 1 and feats.damage["lost_ranges"] == [[1.2, 1.24]]
     feats.save(tmp_path / "hurt.safetensors")
     assert VideoFeatures.load(tmp_path / "hurt.safetensors").damage == feats.damage
+
+
+def test_threaded_decoding_keeps_timestamps_frames_and_losses(gop, intra, tmp_path):
+    one, _ = decode(gop, threads=False)
+    many, _ = decode(gop, threads=True)
+    assert [f.time for f in one] == [f.time for f in many] and len(one) == N
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a.image, b.image)
+    pk = packets(intra)
+    pos, size, _ = pk[17]
+    path = damaged_copy(intra, tmp_path / "z.mp4", lambda d: d[:pos] + bytes(size) + d[pos + size :])
+    (one, r1), (many, r2) = decode(path, threads=False), decode(path, threads=True)
+    assert [f.index for f in one if f.lost] == [f.index for f in many if f.lost] == [17]
+    assert r1.lost_times == r2.lost_times and [f.time for f in one] == [f.time for f in many]
