@@ -17,7 +17,7 @@ import torch
 
 from cmagrounding.model import PRESETS, CMANetwork, get_preset
 
-LGI_PARAMS = {"charades": 33_818_355, "activitynet": 53_591_583}  # FACTS.md, from LGI's own code
+LGI_PARAMS = {"charades": 33_818_355, "activitynet": 53_591_583}  # LGI instantiated from its own code and configs
 
 
 def cpu_has_native_bf16() -> bool:

@@ -11,7 +11,7 @@ epochs, and each setting's ratio to the charades-simple fp32 baseline measured i
 Shared machines are noisy, so the run also measures its own baseline: an fp32 GEMM of the model's
 typical shape (B*N x 512 x 512), and the FLOPs of one training step (torch's FlopCounterMode);
 "GEMM share" = the step's achieved FLOP/s over that GEMM's. An idle 2-core machine here does
-~270 GFLOP/s fp32 (FACTS.md); the last column rescales the epoch time to that, as an estimate.
+~270 GFLOP/s fp32 (measured on an idle machine of this kind); the last column rescales the epoch time to that, as an estimate.
 
 It also measures where the samples come from (``--part stores``): reads of one video's features
 from a folder of one ``.npy`` file per video, from the packed store built from that folder
@@ -60,7 +60,7 @@ def _annotations(count: int, rng: np.random.Generator) -> list[Annotation]:
     return [Annotation(f"v{i}", 30.0, " ".join(rng.choice(words, size=7)), 5.0, 13.0) for i in range(count)]
 
 
-IDLE_GEMM_GFLOPS = 270.0  # FACTS.md: fp32 GEMM on this 2-core machine when idle
+IDLE_GEMM_GFLOPS = 270.0  # measured earlier: fp32 GEMM on this 2-core machine when idle
 
 
 def gemm_gflops(repeats: int = 5) -> float:

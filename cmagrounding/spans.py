@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-#: The scoring convention (FACTS.md, "Evaluation conventions"), stated with every metric.
+#: The scoring convention (LGI's and Moment-DETR's; docs/evaluation.md), stated with every metric.
 IOU_CONVENTION = (
     "IoU = intersection / (max(ends) - min(starts)); R1@m counts IoU >= m (LGI, Moment-DETR); "
     "mIoU = mean top-1 IoU; predictions and ground truth clipped to [0, duration]"

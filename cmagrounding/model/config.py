@@ -1,7 +1,7 @@
 """Typed configurations of the CMA network and its losses, serializable to JSON.
 
 Every field says where its default comes from: "paper" (cma-paper.txt, Sections 3-4) or
-"fallback (LGI)" / "fallback" where the paper is silent (FACTS.md lists LGI's defaults).
+"fallback (LGI)" / "fallback" where the paper is silent (LGI's public code and configs; docs/architecture.md lists each).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Score a network or a pretrained :class:`~cmagrounding.Grounder` on annotated data.
 
-Evaluation samples every video with offset 0 (FACTS.md), predicts one span per query, maps it to
+Evaluation samples every video with offset 0 (LGI's evaluation), predicts one span per query, maps it to
 seconds with the video's duration (the targets' axis, ``seconds / duration``) and scores it with
 :func:`~cmagrounding.training.metrics.compute_metrics` (the conventions are stated there and in
 every result). Two query-blind baselines tell whether a model reads its query at all.
