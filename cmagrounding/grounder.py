@@ -99,8 +99,9 @@ class Grounder:
 
     @property
     def video_encoder(self) -> VideoEncoder:
-        """The extractor, built on first use (``from_pretrained`` builds it at once, so that
-        weights that do not match the checkpoint's checksum fail at load time)."""
+        """The extractor, built on first use (``from_pretrained`` checks its weights' checksum
+        at once, from the weights file's header or by building it, so that weights that do not
+        match the checkpoint's fail at load time)."""
         if self._encoder is None:
             if self.video_config.extractor == "precomputed":
                 raise ConfigError(
@@ -378,9 +379,10 @@ class Grounder:
 
         ``video_config`` may change settings that do not alter the features (e.g. precision or
         batch size); one whose extraction settings differ from the checkpoint's raises
-        :class:`ExtractorMismatchError`. The extractor is built at once (``load_extractor=False``
-        defers it to the first video file, for feature-only use); weights whose checksum differs
-        from the checkpoint's ``weights_sha256`` raise :class:`WeightsError`. Other failures raise
+        :class:`ExtractorMismatchError`. The extractor's weights are checked at once: from the
+        checksum their file records (the extractor is then built at the first video file), else
+        by building it (``load_extractor=False`` skips both, for feature-only use); weights whose
+        checksum differs from the checkpoint's ``weights_sha256`` raise :class:`WeightsError`. Other failures raise
         :class:`MissingFileError`, :class:`FormatVersionError`, :class:`KeyMismatchError` or
         :class:`ShapeMismatchError`. All are :class:`CheckpointError`. A demonstration model
         (``card.demo``) logs one warning saying what it was trained on.
@@ -390,7 +392,11 @@ class Grounder:
                        windows=parts.windows)
         grounder._extractor_state = parts.extractor_state
         if load_extractor and grounder.video_config.extractor != "precomputed":
-            grounder.video_encoder  # noqa: B018 - build now: a weights mismatch fails here, not mid-video
+            # a weights mismatch fails here, not mid-video: from the weights file's recorded
+            # checksum where it has one (the extractor is then built at the first video), else
+            # by building the extractor now
+            if parts.extractor_state is not None or not _pretrained.check_extractor_weights(grounder.video_config):
+                grounder.video_encoder  # noqa: B018
         _logger.debug("loaded %r from %s", grounder, parts.folder)
         return grounder
 
