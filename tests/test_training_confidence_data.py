@@ -100,3 +100,55 @@ def test_dataset_items_and_batches_carry_the_label():
 def test_bad_settings_raise(kw, word):
     with pytest.raises(ConfigError, match=word):
         ConfidenceSettings(**kw)
+
+
+class _KindTok:
+    pad_id, unk_id = 0, 1
+    vocab = {"kind": 2, **{str(k): 3 + k for k in range(6)}}
+
+    def encode(self, sentence):
+        return [self.vocab.get(w, 1) for w in sentence.split()]
+
+
+def test_trainer_learns_the_head_from_windows(tmp_path):
+    """The trainer passes the labels to the loss; the head learns which windows hold the sentence's event."""
+    import json
+
+    from cmagrounding.model import CMANetwork, GroundingLoss, LossConfig
+    from cmagrounding.model.config import CMAConfig
+    from cmagrounding.training.config import TrainConfig
+    from cmagrounding.training.trainer import Trainer
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    feats, anns = {}, []
+    for v in range(16):  # even videos hold kinds 0, 2, 4; odd ones 1, 3, 5; channel k marks kind k's rows
+        n = int(rng.integers(16, 25))
+        f = (rng.normal(size=(n, 6)) * 0.1).astype(np.float32)
+        for j, (s0, e0) in enumerate([(1.0, 4.0), (7.0, 10.0), (n - 4.0, n - 1.0)]):
+            k = (v % 2) + 2 * j
+            f[int(s0) : int(e0), k] = 1.0
+            anns.append(Annotation(f"v{v}", float(n), f"kind {k}", s0, e0))
+        feats[f"v{v}"] = f
+    rows_of = {k: len(v) for k, v in feats.items()}
+    wins, labels = confidence_windows(anns, rows_of, 1.0, ConfidenceSettings(positives=1, negative_ratio=1.0))
+    assert labels.count(0.0) > 0.8 * len(anns) and labels.count(1.0) == len(anns)
+    ds = ConfidenceDataset(wins, labels, WindowStore(MemoryStore(feats)), _KindTok(), 24, 4, train=True)
+    cfg = CMAConfig(video_dim=6, vocab_size=9, word_dim=8, num_clips=24, max_words=4, hidden=16, lstm_hidden=8,
+                    spe_hidden=8, head_hidden=16, num_heads=2, encoder_layers=1, decoder_layers=1,
+                    confidence_head=True, confidence_hidden=16, input_dropout=0.0, dropout=0.0,
+                    freeze_embeddings=False)
+    net = CMANetwork(cfg)
+    trainer = Trainer(net, GroundingLoss(LossConfig(confidence_weight=1.0)), ds, None,
+                      TrainConfig(epochs=25, batch_size=16, lr=5e-3, progress=False, device="cpu", num_threads=1),
+                      tmp_path)
+    trainer.fit()
+    log = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    conf = [r["train"]["confidence"] for r in log if "train" in r]
+    assert conf[-1] < 0.5 * conf[0]  # from about ln 2 = 0.69
+    net.eval()
+    b = collate([ds[i] for i in range(len(ds))])
+    with torch.no_grad():
+        p = torch.sigmoid(net(b["video"], b["video_mask"], b["words"], b["word_mask"]).confidence_logit)
+    lab = b["confidence"] == 1.0
+    assert float(p[lab].mean()) > float(p[~lab].mean()) + 0.4
