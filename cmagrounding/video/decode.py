@@ -154,7 +154,7 @@ class DecodeReport:
     def lost_ranges(self) -> list[tuple[float, float]]:
         """Lost frames merged into (start, end) seconds; frames at most 1.5 periods apart join."""
         ranges: list[list[float]] = []
-        for t in self.lost_times:
+        for t in sorted(self.lost_times):
             if ranges and t - ranges[-1][1] <= 1.5 * self.frame_period + 1e-9:
                 ranges[-1][1] = t
             else:
