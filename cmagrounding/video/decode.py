@@ -264,7 +264,8 @@ def _open(p: Path):
     import av
 
     try:
-        return av.open(str(p), mode="r")
+        # damaged metadata (titles, handler names) must not stop the pictures from decoding
+        return av.open(str(p), mode="r", metadata_errors="replace")
     except av.error.FFmpegError as exc:
         why = _mp4_truncation(p)
         if why is not None:

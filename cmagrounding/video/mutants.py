@@ -8,7 +8,9 @@ pictures that break, not the index):
   * ``"flip"``: a few bytes with random bits flipped;
   * ``"zeros"``: a run of zero bytes written over the data (same length);
   * ``"insert"``: random bytes inserted (everything after them shifts);
-  * ``"truncate"``: the file cut at a point inside the media data.
+  * ``"truncate"``: the file cut at a point inside the media data;
+  * ``"header"``: a few bytes flipped outside the media data (the index, ``moov``, and the file
+    header): damaged timestamps, sample tables, codec parameters, metadata.
 
 The child (``python -m cmagrounding.video.mutants FILE...``) prints one JSON line per file; the
 parent re-runs a file alone when its batch died, to tell a crash (killed by a signal) or a hang
@@ -28,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-KINDS = ("flip", "zeros", "insert", "truncate")
+KINDS = ("flip", "zeros", "insert", "truncate", "header")
 SAME_LENGTH = ("flip", "zeros")
 
 
@@ -93,6 +95,17 @@ def mutate(data: bytes, kind: str, rng: np.random.Generator, max_fraction: float
         offset = int(rng.integers(start, end))
         extra = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
         return data[:offset] + extra + data[offset:], Mutation(kind, offset, length, length / media)
+    if kind == "header":
+        outside = start + (len(data) - end)  # bytes before and after the media data
+        if outside <= 0:
+            return data, Mutation(kind, 0, 0, 0.0)
+        count = int(rng.integers(1, 5))
+        picks = rng.integers(0, outside, count)
+        positions = np.where(picks < start, picks, picks - start + end)
+        out = bytearray(data)
+        for pos in positions:
+            out[pos] ^= int(rng.integers(1, 256))
+        return bytes(out), Mutation(kind, int(positions.min()), count, 0.0)
     if kind == "truncate":
         offset = int(rng.integers(start, end))
         return data[:offset], Mutation(kind, offset, len(data) - offset, (end - offset) / media)
