@@ -117,7 +117,7 @@ def query_flops(grounder, feats, query: str) -> tuple[float, float]:
         with FlopCounterMode(display=False) as whole:
             net(clips, mask, ids, wmask)
         with FlopCounterMode(display=False) as embed:
-            net.embed_video(clips)
+            net.video_position(net.video_proj(clips))  # Eq. 2 (= net.embed_video)
     return float(whole.get_total_flops()), float(embed.get_total_flops())
 
 
@@ -149,6 +149,23 @@ def print_floor(grounder, feats, query: str, cached: dict[str, float], precision
                       f"{1000 * floor_shape:6.2f}ms {sec / floor_shape:8.2f}")
     print("(peak: a 2048^3 product; shape: an (n, D) x (D, D) product, the size of most of the network's; "
           "x floor: measured / the shape floor)")
+    # a batch-1 query also reads every weight once: a memory floor where the weights do not stay in cache
+    src = torch.empty(64 * 2**20, dtype=torch.float32).fill_(1.0)  # 256 MiB, far above any cache
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = min(_timed(lambda: dst.copy_(src)) for _ in range(5))
+    bandwidth = 2 * src.numel() * 4 / best / 1e9  # read + write
+    params = sum(p.numel() for n_, p in grounder.network.named_parameters() if "embedding" not in n_)
+    for precision in precisions:
+        size = params * (4 if precision == "fp32" else 2)
+        print(f"memory floor, {precision}: {size / 1e6:.1f} MB of weights read per call at the same run's "
+              f"{bandwidth:.1f} GB/s copy bandwidth ({torch.get_num_threads()} threads) = {1000 * size / bandwidth / 1e9:.2f} ms")
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def precision_agreement(build: Path) -> None:
