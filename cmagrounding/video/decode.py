@@ -621,7 +621,8 @@ def iter_frames(
         # fps=None the output still has one frame per frame of the video (bounded by the duration)
         listed = int(stream.frames or 0)
         if announced > 0 and listed > report.packets:
-            missing = min(listed - report.packets, int(announced / native_dt) + 2)
+            # bounded twice: by the duration, and by the packets read (a damaged index may list billions)
+            missing = min(listed - report.packets, int(announced / native_dt) + 2, 10 * report.packets + 100)
             tail = [last_packet + (k + 1) * native_dt for k in range(missing)]
             tail = [t for t in tail if t < announced + native_dt / 2]
             report.missing_at_end = len(tail)
