@@ -6,6 +6,8 @@ exercised; optional runtimes skip when their package is not installed.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -95,6 +97,10 @@ def test_merged_1x1_weights_are_the_three_branches(model_and_reference):
 def test_runner_choice():
     plan32 = plan_for("fp32", CPU)
     assert choose_runtime(plan32, "auto") == "fused"
+    assert choose_runtime(plan32, "auto", clip_voxels=16 * 64 * 64) == "fused"  # too small to compile
+    big = choose_runtime(plan32, "auto", clip_voxels=16 * 224 * 224)
+    assert big == ("onnxruntime" if onnxruntime_available() else "fused")
+    assert choose_runtime(plan32, "compiled") == "compiled"  # only on request: it compiles for minutes
     assert choose_runtime(plan32, "eager") == "eager"
     with pytest.raises(ConfigError, match="runtime"):
         choose_runtime(plan32, "tensorrt")
@@ -182,3 +188,19 @@ def test_fast_pools_equal_tf_same_pools(kernel, stride, shape, dtype):
     pool = MaxPool3dSame(kernel, stride)
     x = torch.randn(*shape).to(dtype).contiguous(memory_format=torch.channels_last_3d)
     assert torch.equal(FastPool(pool)(x), pool(x))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("CMAGROUNDING_TEST_COMPILE") != "1", reason="compiles for minutes; set CMAGROUNDING_TEST_COMPILE=1")
+def test_compiled_runner_matches_eager_and_pads_small_batches(model_and_reference, tmp_path, monkeypatch):
+    from cmagrounding.video.runtime import CompiledRunner
+
+    monkeypatch.setenv("CMAGROUNDING_CACHE", str(tmp_path))
+    model, x, feats, logits = model_and_reference
+    runner = CompiledRunner(model, plan_for("fp32", CPU), weights_sha256="ef" * 32)
+    with torch.inference_mode():
+        f, lg = runner._run(x)
+        f1 = runner.features(x[:1])  # smaller batch: zero-padded into the same package
+    assert np.all(cos(f, feats) >= 0.9999) and np.all(cos(lg, logits) >= 0.9999)
+    assert f1.shape == (1, 1024) and cos(f1, feats[:1])[0] >= 0.9999
+    assert len(list((tmp_path / "i3d" / "compiled").glob("*.pt2"))) == 1

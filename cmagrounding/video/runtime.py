@@ -1,4 +1,5 @@
-"""How the I3D extractor is run: eager PyTorch, the fused eager copy, or ONNX Runtime (optional).
+"""How the I3D extractor is run: eager PyTorch, a fused eager copy, an ahead-of-time compiled
+package (torch's inductor), or ONNX Runtime (optional extra).
 
 ``make_runner(model, plan)`` returns an ``ExtractorRunner`` with ``features(x)`` -> (B, 1024) and
 ``logits(x)`` -> (B, classes), both float32, for input (B, 3, T, H, W) already normalised.
@@ -6,12 +7,20 @@
 Runtimes (``runtime=`` or ``$CMAGROUNDING_I3D_RUNTIME``; "auto" picks the fastest verified one):
 - "eager": the ``InceptionI3d`` module itself, under autocast (the reference).
 - "fused": ``FastI3D`` (BN folded, weights pre-cast, merged 1x1x1 convs; fast_i3d.py), fp32 or bf16.
-- "onnxruntime": the fused network exported once to ONNX, cached in the cache folder keyed by the
-  weights' checksum, the input shape and the precision; fp32 (ONNX Runtime's CPU convolutions have
-  no bf16 kernels) and int8 (static quantization calibrated on real frames, opt-in).
-"auto" on CPU: bf16 -> fused; fp32 -> fused (see docs/performance.md for the measured choice);
-int8 -> onnxruntime (the only int8 path); CUDA -> eager (cuDNN under autocast is already fast).
-The network has no dynamic shapes in ONNX: a batch smaller than the exported one is zero-padded.
+- "compiled": ``FastI3D`` exported with ``torch.export`` and compiled by AOTInductor with freezing
+  into a ``.pt2`` package (oneDNN convolutions with fused ReLU, prepacked weights); needs a C++
+  compiler. Compiling takes minutes once per weights/input shape/precision/torch version; the
+  package is cached and later processes load it in well under a second.
+- "onnxruntime": the fused network exported once to ONNX, cached likewise; fp32 (ONNX Runtime's
+  CPU convolutions have no bf16 kernels) and int8 (static quantization calibrated on real frames).
+"auto" on CPU: the "compiled" package where one is already cached for these weights, input shape
+and precision (it never starts a minutes-long compile by itself: run once with
+``CMAGROUNDING_I3D_RUNTIME=compiled`` to build it); otherwise, in fp32 with clips of at least
+16 x 112 x 112, "onnxruntime" where it is installed (its export takes seconds); otherwise "fused".
+int8 always runs "onnxruntime" (opt-in only).
+CUDA runs "eager" (cuDNN under autocast). A runtime that fails to build falls back to "fused"
+with a warning. Measured choice: docs/performance.md (benchmarks/bench_extractor.py).
+Exported and compiled models have static shapes: a batch smaller than the first one is zero-padded.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from cmagrounding.video.precision import ComputePlan
 
 logger = logging.getLogger(__name__)
 
-RUNTIMES = ("auto", "eager", "fused", "onnxruntime")
+RUNTIMES = ("auto", "eager", "fused", "compiled", "onnxruntime")
+MIN_COMPILED_VOXELS = 16 * 112 * 112  # per clip: below this a compile does not pay off
 
 
 def onnxruntime_available() -> bool:
@@ -154,7 +164,99 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Iterable[np.ndar
     return out_path
 
 
-class OnnxRunner(ExtractorRunner):
+def have_cxx_compiler() -> bool:
+    import shutil
+
+    return any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))
+
+
+class _StaticShape:
+    """Runs a fixed-shape model: batches smaller than the first are zero-padded, then sliced."""
+
+    def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        b = x.shape[0]
+        if not hasattr(self, "shape") or tuple(self.shape[1:]) != tuple(x.shape[1:]) or b > self.shape[0]:
+            self.shape = tuple(x.shape)
+        if b < self.shape[0]:
+            pad = x.new_zeros((self.shape[0] - b, *x.shape[1:]))
+            x = torch.cat([x, pad])
+        return x, b
+
+
+class CompiledRunner(ExtractorRunner, _StaticShape):
+    """``FastI3D`` compiled ahead of time by AOTInductor (freezing on), one cached package per shape."""
+
+    name = "compiled"
+
+    def __init__(self, model: nn.Module, plan: ComputePlan, weights_sha256: str | None = None, **_: object) -> None:
+        from cmagrounding.video.fast_i3d import FastI3D
+
+        self.dtype = plan.autocast_dtype or torch.float32
+        self.precision = plan.name
+        self.fast = FastI3D(model, self.dtype)
+        if weights_sha256 is None:
+            from cmagrounding._io import state_dict_sha256
+
+            weights_sha256 = state_dict_sha256(model.state_dict())
+        self.sha = weights_sha256
+        self.packages: dict[tuple[int, ...], object] = {}
+        self.first_call_s: dict[tuple[int, ...], float] = {}
+
+    def package_path(self, shape: tuple[int, ...]) -> Path:
+        from cmagrounding.video.weights import cache_dir
+
+        dims = "x".join(str(int(d)) for d in shape)
+        tv = torch.__version__.replace("+", "_")
+        return cache_dir() / "i3d" / "compiled" / f"{self.sha[:16]}_{dims}_{self.precision}_torch{tv}.pt2"
+
+    def _package(self, shape: tuple[int, ...]):
+        if shape in self.packages:
+            return self.packages[shape]
+        from cmagrounding._io import atomic_path
+
+        t = time.perf_counter()
+        path = self.package_path(shape)
+        if not path.is_file():
+            logger.warning(
+                "compiling the I3D extractor for input %s (%s) once; this takes minutes on a small CPU and is cached "
+                "in %s (set CMAGROUNDING_I3D_RUNTIME=fused to skip)", shape, self.precision, path.parent,
+            )  # fmt: skip
+            trunk = _Both(self.fast).eval()
+            x = torch.zeros(shape, dtype=torch.float32).contiguous(memory_format=torch.channels_last_3d)
+            with torch.inference_mode(False), torch.no_grad():
+                exported = torch.export.export(trunk, (x,))
+                with atomic_path(path) as tmp:
+                    torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp), inductor_configs={"freezing": True})
+        package = torch._inductor.aoti_load_package(str(path))
+        self.packages[shape] = package
+        self.first_call_s[shape] = time.perf_counter() - t
+        logger.info("compiled I3D for %s ready in %.1f s", shape, self.first_call_s[shape])
+        return package
+
+    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, b = self._padded(x.float().contiguous(memory_format=torch.channels_last_3d))
+        feats, logits = self._package(tuple(x.shape))(x)
+        return feats[:b].float(), logits[:b].float()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x)[0]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x)[1]
+
+
+class _Both(nn.Module):
+    """What is compiled: input -> (features, logits)."""
+
+    def __init__(self, fast: nn.Module) -> None:
+        super().__init__()
+        self.fast = fast
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fast.features_and_logits(x)
+
+
+class OnnxRunner(ExtractorRunner, _StaticShape):
     """ONNX Runtime on the CPU; one session per input shape, its model file cached on disk.
 
     ``calibration``: for int8, a callable returning an iterable of float32 batches of the session's
@@ -221,11 +323,10 @@ class OnnxRunner(ExtractorRunner):
         return session
 
     def mixed_5c(self, x: torch.Tensor) -> torch.Tensor:
-        shape = tuple(x.shape)
-        session = self._session(shape, x)
-        arr = np.ascontiguousarray(x.detach().float().cpu().numpy())
-        (out,) = session.run(None, {"x": arr})
-        return torch.from_numpy(out)
+        x, b = self._padded(x.detach().float().cpu())
+        session = self._session(tuple(x.shape), x)
+        (out,) = session.run(None, {"x": np.ascontiguousarray(x.numpy())})
+        return torch.from_numpy(out[:b])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.mixed_5c(x).mean(dim=(2, 3, 4))
@@ -234,8 +335,9 @@ class OnnxRunner(ExtractorRunner):
         return self.fast.head(self.mixed_5c(x))
 
 
-def choose_runtime(plan: ComputePlan, runtime: str | None = None) -> str:
-    """Resolve ``runtime`` ("auto" by default, or ``$CMAGROUNDING_I3D_RUNTIME``) for ``plan``."""
+def choose_runtime(plan: ComputePlan, runtime: str | None = None, clip_voxels: int | None = None) -> str:
+    """Resolve ``runtime`` ("auto" by default, or ``$CMAGROUNDING_I3D_RUNTIME``) for ``plan`` and
+    clips of ``clip_voxels`` = T * H * W (None: unknown, treated as small)."""
     runtime = runtime or os.environ.get("CMAGROUNDING_I3D_RUNTIME", "auto")
     if runtime not in RUNTIMES:
         raise ConfigError(f"I3D runtime must be one of {RUNTIMES}, got {runtime!r}")
@@ -247,21 +349,87 @@ def choose_runtime(plan: ComputePlan, runtime: str | None = None) -> str:
         return runtime
     if plan.device.type != "cpu":
         return "eager"
+    big = clip_voxels is not None and clip_voxels >= MIN_COMPILED_VOXELS
+    if plan.autocast_dtype is None and big and onnxruntime_available():
+        return "onnxruntime"
     return "fused"
 
 
-def make_runner(model: nn.Module, plan: ComputePlan, runtime: str | None = None, **onnx_options) -> ExtractorRunner:
-    """The runner for ``model`` under ``plan``; non-I3D backbones always run eager."""
+def make_runner(
+    model: nn.Module, plan: ComputePlan, runtime: str | None = None, clip_voxels: int | None = None, **options
+) -> ExtractorRunner:
+    """The runner for ``model`` under ``plan``; non-I3D backbones always run eager. ``options`` go
+    to the compiled / ONNX Runtime runners (``weights_sha256``, ``threads``, ``calibration``)."""
     from cmagrounding.video.i3d import InceptionI3d
 
     if not isinstance(model, InceptionI3d):
         if plan.int8:
             raise ConfigError(f"precision int8 is implemented for I3D only, not {type(model).__name__}")
         return EagerRunner(model, plan)
-    name = choose_runtime(plan, runtime)
+    name = choose_runtime(plan, runtime, clip_voxels)
     logger.debug("I3D runtime %s (%s)", name, plan.name)
+    auto = (runtime or os.environ.get("CMAGROUNDING_I3D_RUNTIME", "auto")) == "auto"
+    if auto and plan.device.type == "cpu" and not plan.int8:
+        other = FusedRunner(model, plan) if name == "fused" else _Fallback(OnnxRunner(model, plan, **options), model, plan)
+        return _CachedCompiledOr(CompiledRunner(model, plan, **options), other, model, plan)
     if name == "fused":
         return FusedRunner(model, plan)
+    if name == "compiled":
+        return _Fallback(CompiledRunner(model, plan, **options), model, plan)
     if name == "onnxruntime":
-        return OnnxRunner(model, plan, **onnx_options)
+        runner = OnnxRunner(model, plan, **options)
+        return runner if plan.int8 else _Fallback(runner, model, plan)
     return EagerRunner(model, plan)
+
+
+class _Fallback(ExtractorRunner):
+    """Use ``runner``; if it fails to build or run (no compiler, exporter error), warn once and run
+    the fused eager copy from then on."""
+
+    def __init__(self, runner: ExtractorRunner, model: nn.Module, plan: ComputePlan) -> None:
+        self.runner = runner
+        self.model = model
+        self.plan = plan
+        self.name = runner.name
+
+    def _call(self, method: str, x: torch.Tensor) -> torch.Tensor:
+        try:
+            return getattr(self.runner, method)(x)
+        except Exception as exc:  # noqa: BLE001 - any build failure: the fused path gives the same features
+            if isinstance(self.runner, FusedRunner):
+                raise
+            logger.warning("I3D runtime %s failed (%s: %s); using the fused eager path", self.name, type(exc).__name__, exc)
+            self.runner = FusedRunner(self.model, self.plan)
+            self.name = self.runner.name
+            return getattr(self.runner, method)(x)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._call("features", x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self._call("logits", x)
+
+
+class _CachedCompiledOr(ExtractorRunner):
+    """Per input shape: the compiled package if it is already cached, else ``other``."""
+
+    def __init__(self, compiled: CompiledRunner, other: ExtractorRunner, model: nn.Module, plan: ComputePlan) -> None:
+        self.compiled = _Fallback(compiled, model, plan)
+        self._compiled = compiled
+        self.other = other
+        self.chosen: dict[tuple[int, ...], ExtractorRunner] = {}
+        self.name = other.name
+
+    def _pick(self, x: torch.Tensor) -> ExtractorRunner:
+        shape = tuple(x.shape)
+        if shape not in self.chosen:
+            ready = self._compiled.package_path(shape).is_file()
+            self.chosen[shape] = self.compiled if ready else self.other
+            self.name = self.chosen[shape].name
+        return self.chosen[shape]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._pick(x).features(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self._pick(x).logits(x)
