@@ -113,6 +113,8 @@ class DecodeReport:
     frames_concealed: frames the decoder did output but flagged as damaged: it filled the broken
                       parts from neighbouring pictures (FFmpeg's error concealment, as in players).
     decode_errors:    packets the decoder rejected with an error.
+    packets_discarded: packets the container marks to be dropped (outside its edit list); a few
+                      at the start are normal (encoder delay), many mean a damaged index.
     frames_unplaced:  pictures the decoder output at a time no packet was due (damaged timing, a
                       duplicate); dropped, so that the timeline keeps one frame per packet.
     stopped_early:    why reading the file stopped before its end (a read error), else None.
@@ -131,9 +133,11 @@ class DecodeReport:
     frames_concealed: int = 0
     decode_errors: int = 0
     frames_unplaced: int = 0
+    packets_discarded: int = 0
     lost_times: list[float] = field(default_factory=list)
     stopped_early: str | None = None
     missing_at_end: int = 0
+    frames_listed: int = 0  # frames the container's index lists (0: it does not say)
     decoded_until: float = 0.0
     packets_until: float = 0.0
 
@@ -146,7 +150,12 @@ class DecodeReport:
         """Whether anything was lost, concealed or rejected (a clean video reports False)."""
         if self.lost_times or self.frames_concealed or self.decode_errors or self.frames_unplaced or self.stopped_early:
             return True
+        if self._many_discarded() or self.frames_listed > self.packets + 2:
+            return True
         return self._ends_early()  # e.g. a cut file without a frame count in its index
+
+    def _many_discarded(self) -> bool:
+        return self.packets_discarded > max(4, 0.02 * self.packets)
 
     def _ends_early(self) -> bool:
         return self.duration > 0 and 0 < self.decoded_until < self.duration - 2 * self.frame_period
@@ -172,10 +181,14 @@ class DecodeReport:
         return max(0.0, end - self.lost_seconds())
 
     def decoded_fraction(self) -> float:
-        """``decoded_seconds`` over the announced duration (1.0 when no duration is announced)."""
-        if self.duration <= 0:
-            return 1.0
-        return min(1.0, self.decoded_seconds() / self.duration)
+        """``decoded_seconds`` over the announced duration (1.0 when no duration is announced), and
+        no more than the share of the index's frames that were read and decoded (a damaged index
+        can make the seconds meaningless)."""
+        fraction = 1.0 if self.duration <= 0 else min(1.0, self.decoded_seconds() / self.duration)
+        if self.frames_listed > self.packets + 2:
+            inside = self.frames_lost - self.missing_at_end
+            fraction = min(fraction, max(0, self.packets - inside) / self.frames_listed)
+        return fraction
 
     def where(self) -> str:
         """The lost ranges as text, e.g. ``"9.07-9.12 s, 12.00-12.48 s"``."""
@@ -195,10 +208,14 @@ class DecodeReport:
             parts.append(f"{self.frames_concealed} decoded with concealed damage")
         if self.decode_errors:
             parts.append(f"{self.decode_errors} packet{'s' if self.decode_errors != 1 else ''} rejected by the decoder")
+        if self._many_discarded():
+            parts.append(f"{self.packets_discarded} of {self.packets} packets lie outside the file's edit list (a damaged index?)")
         if self.frames_unplaced:
             parts.append(f"{self.frames_unplaced} decoded at a time no frame was due (dropped)")
         if self.stopped_early:
             parts.append(f"reading stopped at {_seconds(self.packets_until)} s ({self.stopped_early})")
+        if self.frames_listed > self.packets + 2 and self.missing_at_end < self.frames_listed - self.packets:
+            parts.append(f"the index lists {self.frames_listed} frames, the file holds {self.packets}")
         if self.missing_at_end:
             parts.append(f"the file ends after {_seconds(self.packets_until)} s: its last {self.missing_at_end} frames are missing")
         elif self._ends_early() and not any(t >= self.decoded_until for t in self.lost_times):
@@ -214,6 +231,7 @@ class DecodeReport:
             "frames_concealed": self.frames_concealed,
             "decode_errors": self.decode_errors,
             "frames_unplaced": self.frames_unplaced,
+            "packets_discarded": self.packets_discarded,
             "decoded_fraction": round(self.decoded_fraction(), 4),
             "stopped_early": self.stopped_early,
             "missing_at_end": self.missing_at_end,
@@ -431,14 +449,12 @@ def _decode_packets(container, stream, report: DecodeReport) -> Iterator[tuple[o
                 heapq.heappop(pending)
             return lost, True
         t = frame.pts * tb
-        matched = False
-        while pending and pending[0] <= t + half_tick:
-            x = heapq.heappop(pending)
-            if x < t - half_tick:
-                lost.append(x)
-            else:
-                matched = True
-        return lost, matched
+        while pending and pending[0] < t - half_tick:
+            lost.append(heapq.heappop(pending))
+        if pending and pending[0] <= t + half_tick:  # one packet per picture: a duplicate waits for its own
+            heapq.heappop(pending)
+            return lost, True
+        return lost, False
 
     def placed(frames) -> Iterator[tuple[object, list[float]]]:
         for frame in frames:
@@ -472,7 +488,9 @@ def _decode_packets(container, stream, report: DecodeReport) -> Iterator[tuple[o
             flushed = True  # demux's closing empty packet drains the decoder
         else:
             report.packets += 1
-            if packet.pts is not None and tb is not None and not packet.is_discard:
+            if packet.is_discard:  # outside the edit list: its picture is dropped on purpose
+                report.packets_discarded += 1
+            elif packet.pts is not None and tb is not None:
                 timed = True
                 heapq.heappush(pending, packet.pts * tb)
                 report.packets_until = max(report.packets_until, packet.pts * tb)
@@ -620,6 +638,7 @@ def iter_frames(
         # frames the index lists but the file no longer holds (cut tail): lost too, so that with
         # fps=None the output still has one frame per frame of the video (bounded by the duration)
         listed = int(stream.frames or 0)
+        report.frames_listed = max(0, listed)
         if announced > 0 and listed > report.packets:
             # bounded twice: by the duration, and by the packets read (a damaged index may list billions)
             missing = min(listed - report.packets, int(announced / native_dt) + 2, 10 * report.packets + 100)
@@ -645,6 +664,15 @@ def iter_frames(
 def _check_enough(p: Path, report: DecodeReport, min_fraction: float) -> None:
     """Refuse a video of which too little decodes: VideoTruncatedError when most of the shortfall
     is a missing tail, VideoDamagedError when it is damage inside."""
+    _check_seconds(p, report, min_fraction)
+    if report.frames_listed > report.packets + 2 and report.decoded_fraction() < min_fraction:
+        raise VideoTruncatedError(  # by frame count: the index and the file disagree (damaged timing)
+            f"{p}: truncated: the index lists {report.frames_listed} frames but the file holds {report.packets} "
+            f"({report.decoded_fraction():.1%} decoded, min_decoded_fraction={min_fraction:g})"
+        )
+
+
+def _check_seconds(p: Path, report: DecodeReport, min_fraction: float) -> None:
     announced = report.duration
     if announced <= 0:
         return
