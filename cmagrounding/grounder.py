@@ -292,7 +292,8 @@ class Grounder:
             net.eval()  # (only when needed: train()/eval() walk every module, ~ms per call)
         try:
             with torch.inference_mode():
-                dtype = network_dtype(self.network_precision, self.device)
+                fast_bf16 = self.network_precision == "auto" and _cpu_has_fast_bf16()
+                dtype = network_dtype(self.network_precision, self.device, fast_bf16)
                 run = reduced_copy(net, dtype)  # the network itself in fp32
                 video = video.to(self.device, dtype)
                 inputs = (video, video_mask.to(self.device), ids.to(self.device), wmask.to(self.device))
@@ -407,6 +408,12 @@ class Grounder:
         :meth:`save_pretrained` (metrics, recipe, card, card_notes, ...).
         """
         return _pretrained.push(self, repo_id, **kwargs)
+
+
+def _cpu_has_fast_bf16() -> bool:
+    from cmagrounding.video.precision import cpu_has_fast_bf16
+
+    return cpu_has_fast_bf16()
 
 
 @functools.lru_cache(maxsize=None)

@@ -121,3 +121,11 @@ def test_bf16_network_is_opt_in_and_close():
     g.network_precision = "fp16"
     with pytest.raises(ConfigError, match="network_precision"):
         g.localize(feats, QUERIES[0])
+
+
+def test_auto_precision_follows_the_cpu():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert network_dtype("auto", cpu, fast_bf16=True) == torch.bfloat16
+    assert network_dtype("auto", cpu, fast_bf16=False) == torch.float32
+    assert network_dtype("auto", cuda, fast_bf16=True) == torch.float32  # launch-bound at batch 1
+    assert network_dtype("bf16", cpu) == torch.bfloat16

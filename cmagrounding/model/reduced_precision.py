@@ -28,18 +28,17 @@ NETWORK_PRECISIONS = ("fp32", "bf16", "auto")
 _COPIES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
 
 
-def network_dtype(precision: str, device: torch.device) -> torch.dtype:
+def network_dtype(precision: str, device: torch.device, fast_bf16: bool = False) -> torch.dtype:
     """The dtype the network runs in: ``"fp32"``; ``"bf16"``; ``"auto"`` = bf16 on a CPU with
-    native bf16 (AMX-BF16 or AVX512-BF16), else fp32 (on CUDA a query is launch-bound, and
-    emulated bf16 on other CPUs is slower than fp32)."""
+    native bf16 (``fast_bf16``: AMX-BF16 or AVX512-BF16, as the video side's
+    ``cpu_has_fast_bf16`` detects it), else fp32 (on CUDA a query is launch-bound, and emulated
+    bf16 on other CPUs is slower than fp32)."""
     if precision not in NETWORK_PRECISIONS:
         raise ConfigError(f"network_precision must be one of {', '.join(NETWORK_PRECISIONS)}, got {precision!r}")
     if precision == "fp32":
         return torch.float32
     if precision == "auto":
-        from cmagrounding.video.precision import cpu_has_fast_bf16
-
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else torch.float32
+        return torch.bfloat16 if device.type == "cpu" and fast_bf16 else torch.float32
     return torch.bfloat16
 
 
