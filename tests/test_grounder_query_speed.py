@@ -111,12 +111,12 @@ def test_bf16_network_is_opt_in_and_close():
     copy = reduced_copy(g.network, torch.bfloat16)
     assert copy is not g.network and copy is reduced_copy(g.network, torch.bfloat16)  # made once
     assert copy.query_encoder.lstm.weight_ih_l0.dtype == torch.float32  # the recurrence stays fp32
-    assert copy.head.w_b.weight.dtype == torch.bfloat16
+    assert copy.encoder.layers[0].attn.q.weight.dtype == torch.bfloat16 and copy.head.module.w_b.weight.dtype == torch.float32
     assert g.network.head.w_b.weight.dtype == torch.float32  # the network itself is untouched
     for a, b in zip(fp32, bf16):
         assert abs(a.start - b.start) < 0.05 * feats.duration and abs(a.end - b.end) < 0.05 * feats.duration
     with torch.no_grad():  # a changed weight makes a new copy
-        g.network.head.w_b.weight.add_(0.01)
+        g.network.encoder.layers[0].attn.q.weight.add_(0.01)
     assert reduced_copy(g.network, torch.bfloat16) is not copy
     g.network_precision = "fp16"
     with pytest.raises(ConfigError, match="network_precision"):

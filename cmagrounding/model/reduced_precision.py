@@ -4,9 +4,10 @@ A query's cost is almost all matrix products (the Linear layers of the attention
 1.3 GFLOP for the paper's Charades-STA model on 92 clips); on a CPU with AVX512-BF16 or AMX a
 bf16 product runs at several times the fp32 rate. Autocast would cast every weight on every call
 (megabytes per query), so a bf16 copy of the network is kept instead, made once and remade only
-when a weight changes. The query encoder (embedding + BiLSTM, a few percent of the work) stays
-fp32: rounding would compound along its recurrence. Answers move by about a thousandth of the
-video's length (docs/performance.md); fp32 stays the default.
+when a weight changes. The query encoder (embedding + BiLSTM) and the grounding head stay fp32
+(a few percent of the work): rounding would compound along the recurrence, and the span would
+come out with bf16's 8 significant bits. Answers move by about a thousandth of the video's length
+(docs/performance.md); fp32 stays the default.
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ from cmagrounding.model.video_cache import weights_key
 logger = logging.getLogger(__name__)
 
 NETWORK_PRECISIONS = ("fp32", "bf16", "auto")
+
+# the query encoder (rounding would compound along the recurrence) and the grounding head with the
+# confidence head after it (a few percent of the work; the span and the attention over clips come
+# out in fp32, not rounded to bf16's 8 significant bits)
+_KEPT_FP32 = ("query_encoder", "head", "confidence")
+
+
+class _Float32Input(nn.Module):
+    """Runs a fp32 module on the reduced-precision features before it."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor, *args: torch.Tensor):
+        return self.module(x.float(), *args)
+
 
 _COPIES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
 
@@ -54,8 +72,9 @@ def reduced_copy(network: nn.Module, dtype: torch.dtype) -> nn.Module:
     with torch.inference_mode(False), torch.no_grad():  # ordinary tensors: their versions are tracked
         clone = copy.deepcopy(network).eval()
         for name, child in clone.named_children():
-            if name != "query_encoder":
+            if name not in _KEPT_FP32:
                 child.to(dtype)
+        clone.head = _Float32Input(clone.head)
     for p in clone.parameters():
         p.requires_grad_(False)
     logger.debug("made a %s copy of %s for inference", dtype, type(network).__name__)
