@@ -319,3 +319,12 @@ def test_threaded_decoding_keeps_timestamps_frames_and_losses(gop, intra, tmp_pa
     (one, r1), (many, r2) = decode(path, threads=False), decode(path, threads=True)
     assert [f.index for f in one if f.lost] == [f.index for f in many if f.lost] == [17]
     assert r1.lost_times == r2.lost_times and [f.time for f in one] == [f.time for f in many]
+
+
+def test_decoded_fraction_is_bounded_by_the_frames_the_index_lists():
+    # a damaged timescale: one packet "lasting" 50 s passes the seconds test, not the frame count
+    r = DecodeReport(path="x.mp4", duration=18.0, frame_period=50.0, packets=1, frames_decoded=1, frames_listed=355, decoded_until=50.0)
+    assert r.decoded_fraction() == pytest.approx(1 / 355)
+    assert r.damaged and "the index lists 355 frames, the file holds 1" in r.describe()
+    clean = DecodeReport(duration=2.0, frame_period=0.04, packets=50, frames_decoded=50, frames_listed=50, decoded_until=2.0)
+    assert clean.decoded_fraction() == 1.0 and not clean.damaged
