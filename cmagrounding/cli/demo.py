@@ -70,5 +70,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"plot skipped: {result.plot_skipped}")
     if result.report is not None:
         print(f"report saved to {result.report} (open it in a browser: click a moment to play it)")
-    print(f"(seed {scene.seed}: `cmagrounding demo --seed {scene.seed}` makes the same video again)")
+    again = f"--seed {scene.seed}" + (f" --duration {args.duration:g}" if args.duration is not None else "")
+    print(f"(seed {scene.seed}: `cmagrounding demo {again}` makes the same video again)")
     return 0
