@@ -154,3 +154,18 @@ def test_window_settings_saved_and_loaded(tmp_path):
     # a folder without the section: never windowed by default
     g.windows = None
     assert "windows" not in json.loads((g.save_pretrained(tmp_path / "n") / "config.json").read_text())
+
+
+def test_bad_windows_section_is_a_checkpoint_error(tmp_path):
+    from cmagrounding.errors import CheckpointError
+
+    g = tiny_grounder(num_phrases=1)
+    g.windows = WindowSettings(size=4.0, stride=1.0)
+    folder = g.save_pretrained(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    for bad in ({"size_seconds": 4.0}, {"size_seconds": 4.0, "stride_seconds": 0.0},
+                {"size_seconds": 4.0, "stride_seconds": 1.0, "window_rows": 8}):
+        config["windows"] = bad
+        (folder / "config.json").write_text(json.dumps(config))
+        with pytest.raises(CheckpointError, match="windows"):
+            Grounder.from_pretrained(folder, device="cpu")
