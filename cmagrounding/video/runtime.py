@@ -189,18 +189,20 @@ class CompiledRunner(ExtractorRunner, _StaticShape):
     name = "compiled"
 
     def __init__(self, model: nn.Module, plan: ComputePlan, weights_sha256: str | None = None, **_: object) -> None:
-        from cmagrounding.video.fast_i3d import FastI3D
-
         self.dtype = plan.autocast_dtype or torch.float32
         self.precision = plan.name
-        self.fast = FastI3D(model, self.dtype)
-        if weights_sha256 is None:
-            from cmagrounding._io import state_dict_sha256
-
-            weights_sha256 = state_dict_sha256(model.state_dict())
-        self.sha = weights_sha256
+        self.model = model  # the fused copy is built only when a package must be compiled
+        self._sha = weights_sha256  # computed on first need when not given
         self.packages: dict[tuple[int, ...], object] = {}
         self.first_call_s: dict[tuple[int, ...], float] = {}
+
+    @property
+    def sha(self) -> str:
+        if self._sha is None:
+            from cmagrounding._io import state_dict_sha256
+
+            self._sha = state_dict_sha256(self.model.state_dict())
+        return self._sha
 
     def package_path(self, shape: tuple[int, ...]) -> Path:
         from cmagrounding.video.weights import cache_dir
@@ -221,7 +223,9 @@ class CompiledRunner(ExtractorRunner, _StaticShape):
                 "compiling the I3D extractor for input %s (%s) once; this takes minutes on a small CPU and is cached "
                 "in %s (set CMAGROUNDING_I3D_RUNTIME=fused to skip)", shape, self.precision, path.parent,
             )  # fmt: skip
-            trunk = _Both(self.fast).eval()
+            from cmagrounding.video.fast_i3d import FastI3D
+
+            trunk = _Both(FastI3D(self.model, self.dtype)).eval()
             x = torch.zeros(shape, dtype=torch.float32).contiguous(memory_format=torch.channels_last_3d)
             with torch.inference_mode(False), torch.no_grad():
                 exported = torch.export.export(trunk, (x,))
@@ -347,8 +351,8 @@ def choose_runtime(plan: ComputePlan, runtime: str | None = None, clip_voxels: i
         return "onnxruntime"
     if runtime != "auto":
         return runtime
-    if plan.device.type != "cpu":
-        return "eager"
+    if plan.device.type != "cpu" or plan.autocast_dtype == torch.float16:
+        return "eager"  # cuDNN under autocast; fp16 on a CPU stays on the reference path
     big = clip_voxels is not None and clip_voxels >= MIN_COMPILED_VOXELS
     if plan.autocast_dtype is None and big and onnxruntime_available():
         return "onnxruntime"
@@ -369,7 +373,7 @@ def make_runner(
     name = choose_runtime(plan, runtime, clip_voxels)
     logger.debug("I3D runtime %s (%s)", name, plan.name)
     auto = (runtime or os.environ.get("CMAGROUNDING_I3D_RUNTIME", "auto")) == "auto"
-    if auto and plan.device.type == "cpu" and not plan.int8:
+    if auto and plan.device.type == "cpu" and name != "eager" and not plan.int8:
         other = FusedRunner(model, plan) if name == "fused" else _Fallback(OnnxRunner(model, plan, **options), model, plan)
         return _CachedCompiledOr(CompiledRunner(model, plan, **options), other, model, plan)
     if name == "fused":
