@@ -16,7 +16,9 @@ A Grounder joins three parts, each described by its own config and saved togethe
 * the :class:`~cmagrounding.model.network.CMANetwork`.
 
 Spans become seconds in :meth:`Moment.from_network <cmagrounding.outputs.Moment.from_network>`
-(docs/grounder.md); the pretrained folder is read and written by :mod:`cmagrounding._pretrained`.
+(docs/grounder.md); the pretrained folder is read and written by :mod:`cmagrounding._pretrained`,
+windows laid out, ranked and merged by :mod:`cmagrounding.windows`. One component over ~300 lines:
+the facade's public calls with their documented overloads, and the glue that feeds the network.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cmagrounding.video.config import VideoConfig
     from cmagrounding.video.encoder import VideoEncoder
     from cmagrounding.video.features import VideoFeatures
-    from cmagrounding.windows import Candidate, WindowSettings
+    from cmagrounding.windows import WindowSettings
 
 _logger = logging.getLogger(__name__)
 
@@ -182,7 +184,7 @@ class Grounder:
             ``min_score`` rejects all). A str query gives that; a list of sentences a list of
             them, in order. A video run whole has one answer per sentence (lists of at most one).
         """
-        from cmagrounding.windows import check_min_score, check_top_k
+        from cmagrounding.windows import WindowSettings, check_min_score, check_top_k
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -191,7 +193,7 @@ class Grounder:
         queries, single = as_query_list(query)
         # every query is checked (and warned about) before any video is decoded
         prepared = self._prepare(queries)
-        settings = self._window_settings(windowed, window, stride, nms_iou)
+        settings = WindowSettings.for_call(self.windows, windowed, window, stride, nms_iou)
         feats = self._features(video)
         if settings is not None and (windowed or settings.applies(feats.duration)):
             ranked = [self._windowed(feats, q, settings, batch_size) for q in prepared]
@@ -305,24 +307,6 @@ class Grounder:
             if was_training:
                 net.train()
 
-    def _window_settings(self, windowed: bool | None, window: float | None, stride: float | None,
-                         nms_iou: float | None) -> WindowSettings | None:
-        """This call's window settings (the model's, with the call's overrides); None: one pass."""
-        from cmagrounding.windows import WindowSettings
-
-        if windowed is not None and not isinstance(windowed, bool):
-            raise ConfigError(f"windowed must be True, False or None, got {windowed!r}")
-        if windowed is False:
-            return None
-        base = self.windows
-        if base is None:
-            if not windowed:
-                return None  # a model without window settings runs every video whole unless asked
-            if window is None:
-                raise ConfigError("this model records no window settings (config.json 'windows'): pass window=SECONDS")
-            base = WindowSettings(size=window, stride=stride if stride is not None else window / 4)
-        return base.replace(size=window, stride=stride, nms_iou=nms_iou)
-
     def _windowed(self, feats: VideoFeatures, q: PreparedQuery, settings: WindowSettings, batch_size: int) -> list[Moment]:
         """Every window's answer to ``q`` after temporal NMS, best first (:mod:`cmagrounding.windows`)."""
         from cmagrounding.windows import localize_windows, seconds_per_row
@@ -349,7 +333,7 @@ class Grounder:
         cands = localize_windows(np.asarray(feats.features), feats.times, float(feats.duration), predict,
                                  size=size, stride=step, nms_iou=settings.nms_iou, batch_size=batch_size)
         times = np.asarray(feats.times, dtype=np.float64)
-        return [_window_moment(c, times, float(feats.duration), q) for c in cands]
+        return [Moment.from_window(c, times, float(feats.duration), q) for c in cands]
 
     # ------------------------------------------------------------------ files (cmagrounding._pretrained)
     def config_dict(self) -> dict[str, Any]:
@@ -440,14 +424,3 @@ def _warn_if_shorter_than_one_clip(feats: VideoFeatures) -> None:
             ShortVideoWarning,
             stacklevel=user_stacklevel(),
         )
-
-
-def _window_moment(c: Candidate, times: np.ndarray, duration: float, q: PreparedQuery) -> Moment:
-    """A window's candidate as a Moment: seconds of the video, the window's attention and clips."""
-    a, b = c.window
-    return Moment(
-        start=c.start, end=c.end, query=q.text, duration=duration, span=c.span,
-        attention=c.attention if c.attention is not None else np.zeros(0, np.float32),
-        clip_times=times[a:b], score=c.score, tokens=q.tokens, unknown_words=q.unknown_words,
-        truncated=q.truncated, widened=c.widened, window=c.bounds,
-    )

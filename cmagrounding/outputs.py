@@ -24,6 +24,7 @@ from cmagrounding.spans import clips_in_span, unit_to_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from cmagrounding.queries import PreparedQuery
+    from cmagrounding.windows import Candidate
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare fields, not Moments
@@ -89,6 +90,19 @@ class Moment:
             clip_times=clip_times,
             score=float(attention[clips_in_span(clip_times, start, end)].sum()) if score is None else float(score),
             tokens=query.tokens, unknown_words=query.unknown_words, truncated=query.truncated, widened=widened,
+        )
+
+    @classmethod
+    def from_window(cls, candidate: Candidate, times: np.ndarray, duration: float, query: PreparedQuery) -> Moment:
+        """A window's answer (:class:`~cmagrounding.windows.Candidate`, already in the video's
+        seconds) as a Moment: the window's attention over its clips, ``times`` (n, 2) being the
+        seconds of every feature row of the video."""
+        a, b = candidate.window
+        return cls(
+            start=candidate.start, end=candidate.end, query=query.text, duration=duration, span=candidate.span,
+            attention=candidate.attention if candidate.attention is not None else np.zeros(0, np.float32),
+            clip_times=times[a:b], score=candidate.score, tokens=query.tokens, unknown_words=query.unknown_words,
+            truncated=query.truncated, widened=candidate.widened, window=candidate.bounds,
         )
 
     def __iter__(self) -> Iterator[float]:

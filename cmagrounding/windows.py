@@ -109,6 +109,26 @@ class WindowSettings:
         return cls(size=d["size_seconds"], stride=d["stride_seconds"], nms_iou=d.get("nms_iou", 0.5),
                    when_longer_than=d.get("when_longer_than"), trained_durations=d.get("trained_durations"))
 
+    @classmethod
+    def for_call(cls, base: WindowSettings | None, windowed: bool | None, window: float | None,
+                 stride: float | None, nms_iou: float | None) -> WindowSettings | None:
+        """One call's settings: the model's ``base`` with the call's overrides; None: one pass.
+
+        ``windowed=False`` never windows; a model without settings windows only when asked, and
+        then needs ``window`` (seconds; stride defaults to a quarter of it).
+        """
+        if windowed is not None and not isinstance(windowed, bool):
+            raise ConfigError(f"windowed must be True, False or None, got {windowed!r}")
+        if windowed is False:
+            return None
+        if base is None:
+            if not windowed:
+                return None
+            if window is None:
+                raise ConfigError("this model records no window settings (config.json 'windows'): pass window=SECONDS")
+            base = cls(size=window, stride=stride if stride is not None else window / 4)
+        return base.replace(size=window, stride=stride, nms_iou=nms_iou)
+
     def applies(self, duration: float) -> bool:
         """Whether a video of ``duration`` seconds is windowed by default."""
         return self.when_longer_than is not None and float(duration) > self.when_longer_than
