@@ -80,6 +80,24 @@ def test_info_text(model_and_features, capsys):
     assert "format version 1" in out and "R1@0.5=1.0" in out and "precomputed" in out
 
 
+def test_info_shows_the_long_video_settings(model_and_features, capsys):
+    """A model without window settings says so; the demo model shows its trained durations and windows."""
+    import json as _json
+
+    from cmagrounding.cli import main
+    from cmagrounding.demo import DEMO_MODEL_DIR
+
+    model, _ = model_and_features
+    assert main(["info", str(model)]) == 0
+    assert "long videos: no window settings recorded" in capsys.readouterr().out
+    assert main(["info", str(DEMO_MODEL_DIR)]) == 0
+    w = _json.loads((DEMO_MODEL_DIR / "config.json").read_text())["windows"]
+    d = w["trained_durations"]
+    line = next(x for x in capsys.readouterr().out.splitlines() if "long videos:" in x)
+    assert f"trained on {d['min']:g}-{d['max']:g} s videos" in line
+    assert f"windows of {w['size_seconds']:g} s every {w['stride_seconds']:g} s" in line
+
+
 def test_info_json_check(model_and_features):
     model, _ = model_and_features
     r = cli("info", str(model), "--json", "--check")

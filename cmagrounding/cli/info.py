@@ -49,6 +49,7 @@ def describe(model: str, revision: str | None = None, check: bool = False) -> di
         "video": config["video"],
         "extractor_weights": config.get("extractor_weights"),
         "text": config["text"],
+        "windows": config.get("windows"),
         "metrics": config.get("metrics", {}),
         "recipe": config.get("recipe", {}),
     }
@@ -92,6 +93,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("  extractor weights: none (precomputed features)")
     print(f"  query: {t.get('style')} tokenizer, {t.get('vocab_size')} entries, at most {t.get('max_words')} words")
+    w = info["windows"]
+    if w:
+        d = w.get("trained_durations") or {}
+        trained = f"trained on {d['min']:g}-{d['max']:g} s videos (median {d['median']:g} s); " if d else ""
+        longer = w.get("when_longer_than")
+        print(f"  long videos: {trained}windows of {w['size_seconds']:g} s every {w['stride_seconds']:g} s, NMS IoU "
+              f"{w['nms_iou']:g}" + (f", for videos over {longer:g} s" if longer is not None else ", only when asked"))
+    else:
+        print("  long videos: no window settings recorded (every video runs whole unless window= is given)")
     if info["metrics"]:
         print("  metrics: " + ", ".join(f"{k}={val}" for k, val in info["metrics"].items()))
     if "check" in info:
