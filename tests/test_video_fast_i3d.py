@@ -179,7 +179,7 @@ def test_int8_refused_without_vnni_or_on_cuda(monkeypatch):
         precision.plan_for("int8", CPU)
 
 
-@pytest.mark.parametrize("kernel,stride,shape", [((3, 3, 3), (1, 1, 1), (2, 8, 4, 7, 7)), ((2, 2, 2), (1, 1, 1), (1, 4, 5, 6, 7)), ((1, 3, 3), (1, 2, 2), (1, 4, 5, 7, 8))])
+@pytest.mark.parametrize("kernel,stride,shape", [((3, 3, 3), (1, 1, 1), (2, 8, 4, 7, 7)), ((3, 3, 3), (1, 1, 1), (1, 4, 1, 2, 3)), ((2, 2, 2), (1, 1, 1), (1, 4, 5, 6, 7)), ((1, 3, 3), (1, 2, 2), (1, 4, 5, 7, 8))])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fast_pools_equal_tf_same_pools(kernel, stride, shape, dtype):
     from cmagrounding.video.fast_i3d import FastPool
