@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding.grounder import Grounder
     from cmagrounding.training.annotations import load_annotations
     from cmagrounding.training.evaluation import evaluate_grounder
-    from cmagrounding.training.stores import EncoderStore, open_feature_store
+    from cmagrounding.training.stores import EncoderStore, open_feature_store, recorded_durations
 
     grounder = Grounder.from_pretrained(args.model, device=args.device)
     if args.dataset == "synthetic":
@@ -109,7 +109,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.annotations:
             raise SystemExit("evaluate: --annotations is required for this dataset")
-        annotations = load_annotations(args.dataset, args.annotations, args.split)
         if args.videos:
             store = EncoderStore(grounder.video_encoder, video_root=args.videos, cache=args.feature_cache)
         elif args.features:
@@ -117,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
             store = open_feature_store(args.features, key=key)
         else:
             raise SystemExit("evaluate: give --features (precomputed) or --videos (extract with the model's extractor)")
+        # JSON Lines rows may leave out the durations that extract-features recorded
+        durations = recorded_durations(store) if args.dataset == "jsonl" else None
+        annotations = load_annotations(args.dataset, args.annotations, args.split, durations)
     metrics = evaluate_grounder(grounder, annotations, store, batch_size=args.batch_size)
     print(f"{args.model} on {annotations.name}/{annotations.split}")
     print(metrics.table(title=annotations.name))

@@ -6,6 +6,8 @@
     torchrun --nproc_per_node 4 -m cmagrounding train --recipe activitynet-full ...   # DDP
     cmagrounding train --recipe charades-simple --dataset jsonl --annotations my_data/ \\
         --features my_data/features                            # own data: train/val/test.jsonl
+    cmagrounding train --recipe charades-simple --dataset jsonl --annotations my_data/ \\
+        --features feats --set model.hidden=128 --set model.freeze_embeddings=false   # a smaller model
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--val", choices=["test", "holdout", "val", "none"],
                       help="how the best epoch is chosen (default: the recipe's; test = LGI's protocol)")
     data.add_argument("--val-fraction", type=float, help="with --val holdout: fraction of training videos held out")
+    data.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="change one model or loss setting of the recipe, e.g. --set model.hidden=128 "
+                      "--set loss.alpha=5 (value as JSON, else a string; repeatable; keys: CMAConfig, LossConfig)")
     opt = parser.add_argument_group("training (defaults: the recipe's)")
     opt.add_argument("--epochs", type=int)
     opt.add_argument("--batch-size", type=int, help="global batch size (split over DDP processes)")
@@ -63,6 +68,41 @@ def _list_recipes() -> None:
     for r in RECIPES.values():
         paper = ", ".join(f"{k} {v:.2f}" for k, v in r.paper.items()) or "-"
         print(f"{r.name:26s} {r.description}  [{r.source or 'no paper row'}: {paper}]")
+
+
+def _apply_overrides(recipe, overrides: list[str]):
+    """``recipe`` with each ``model.KEY=VALUE`` / ``loss.KEY=VALUE`` of ``--set`` applied."""
+    import dataclasses
+
+    from cmagrounding.errors import ConfigError
+    from cmagrounding.model.config import CMAConfig, LossConfig
+
+    sections = {"model": (dict(recipe.model), CMAConfig), "loss": (dict(recipe.loss), LossConfig)}
+    for item in overrides:
+        key, eq, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not eq or not dot or section not in sections:
+            raise SystemExit(f"train: --set {item!r}: expected model.KEY=VALUE or loss.KEY=VALUE")
+        values, cls = sections[section]
+        fields = [f.name for f in dataclasses.fields(cls)]
+        if name not in fields:
+            raise SystemExit(f"train: --set {item!r}: {cls.__name__} has no setting {name!r}; its settings: {fields}")
+        try:
+            values[name] = json.loads(text)
+        except ValueError:
+            values[name] = text  # a bare word, e.g. loss.kind=smooth_l1
+    recipe = recipe.replace(model=sections["model"][0], loss=sections["loss"][0])
+    try:  # refuse a bad combination now, as the run would build them
+        if recipe.preset is not None:
+            from cmagrounding.model.presets import get_preset
+
+            preset = get_preset(recipe.preset)
+            preset.model.replace(**recipe.model), preset.loss.replace(**recipe.loss)
+        else:
+            CMAConfig.from_dict(recipe.model), LossConfig.from_dict(recipe.loss)
+    except (ConfigError, TypeError, ValueError) as e:
+        raise SystemExit(f"train: --set {' '.join(overrides)}: {e}") from None
+    return recipe
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
     recipe = recipe.replace(train=train_cfg)
     if args.dataset:
         recipe = recipe.replace(dataset=args.dataset, val="val" if args.dataset == "jsonl" and not args.val else recipe.val)
+    if args.dataset and args.dataset != get_recipe(args.recipe).dataset:  # the paper's numbers are for its dataset
+        recipe = recipe.replace(description=f"{recipe.description}: its settings on {args.dataset} data",
+                                paper={}, source="")
+    if args.overrides:
+        recipe = _apply_overrides(recipe, args.overrides)
     if args.hdf5_key:
         recipe = recipe.replace(hdf5_key=args.hdf5_key)
     if args.val_fraction is not None:

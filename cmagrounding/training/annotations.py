@@ -28,7 +28,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from cmagrounding._io import jsonl_rows, write_text_atomic
 from cmagrounding.errors import DatasetError
@@ -261,9 +261,14 @@ def load_activitynet_captions(paths: str | Path | Iterable[str | Path], split: s
     return out
 
 
-def load_jsonl(path: str | Path, name: str | None = None, split: str | None = None) -> AnnotationSet:
+def load_jsonl(path: str | Path, name: str | None = None, split: str | None = None,
+               durations: Mapping[str, float] | None = None) -> AnnotationSet:
     """Read the JSON Lines format for own data: one object per line with keys
-    ``video`` (id or path of the video), ``duration``, ``query``, ``start``, ``end`` (seconds)."""
+    ``video`` (id or path of the video), ``duration``, ``query``, ``start``, ``end`` (seconds).
+
+    ``duration`` may be left out of a row when ``durations`` (video id -> seconds, e.g. what
+    ``cmagrounding extract-features`` recorded: :func:`cmagrounding.training.stores.recorded_durations`)
+    has the video; a row's own ``duration`` wins."""
     path = Path(path)
     quirks = QuirkReport()
     rows: list[Annotation] = []
@@ -271,8 +276,13 @@ def load_jsonl(path: str | Path, name: str | None = None, split: str | None = No
         if not isinstance(obj, dict):
             raise DatasetError(f"{where}: expected a JSON object, got {type(obj).__name__}")
         missing = [k for k in ("video", "duration", "query", "start", "end") if k not in obj]
+        if missing == ["duration"] and durations is not None and str(obj["video"]) in durations:
+            obj = {**obj, "duration": durations[str(obj["video"])]}  # as the feature extraction measured it
+            missing = []
         if missing:
-            raise DatasetError(f"{where}: missing keys {missing}")
+            hint = (" (and the features record no duration for this video)" if "duration" in missing
+                    and durations is not None else "")
+            raise DatasetError(f"{where}: missing keys {missing}{hint}")
         if not isinstance(obj["query"], str) or not obj["query"].strip():
             raise DatasetError(f"{where}: 'query' must be a non-empty string")
         try:
@@ -305,13 +315,15 @@ _LAYOUT = {
 }
 
 
-def load_annotations(dataset: str, root: str | Path, split: str) -> AnnotationSet:
+def load_annotations(dataset: str, root: str | Path, split: str,
+                     durations: Mapping[str, float] | None = None) -> AnnotationSet:
     """Load ``split`` of a public ``dataset`` ("charades-sta" or "activitynet-captions") from the
     folder ``root`` holding its original files; with ``dataset == "jsonl"``, ``root`` is a folder
-    of ``<split>.jsonl`` files (``train.jsonl``, ``val.jsonl``, ``test.jsonl``) or one file."""
+    of ``<split>.jsonl`` files (``train.jsonl``, ``val.jsonl``, ``test.jsonl``) or one file, and
+    ``durations`` fills rows without a ``duration`` (:func:`load_jsonl`)."""
     if dataset == "jsonl":  # a .jsonl file, or a folder of <split>.jsonl files
         path = Path(root)
-        return load_jsonl(path / f"{split}.jsonl" if path.is_dir() else path, split=split)
+        return load_jsonl(path / f"{split}.jsonl" if path.is_dir() else path, split=split, durations=durations)
     if dataset not in _LAYOUT:
         raise DatasetError(f"unknown dataset {dataset!r}; expected one of {sorted(_LAYOUT)} or 'jsonl'")
     if split not in _LAYOUT[dataset]:

@@ -28,7 +28,7 @@ from cmagrounding.training.distributed import DistContext, init_distributed
 from cmagrounding.training.evaluation import evaluate_network, mean_span_baseline, shuffle_queries
 from cmagrounding.training.metrics import CONVENTION, GroundingMetrics
 from cmagrounding.training.recipes import Recipe
-from cmagrounding.training.stores import FeatureStore, open_feature_store
+from cmagrounding.training.stores import FeatureStore, open_feature_store, recorded_durations
 from cmagrounding.training.trainer import Callback, Trainer, TrainResult, cpu_threads
 
 _logger = logging.getLogger(__name__)
@@ -89,12 +89,14 @@ def load_recipe_data(recipe: Recipe, annotations: str | Path | None = None, feat
     else:
         if annotations is None or features is None:
             raise ConfigError(f"recipe {recipe.name!r} needs annotations (the dataset's folder) and features")
-        train = load_annotations(recipe.dataset, annotations, recipe.train_split)
-        test = load_annotations(recipe.dataset, annotations, recipe.test_split)
+        store = features if not isinstance(features, (str, Path)) else open_feature_store(features, key=recipe.hdf5_key)
+        # own data (JSON Lines) may leave out the durations: extract-features recorded them
+        durations = recorded_durations(store) if recipe.dataset == "jsonl" else None
+        train = load_annotations(recipe.dataset, annotations, recipe.train_split, durations)
+        test = load_annotations(recipe.dataset, annotations, recipe.test_split, durations)
         named_val = None
         if protocol == "val":
-            named_val = load_annotations(recipe.dataset, annotations, "val")
-        store = features if not isinstance(features, (str, Path)) else open_feature_store(features, key=recipe.hdf5_key)
+            named_val = load_annotations(recipe.dataset, annotations, "val", durations)
     if protocol == "test":
         return DataSplits(train, test, test, store, "best epoch chosen on the test split (LGI's protocol)")
     if protocol == "holdout":
@@ -209,7 +211,9 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
         if ctx.is_main:
             _logger.info("GloVe: %s", report.summary())
     elif recipe.dataset != "synthetic" and ctx.is_main:
-        _logger.warning("no --glove given: word embeddings start random (as in LGI); the paper uses GloVe 300-d")
+        _logger.warning("no --glove given: word embeddings start random (as in LGI); the paper uses GloVe 300-d%s",
+                        "; they stay frozen (freeze_embeddings): --set model.freeze_embeddings=false learns them"
+                        if model_cfg.freeze_embeddings else "")
 
     n, words = model_cfg.num_clips, model_cfg.max_words
     train_ds = GroundingDataset(data.train, data.store, tok, n, words, train=True, seed=cfg.seed)

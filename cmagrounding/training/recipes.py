@@ -92,6 +92,15 @@ _SYNTHETIC_MODEL = dict(
     encoder_layers=1, decoder_layers=1, dropout=0.0, input_dropout=0.1, freeze_embeddings=False,
 )
 
+# Own data (JSON Lines, docs/training.md "Own data"): the paper's structure at the demo model's
+# width (128), word embeddings learned (no GloVe needed, any vocabulary); N = 32 clips, sentences
+# up to 20 words. A starting point for a few hundred to a few thousand queries, not a paper row.
+_OWN_MODEL = dict(
+    word_dim=64, num_clips=32, max_words=20, hidden=128, lstm_hidden=64, lstm_layers=2,
+    spe_hidden=64, head_hidden=128, num_phrases=1, num_heads=4, encoder_layers=2, decoder_layers=2,
+    dropout=0.1, input_dropout=0.3, freeze_embeddings=False,
+)  # video_dim and vocab_size are set from the features and the training sentences
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
@@ -122,6 +131,9 @@ RECIPES: dict[str, Recipe] = {
                train=TrainConfig(epochs=12, batch_size=100, lr=1e-3, eval_batch_size=500, time_limit=170.0,
                                  num_threads=1),  # a tiny model: one thread is as fast and immune to load
                val="val", synthetic=_SYNTHETIC, tokenizer_style="lgi"),
+        Recipe("own-data", "own videos or features (train/val/test.jsonl): a small CMA, word embeddings learned",
+               "jsonl", None, model=_OWN_MODEL, loss={"alpha": 10.0, "beta": 0.1}, train=TrainConfig(epochs=100),
+               val="val"),
     ]
 }
 

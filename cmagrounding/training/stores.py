@@ -32,7 +32,7 @@ from cmagrounding.errors import DatasetError
 _logger = logging.getLogger(__name__)
 
 __all__ = ["FeatureStore", "MemoryStore", "NpyFolderStore", "HDF5Store", "EncoderStore", "open_feature_store",
-           "store_videos"]
+           "store_videos", "recorded_durations"]
 
 
 @runtime_checkable
@@ -50,6 +50,26 @@ def store_videos(store: Any) -> list[str]:
     if videos is None:
         raise DatasetError(f"{store!r} cannot list its videos; pass the video ids")
     return sorted(videos())
+
+
+def recorded_durations(store: Any) -> dict[str, float]:
+    """Video id -> duration (s) as ``cmagrounding extract-features`` measured it, for the videos of
+    ``store`` that have one: a packed store's ``sources``, or the ``index.json`` of a folder of
+    ``.npy`` files; ``{}`` for other stores (features made elsewhere record no durations)."""
+    import json
+
+    index = getattr(store, "index", None)  # PackedStore
+    if isinstance(index, dict):
+        entries = index.get("sources") or {}
+    elif isinstance(store, NpyFolderStore) and (store.folder / "index.json").is_file():
+        path = store.folder / "index.json"
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8")).get("videos") or {}
+        except (OSError, ValueError, AttributeError) as e:
+            raise DatasetError(f"{path}: unreadable extract-features index ({e})") from None
+    else:
+        return {}
+    return {v: float(e["duration"]) for v, e in entries.items() if isinstance(e, dict) and e.get("duration")}
 
 
 def _check(video: str, feats: Any, where: str) -> np.ndarray:
