@@ -116,3 +116,22 @@ def test_train_set_refuses_unknown_keys_and_bad_combinations(tmp_path):
         main([*base, "--set", "hidden=64"])
     with pytest.raises(SystemExit, match=r"lstm_hidden"):  # hidden must be 2 x lstm_hidden (Eq. 5)
         main([*base, "--set", "model.hidden=64"])
+
+
+def test_recorded_durations_from_an_extract_features_folder_and_its_packed_store(tmp_path):
+    import numpy as np
+
+    from cmagrounding.training.packing import pack_features
+    from cmagrounding.training.stores import MemoryStore, open_feature_store, recorded_durations
+
+    for video, n in (("a", 3), ("b", 5)):
+        np.save(tmp_path / f"{video}.npy", np.ones((n, 4), np.float32))
+    index = {"settings": None, "failed": {}, "videos": {
+        "a": {"source": "v/a.mp4", "file": "a.npy", "duration": 3.5, "num_features": 3, "feature_dim": 4},
+        "b": {"source": "v/b.mp4", "file": "b.npy", "duration": 5.25, "num_features": 5, "feature_dim": 4}}}
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    assert recorded_durations(open_feature_store(tmp_path)) == {"a": 3.5, "b": 5.25}  # the .npy folder's index.json
+    pack_features(tmp_path, tmp_path)
+    store = open_feature_store(tmp_path)
+    assert type(store).__name__ == "PackedStore" and recorded_durations(store) == {"a": 3.5, "b": 5.25}
+    assert recorded_durations(MemoryStore({"a": np.ones((2, 4), np.float32)})) == {}  # features made elsewhere
