@@ -6,8 +6,8 @@
     torchrun --nproc_per_node 4 -m cmagrounding train --recipe activitynet-full ...   # DDP
     cmagrounding train --recipe charades-simple --dataset jsonl --annotations my_data/ \\
         --features my_data/features                            # own data: train/val/test.jsonl
-    cmagrounding train --recipe charades-simple --dataset jsonl --annotations my_data/ \\
-        --features feats --set model.hidden=128 --set model.freeze_embeddings=false   # a smaller model
+    cmagrounding train --recipe own-data --annotations my_data/ --features feats \\
+        --set model.hidden=64 --set model.lstm_hidden=32       # own data, a smaller model (README.md)
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="how the best epoch is chosen (default: the recipe's; test = LGI's protocol)")
     data.add_argument("--val-fraction", type=float, help="with --val holdout: fraction of training videos held out")
     data.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="change one model or loss setting of the recipe, e.g. --set model.hidden=128 "
+                      help="change one model or loss setting of the recipe, e.g. --set model.num_clips=64 "
                       "--set loss.alpha=5 (value as JSON, else a string; repeatable; keys: CMAConfig, LossConfig)")
     opt = parser.add_argument_group("training (defaults: the recipe's)")
     opt.add_argument("--epochs", type=int)
