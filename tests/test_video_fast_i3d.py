@@ -197,10 +197,12 @@ def test_compiled_runner_matches_eager_and_pads_small_batches(model_and_referenc
 
     monkeypatch.setenv("CMAGROUNDING_CACHE", str(tmp_path))
     model, x, feats, logits = model_and_reference
-    runner = CompiledRunner(model, plan_for("fp32", CPU), weights_sha256="ef" * 32)
+    precision = "bf16" if cpu_has_fast_bf16() else "fp32"  # bf16 compiles the pools' other form
+    runner = CompiledRunner(model, plan_for(precision, CPU), weights_sha256="ef" * 32)
     with torch.inference_mode():
         f, lg = runner._run(x)
         f1 = runner.features(x[:1])  # smaller batch: zero-padded into the same package
-    assert np.all(cos(f, feats) >= 0.9999) and np.all(cos(lg, logits) >= 0.9999)
-    assert f1.shape == (1, 1024) and cos(f1, feats[:1])[0] >= 0.9999
+    tol = 0.999 if precision == "bf16" else 0.9999
+    assert np.all(cos(f, feats) >= tol) and np.all(cos(lg, logits) >= tol)
+    assert f1.shape == (1, 1024) and cos(f1, feats[:1])[0] >= tol
     assert len(list((tmp_path / "i3d" / "compiled").glob("*.pt2"))) == 1

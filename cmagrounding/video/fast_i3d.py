@@ -105,6 +105,22 @@ def _shifted_max(x: torch.Tensor, kernel: Sequence[int], pads: Sequence[tuple[in
     return x
 
 
+def _shifted_max_padded(x: torch.Tensor, kernel: Sequence[int], pads: Sequence[tuple[int, int]], pad_value: float) -> torch.Tensor:
+    """The functional form of ``_shifted_max`` (padded copies, no in-place writes), for compilers."""
+    for dim, k, (front, back) in zip((2, 3, 4), kernel, pads):
+        if k == 1:
+            continue
+        n = x.shape[dim]
+        flat = [0] * 6
+        flat[2 * (4 - dim)], flat[2 * (4 - dim) + 1] = front, back
+        z = F.pad(x, flat, value=pad_value)
+        y = z.narrow(dim, 0, n)
+        for j in range(1, k):
+            y = torch.maximum(y, z.narrow(dim, j, n))
+        x = y
+    return x
+
+
 class FastPool(nn.Module):
     """TF SAME max pool; uses the pool's implicit padding when symmetric (no -inf padded copy).
 
@@ -120,6 +136,8 @@ class FastPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = _pads(x, self.kernel, self.stride)
         if x.dtype != torch.float32 and self.stride == (1, 1, 1) and not _exporting():
+            if torch.compiler.is_compiling():  # inductor cannot fuse around the in-place version
+                return _shifted_max_padded(x, self.kernel, pads, self.pad_value)
             return _shifted_max(x, self.kernel, pads)
         if all(a == b for a, b in pads) and all(2 * a <= k for (a, _), k in zip(pads, self.kernel)):
             return F.max_pool3d(x, self.kernel, self.stride, tuple(a for a, _ in pads))
