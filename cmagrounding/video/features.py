@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmagrounding._io import atomic_path
 from cmagrounding.errors import DatasetError
 from cmagrounding.video.config import VideoConfig
 
@@ -73,18 +74,12 @@ class VideoFeatures:
         the file appears complete or not at all."""
         from safetensors.numpy import save_file
 
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             save_file(
                 {"features": self.features, "times": self.times},
                 str(tmp),
                 metadata={_META_KEY: json.dumps(self.metadata())},
             )
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> VideoFeatures:
