@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cmagrounding.model.weights_version import weights_key
+
 
 def _reverse_index(lengths: torch.Tensor, L: int) -> torch.Tensor:
     """(B, L) index that reverses each row's first ``lengths[b]`` steps and keeps padding in place."""
@@ -28,8 +30,7 @@ def _stacked_weights(lstm: nn.LSTM) -> list[tuple[torch.Tensor, torch.Tensor, to
     """Per layer, both directions' weights stacked for batched matmuls: ``(W_ih^T (2, in, 4H),
     W_hh^T (2, H, 4H), b_ih + b_hh (2, 4H))``, contiguous. Cached on the module until a parameter
     changes (its storage or version), so a query does not copy megabytes of weights."""
-    params = list(lstm.parameters())
-    key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+    key = weights_key(lstm)
     cached = getattr(lstm, "_cma_stacked", None)
     if cached is not None and cached[0] == key:
         return cached[1]

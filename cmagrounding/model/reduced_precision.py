@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from cmagrounding.errors import ConfigError
-from cmagrounding.model.video_cache import weights_key
+from cmagrounding.model.weights_version import weights_key
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,7 @@ from typing import Callable, Hashable
 import torch
 from torch import nn
 
-
-def weights_key(module: nn.Module) -> tuple:
-    """Changes whenever a parameter or buffer of ``module`` is replaced or modified in place."""
-    return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in (*module.parameters(), *module.buffers()))
+from cmagrounding.model.weights_version import weights_key
 
 
 class VideoEmbeddingCache:
