@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cmagrounding.demo.build import (
         CARD_NOTES, DEFAULT_LOSS, DEFAULT_MODEL, DEFAULT_TRAIN, StandardizedStore, _annotations,
-        feature_statistics, fold_standardization, grammar_sentences,
+        feature_statistics, fold_with_check, grammar_sentences,
     )
     from cmagrounding.grounder import Grounder
     from cmagrounding.model.config import CMAConfig, LossConfig
@@ -216,16 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     _logger.info("validation windows: AUROC %.4f (%d windows)", auroc, len(vwins))
 
     # fold the standardization (as the demo build does) and check it on validation items
-    items = [val_set[i] for i in range(min(64, len(val_set)))]
-    raw = [dict(it, video=torch.from_numpy(np.where(it["video_mask"].numpy()[:, None],
-                                                    it["video"].numpy() * std + mean, 0.0).astype(np.float32)))
-           for it in items]
-    with torch.no_grad():
-        bb = collate(items)
-        before = net(bb["video"], bb["video_mask"], bb["words"], bb["word_mask"])
-        fold_standardization(net, mean, std)
-        rr = collate(raw)
-        after = net(rr["video"], rr["video_mask"], rr["words"], rr["word_mask"])
+    before, after = fold_with_check(net, [val_set[i] for i in range(min(64, len(val_set)))], mean, std)
     gap = max(float((before.span - after.span).abs().max()),
               float((before.confidence_logit - after.confidence_logit).abs().max()) / 10)
     if gap > 1e-3:
