@@ -196,7 +196,7 @@ class Grounder:
         settings = WindowSettings.for_call(self.windows, windowed, window, stride, nms_iou)
         feats = self._features(video)
         if settings is not None and (windowed or settings.applies(feats.duration)):
-            ranked = [self._windowed(feats, q, settings, batch_size) for q in prepared]
+            ranked = self._windowed(feats, prepared, settings, batch_size)
         else:  # the whole video in one pass (the paper's way)
             ranked = [[m] for m in self._whole(feats, prepared, batch_size)]
         results: list[Any] = []
@@ -281,10 +281,15 @@ class Grounder:
         )
 
     def _forward(self, video: torch.Tensor, video_mask: torch.Tensor, ids: torch.Tensor, wmask: torch.Tensor,
-                 same_video: bool = False) -> CMAOutput:
-        """The network in eval mode without autograd; ``same_video``: every row of ``video`` is
-        one video's clips (B, n, D) (an expanded view), whose V_in (Eq. 2) is computed once and
-        kept for the next queries on it (:mod:`cmagrounding.model.video_cache`)."""
+                 same_video: bool = False, per_video_queries: bool = False) -> CMAOutput:
+        """The network in eval mode without autograd.
+
+        ``same_video``: every row of ``video`` is one video's clips (B, n, D) (an expanded view),
+        whose V_in (Eq. 2) is computed once and kept for the next queries on it
+        (:mod:`cmagrounding.model.video_cache`). ``per_video_queries``: each of the B videos is
+        asked all Q = ``ids.shape[0]`` queries (rows ``b * Q + q`` of the output); V_in is computed
+        once per video.
+        """
         from cmagrounding.model.reduced_precision import network_dtype, reduced_copy
         from cmagrounding.model.video_cache import cache_for
 
@@ -298,8 +303,18 @@ class Grounder:
                 dtype = network_dtype(self.network_precision, self.device, fast_bf16)
                 run = reduced_copy(net, dtype)  # the network itself in fp32
                 video = video.to(self.device, dtype)
-                inputs = (video, video_mask.to(self.device), ids.to(self.device), wmask.to(self.device))
-                if not (same_video and _takes_video_embedding(type(run))):
+                video_mask, ids, wmask = video_mask.to(self.device), ids.to(self.device), wmask.to(self.device)
+                takes_embedding = _takes_video_embedding(type(run))
+                if per_video_queries:  # (B, n, D) x Q queries -> B * Q rows, video-major
+                    B, Q = video.shape[0], ids.shape[0]
+                    tiled = video.unsqueeze(1).expand(B, Q, *video.shape[1:]).reshape(B * Q, *video.shape[1:])
+                    inputs = (tiled, video_mask.repeat_interleave(Q, 0), ids.repeat(B, 1), wmask.repeat(B, 1))
+                    if not takes_embedding:
+                        return run(*inputs)
+                    v_in = run.embed_video(video)  # (B, n, D_hidden): once per video, not per query
+                    return run(*inputs, video_embedding=v_in.repeat_interleave(Q, 0))
+                inputs = (video, video_mask, ids, wmask)
+                if not (same_video and takes_embedding):
                     return run(*inputs)
                 one = cache_for(run).get((run.video_proj, run.video_position), video[:1], run.embed_video)
                 return run(*inputs, video_embedding=one.expand(video.shape[0], -1, -1))
@@ -307,9 +322,13 @@ class Grounder:
             if was_training:
                 net.train()
 
-    def _windowed(self, feats: VideoFeatures, q: PreparedQuery, settings: WindowSettings, batch_size: int) -> list[Moment]:
-        """Every window's answer to ``q`` after temporal NMS, best first (:mod:`cmagrounding.windows`)."""
-        from cmagrounding.windows import localize_windows, seconds_per_row
+    def _windowed(self, feats: VideoFeatures, prepared: list[PreparedQuery], settings: WindowSettings,
+                  batch_size: int) -> list[list[Moment]]:
+        """Per query, every window's answer after temporal NMS, best first (:mod:`cmagrounding.windows`).
+
+        All queries run on each chunk of windows together (about ``batch_size`` window-query pairs a
+        pass), so each window's V_in (Eq. 2) is computed once for all of them."""
+        from cmagrounding.windows import localize_windows_many, seconds_per_row
 
         size, step = settings.rows(seconds_per_row(feats.times))
         if size > self.num_clips:
@@ -317,23 +336,32 @@ class Grounder:
                 f"a window of {settings.size:g} s is {size} feature rows, more than the network's "
                 f"num_clips={self.num_clips}; choose a shorter window"
             )
-        ids, wmask = pad_queries(self.tokenizer, [q])  # (1, L)
+        all_ids, all_wmask = pad_queries(self.tokenizer, prepared)  # (Q, L)
+        Q = len(prepared)
 
         def predict(chunk: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             B, W = mask.shape
-            out = self._forward(torch.from_numpy(chunk), torch.from_numpy(mask), ids.expand(B, -1), wmask.expand(B, -1))
-            span, attention = out.span.float().cpu().numpy(), out.attention.float().cpu().numpy()  # (B, 2), (B, W)
-            if out.confidence_logit is not None:
-                score = torch.sigmoid(out.confidence_logit.float()).cpu().numpy()
-            else:  # attention mass inside the answer, as for a whole video
-                centres = (np.arange(W) + 0.5) / W
-                score = (attention * ((centres >= span[:, :1]) & (centres <= span[:, 1:]))).sum(1)
-            return span, score, attention
+            spans, scores, attention = np.empty((B, Q, 2)), np.empty((B, Q)), np.empty((B, Q, W), np.float32)
+            video, vmask = torch.from_numpy(chunk), torch.from_numpy(mask)
+            step_q = max(1, batch_size // B)  # more queries than batch_size: a block of them at a time
+            for q0 in range(0, Q, step_q):
+                ids, wmask = all_ids[q0 : q0 + step_q], all_wmask[q0 : q0 + step_q]
+                out = self._forward(video, vmask, ids, wmask, per_video_queries=True)
+                n = len(ids)
+                span = out.span.float().cpu().numpy().reshape(B, n, 2)
+                att = out.attention.float().cpu().numpy().reshape(B, n, W)
+                if out.confidence_logit is not None:
+                    score = torch.sigmoid(out.confidence_logit.float()).cpu().numpy().reshape(B, n)
+                else:  # attention mass inside the answer, as for a whole video
+                    centres = (np.arange(W) + 0.5) / W
+                    score = (att * ((centres >= span[..., :1]) & (centres <= span[..., 1:]))).sum(-1)
+                spans[:, q0 : q0 + n], scores[:, q0 : q0 + n], attention[:, q0 : q0 + n] = span, score, att
+            return spans, scores, attention
 
-        cands = localize_windows(np.asarray(feats.features), feats.times, float(feats.duration), predict,
-                                 size=size, stride=step, nms_iou=settings.nms_iou, batch_size=batch_size)
+        ranked = localize_windows_many(np.asarray(feats.features), feats.times, float(feats.duration), predict, Q,
+                                       size=size, stride=step, nms_iou=settings.nms_iou, batch_size=batch_size)
         times = np.asarray(feats.times, dtype=np.float64)
-        return [Moment.from_window(c, times, float(feats.duration), q) for c in cands]
+        return [[Moment.from_window(c, times, float(feats.duration), q) for c in cands] for cands, q in zip(ranked, prepared)]
 
     # ------------------------------------------------------------------ files (cmagrounding._pretrained)
     def config_dict(self) -> dict[str, Any]:

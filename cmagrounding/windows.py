@@ -25,7 +25,7 @@ from cmagrounding.spans import temporal_iou, unit_to_seconds
 
 __all__ = [
     "Candidate", "WindowSettings", "WindowLayout", "seconds_per_row", "window_layout", "window_seconds", "windows_to_seconds",
-    "temporal_nms", "top_k", "localize_windows", "check_top_k", "check_min_score",
+    "temporal_nms", "top_k", "localize_windows", "localize_windows_many", "check_top_k", "check_min_score",
 ]
 
 #: predict(windows (B, W, D) float32, mask (B, W) bool) -> (spans (B, 2) in [0, 1], scores (B,),
@@ -277,36 +277,71 @@ def localize_windows(
     nms_iou: float = 0.5,
     batch_size: int = 64,
 ) -> list[Candidate]:
-    """Run ``predict`` on every window of ``features`` (n, D); candidates after NMS, best first.
+    """Run ``predict`` on every window of ``features`` (n, D) for one query; candidates after NMS, best first.
 
     Windows go through ``predict`` in chunks of ``batch_size`` (memory stays flat in the video's
     length: one chunk of (B, W, D) at a time besides the features themselves).
+    """
+    return localize_windows_many(features, times, duration, predict, 1, size=size, stride=stride, nms_iou=nms_iou,
+                                 batch_size=batch_size)[0]
+
+
+def localize_windows_many(
+    features: np.ndarray,
+    times: np.ndarray,
+    duration: float,
+    predict: Predict,
+    num_queries: int,
+    *,
+    size: int,
+    stride: int,
+    nms_iou: float = 0.5,
+    batch_size: int = 64,
+) -> list[list[Candidate]]:
+    """Every window of ``features`` (n, D) for ``num_queries`` queries Q at once; per query, candidates after NMS.
+
+    ``predict(windows (B, W, D), mask (B, W))`` answers all Q queries on each window of the chunk:
+    spans (B, Q, 2), scores (B, Q), attention (B, Q, W) or None ((B, 2), (B,), (B, W) when Q = 1).
+    Windows are cut once for all queries (so the caller can compute a window's query-independent
+    part once, e.g. Eq. 2), ``max(1, batch_size // Q)`` windows per chunk: memory stays flat in the
+    video's length.
     """
     feats = np.asarray(features, dtype=np.float32)
     if feats.ndim != 2:
         raise ValueError(f"features must be (n, D), got shape {feats.shape}")
     batch_size = _check_int("batch_size", batch_size, 1)
+    Q = _check_int("the number of queries", num_queries, 1)
     layout = window_layout(feats.shape[0], size, stride)
     rows = layout.rows
+    M = len(layout)
     bounds = window_seconds(times, rows, duration)
-    spans = np.empty((len(layout), 2), dtype=np.float64)
-    scores = np.empty(len(layout), dtype=np.float64)
-    attention: list[np.ndarray | None] = []
-    mask = np.ones((min(batch_size, len(layout)), layout.size), dtype=bool)
-    for i in range(0, len(layout), batch_size):
-        starts = layout.starts[i : i + batch_size]
+    spans = np.empty((M, Q, 2), dtype=np.float64)
+    scores = np.empty((M, Q), dtype=np.float64)
+    attention: np.ndarray | None = None
+    per_chunk = max(1, batch_size // Q)
+    mask = np.ones((min(per_chunk, M), layout.size), dtype=bool)
+    for i in range(0, M, per_chunk):
+        starts = layout.starts[i : i + per_chunk]
+        B = len(starts)
         chunk = np.stack([feats[s : s + layout.size] for s in starts])  # (B, W, D)
-        s_b, c_b, a_b = predict(chunk, mask[: len(starts)])
-        spans[i : i + len(starts)] = np.asarray(s_b, dtype=np.float64).reshape(-1, 2)
-        scores[i : i + len(starts)] = np.asarray(c_b, dtype=np.float64).reshape(-1)
-        attention.extend([None] * len(starts) if a_b is None else list(np.asarray(a_b, dtype=np.float32)))
-    seconds, widened = windows_to_seconds(spans, bounds, layout.size)
-    keep = temporal_nms(seconds, scores, nms_iou)
-    return [
-        Candidate(
-            start=float(seconds[i, 0]), end=float(seconds[i, 1]), score=float(scores[i]),
-            window=(int(rows[i, 0]), int(rows[i, 1])), bounds=(float(bounds[i, 0]), float(bounds[i, 1])),
-            span=(float(spans[i, 0]), float(spans[i, 1])), widened=bool(widened[i]), attention=attention[i],
-        )
-        for i in keep
-    ]
+        s_b, c_b, a_b = predict(chunk, mask[:B])
+        spans[i : i + B] = np.asarray(s_b, dtype=np.float64).reshape(B, Q, 2)
+        scores[i : i + B] = np.asarray(c_b, dtype=np.float64).reshape(B, Q)
+        if a_b is not None:
+            if attention is None:
+                attention = np.zeros((M, Q, layout.size), dtype=np.float32)
+            attention[i : i + B] = np.asarray(a_b, dtype=np.float32).reshape(B, Q, layout.size)
+    out: list[list[Candidate]] = []
+    for q in range(Q):
+        seconds, widened = windows_to_seconds(spans[:, q], bounds, layout.size)
+        keep = temporal_nms(seconds, scores[:, q], nms_iou)
+        out.append([
+            Candidate(
+                start=float(seconds[i, 0]), end=float(seconds[i, 1]), score=float(scores[i, q]),
+                window=(int(rows[i, 0]), int(rows[i, 1])), bounds=(float(bounds[i, 0]), float(bounds[i, 1])),
+                span=(float(spans[i, q, 0]), float(spans[i, q, 1])), widened=bool(widened[i]),
+                attention=None if attention is None else attention[i, q],
+            )
+            for i in keep
+        ])
+    return out

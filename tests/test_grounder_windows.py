@@ -169,3 +169,21 @@ def test_bad_windows_section_is_a_checkpoint_error(tmp_path):
         (folder / "config.json").write_text(json.dumps(config))
         with pytest.raises(CheckpointError, match="windows"):
             Grounder.from_pretrained(folder, device="cpu")
+
+
+def test_many_queries_on_windows_answer_as_one_query_at_a_time(one_torch_thread):
+    """All sentences run on each chunk of windows together (V_in once per window); the answers are
+    those of one sentence at a time, whatever the batch size (also when it is smaller than the count)."""
+    base = tiny_grounder(num_phrases=2)
+    torch.manual_seed(3)
+    g = Grounder(CMANetwork(base.network.config.replace(confidence_head=True, confidence_hidden=8)), base.tokenizer,
+                 base.video_config, device="cpu", windows=WindowSettings(size=4.0, stride=1.0, when_longer_than=6.0))
+    feats = features(n=40, duration=20.0)
+    alone = [g.localize(feats, q, top_k=4) for q in QUERIES]
+    for batch_size in (64, 2):
+        together = g.localize(feats, QUERIES, top_k=4, batch_size=batch_size)
+        for a, b in zip(alone, together):
+            assert [m.window for m in a] == [m.window for m in b] and len(a) == 4
+            assert np.allclose([(m.start, m.end, m.score) for m in a], [(m.start, m.end, m.score) for m in b], atol=1e-5)
+            assert len({m.score for m in a}) == 4  # a real ranking, not ties
+            assert np.allclose(a[0].attention, b[0].attention, atol=1e-6)
