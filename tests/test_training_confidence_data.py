@@ -95,8 +95,36 @@ def test_dataset_items_and_batches_carry_the_label():
         ConfidenceDataset(rows, lab[:-1], WindowStore(MemoryStore(feats)), _Tok(), 24, 8)
 
 
+def test_hard_other_segments_hold_a_similar_event_of_another_meaning():
+    """hard_fraction=1: every other segment is cut around an event whose sentence shares most words
+    with the query (here 'event J of kind K' vs 'event J of kind K2'), never one of the same sentence."""
+    feats, anns = _videos(12)
+    rows_of = {k: len(v) for k, v in feats.items()}
+    by_video: dict[str, list[Annotation]] = {}
+    for a in anns:
+        by_video.setdefault(a.video, []).append(a)
+    wins, labels = confidence_windows(anns, rows_of, 1.0, ConfidenceSettings(negative_ratio=1.0, hard_fraction=1.0,
+                                                                             hard_overlap=0.6, seed=2))
+    assert labels.count(1.0) > 0 and labels.count(0.0) > 0
+    own_of = {(a.video, a.query) for a in anns}
+    held = 0
+    for w in wins:
+        parts = parse_view(w.video)
+        other = [p for p in parts if (p[0], w.query) not in own_of][0]
+        words = set(w.query.split())
+        similar = [a for a in by_video[other[0]] if len(words & set(a.query.split())) / len(words | set(a.query.split())) >= 0.6]
+        assert all(a.query != w.query for a in similar)
+        held += any(other[1] <= math.floor(a.start) and other[2] >= math.ceil(a.end) for a in similar)
+    assert held >= 0.9 * len(wins)  # a few fall back to a random segment when no similar event fits
+    # off by default: the windows are exactly those of earlier releases (same draws, same seed)
+    plain, _ = confidence_windows(anns, rows_of, 1.0, ConfidenceSettings(seed=2))
+    again, _ = confidence_windows(anns, rows_of, 1.0, ConfidenceSettings(seed=2, hard_fraction=0.0))
+    assert [w.video for w in plain] == [w.video for w in again]
+
+
 @pytest.mark.parametrize("kw, word", [({"positives": -1}, "positives"), ({"negative_ratio": -0.5}, "negative_ratio"),
-                                      ({"min_other": 0}, "min_other"), ({"min_rows": 10, "max_rows": 5}, "min_rows")])
+                                      ({"min_other": 0}, "min_other"), ({"min_rows": 10, "max_rows": 5}, "min_rows"),
+                                      ({"hard_fraction": 1.5}, "hard_fraction"), ({"hard_overlap": -1}, "hard_overlap")])
 def test_bad_settings_raise(kw, word):
     with pytest.raises(ConfigError, match=word):
         ConfidenceSettings(**kw)

@@ -29,7 +29,8 @@ import numpy as np
 
 _logger = logging.getLogger("cmagrounding.demo.confidence_build")
 
-DEFAULT_CONFIDENCE = {"positives": 1, "negative_ratio": 1.0, "min_other": 2, "min_own": 2, "seed": 0}
+DEFAULT_CONFIDENCE = {"positives": 1, "negative_ratio": 2.0, "min_other": 2, "min_own": 2, "seed": 0,
+                      "hard_fraction": 0.5, "hard_overlap": 0.5}
 WINDOW_STRIDE_FRACTION = 0.25  # stride = a quarter of a window: every moment up to 3/4 of a window lies wholly in one
 NMS_IOU = 0.5
 WINDOW_WHEN_LONGER = 1.5  # window videos longer than 1.5 x the longest trained duration
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--confidence-weight", type=float, default=1.0)
     p.add_argument("--negative-ratio", type=float, default=DEFAULT_CONFIDENCE["negative_ratio"])
     p.add_argument("--positives", type=int, default=DEFAULT_CONFIDENCE["positives"])
+    p.add_argument("--hard-fraction", type=float, default=DEFAULT_CONFIDENCE["hard_fraction"],
+                   help="share of windows whose other segment holds a similar event (training/confidence_data.py)")
     p.add_argument("--keep", choices=("best", "last"), default="best",
                    help="weights to save: the epoch with the best validation R1@0.5, or the last epoch")
     args = p.parse_args(argv)
@@ -162,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         init_info = {"from": str(args.init), "note": "network weights of that model (standardization unfolded); head new"}
         _logger.info("initialized from %s", args.init)
     settings = ConfidenceSettings(**{**DEFAULT_CONFIDENCE, "negative_ratio": args.negative_ratio,
-                                     "positives": args.positives, "max_rows": mcfg.num_clips})
+                                     "positives": args.positives, "hard_fraction": args.hard_fraction,
+                                     "max_rows": mcfg.num_clips})
     train_rows = rows_of(work / "features" / "train")
     val_rows = rows_of(work / "features" / "val")
     wins, labels = confidence_windows(train_ann, train_rows, spr, settings, meaning_of=meanings(work, "train"))

@@ -18,6 +18,13 @@ the same lengths and the same kind of junction between the segments, so neither 
 only the moment does. (A long generated video is one continuous scene; the junction never appears
 at inference, and the head never learns to rely on it because both labels carry it.)
 
+Hard other segments (``hard_fraction``): in a long video most windows that lack the moment hold a
+*similar* event (the same object moving another way, another shape doing the same thing), and those
+are what outrank the right window. A random other video rarely holds one. So a share of the
+windows (both labels, so that a confuser in the window says nothing about the label) take their
+other segment around an event of another video whose sentence shares most of its words with the
+query (Jaccard >= ``hard_overlap`` of the word sets) but means something else.
+
 A window is a feature-store view ``"VIDEO@A-B|OTHER@C-D"`` (rows ``A:B`` of VIDEO then ``C:D`` of
 OTHER), read through :class:`WindowStore`. Labels: 1.0 positive (with the re-timed moment), 0.0
 negative (no moment: the loss leaves its regression and attention terms out), NaN for the plain
@@ -38,7 +45,7 @@ from cmagrounding.training.annotations import Annotation
 from cmagrounding.training.crops import CroppedStore, parse_view  # noqa: F401  (parse_view: re-exported)
 from cmagrounding.training.dataset import GroundingDataset
 
-__all__ = ["ConfidenceSettings", "WindowStore", "ConfidenceDataset", "confidence_windows", "parse_view"]
+__all__ = ["ConfidenceSettings", "WindowStore", "ConfidenceDataset", "confidence_windows", "similar_events", "parse_view"]
 
 
 @dataclass
@@ -58,6 +65,8 @@ class ConfidenceSettings:
     min_rows: int | None = None
     max_rows: int | None = None
     seed: int = 0
+    hard_fraction: float = 0.0  # share of windows whose other segment holds a similar event
+    hard_overlap: float = 0.5  # word-set Jaccard from which a sentence counts as similar
 
     def __post_init__(self) -> None:
         if isinstance(self.positives, bool) or not isinstance(self.positives, int) or self.positives < 0:
@@ -69,6 +78,10 @@ class ConfidenceSettings:
         for name in ("min_other", "min_own"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"confidence {name} must be >= 1 row, got {getattr(self, name)!r}")
+        for name in ("hard_fraction", "hard_overlap"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ConfigError(f"confidence {name} must be a number in [0, 1], got {v!r}")
         if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
             raise ConfigError(f"confidence min_rows {self.min_rows} > max_rows {self.max_rows}")
 
@@ -88,6 +101,36 @@ def _moment_rows(a: Annotation, n: int, seconds_per_row: float) -> tuple[int, in
     first = min(int(math.floor(a.start / seconds_per_row)), n - 1)
     last = min(max(int(math.ceil(a.end / seconds_per_row)), first + 1), n)
     return first, last
+
+
+def _words(query: str) -> frozenset[str]:
+    return frozenset(query.lower().split())
+
+
+def similar_events(
+    annotations: Sequence[Annotation], key: Any, rows_of: Mapping[str, int], seconds_per_row: float, overlap: float,
+) -> dict[Hashable, list[tuple[str, int, int]]]:
+    """For each meaning, the events of other meanings whose sentence shares at least ``overlap``
+    (Jaccard) of its words: ``meaning -> [(video, first_row, last_row), ...]``."""
+    texts: dict[frozenset[str], set[Hashable]] = {}
+    events: dict[frozenset[str], list[tuple[Hashable, str, int, int]]] = {}
+    for a in annotations:
+        w, k = _words(a.query), key(a)
+        texts.setdefault(w, set()).add(k)
+        first, last = _moment_rows(a, int(rows_of[a.video]), seconds_per_row)
+        events.setdefault(w, []).append((k, a.video, first, last))
+    by_word: dict[str, set[frozenset[str]]] = {}
+    for w in texts:
+        for t in w:
+            by_word.setdefault(t, set()).add(w)
+    out: dict[Hashable, list[tuple[str, int, int]]] = {}
+    for w, ks in texts.items():
+        near = {u for t in w for u in by_word[t] if len(w & u) / len(w | u) >= overlap}
+        for k in ks:
+            found = out.setdefault(k, [])
+            for u in near:
+                found.extend((v, f, l) for k2, v, f, l in events[u] if k2 != k)
+    return out
 
 
 def confidence_windows(
@@ -121,9 +164,26 @@ def confidence_windows(
     lo_len = s.min_rows if s.min_rows is not None else min(lengths)
     hi_len = s.max_rows if s.max_rows is not None else max(lengths)
     spr = float(seconds_per_row)
+    similar = similar_events(annotations, key, rows_of, spr, s.hard_overlap) if s.hard_fraction > 0 else {}
+
+    def hard_other(a: Annotation, need: int) -> tuple[str, int, int] | None:
+        """Rows of another video, ``need`` long, around an event similar to ``a``'s (None: none fits)."""
+        k, found = key(a), similar.get(key(a), ())
+        for _ in range(min(20, len(found))):
+            u, f, l = found[int(rng.integers(len(found)))]
+            n_u = int(rows_of[u])
+            if u == a.video or k in meanings[u] or n_u < need or l - f > need:
+                continue
+            c = int(rng.integers(max(0, l - need), min(f, n_u - need) + 1))
+            return u, c, c + need
+        return None
 
     def other(a: Annotation, need: int) -> tuple[str, int, int] | None:
         k = key(a)
+        if s.hard_fraction > 0 and rng.random() < s.hard_fraction:
+            pick = hard_other(a, need)
+            if pick is not None:
+                return pick
         for _ in range(20):
             u = videos[int(rng.integers(len(videos)))]
             if u == a.video or k in meanings[u] or rows_of[u] < need:
