@@ -112,6 +112,33 @@ def test_runner_choice():
     assert make_runner(torch.nn.Conv3d(3, 4, 1), plan32).name == "eager"
 
 
+def test_auto_compiles_only_for_a_job_that_pays_for_it(monkeypatch, tmp_path):
+    """Under "auto" the compiled package is used when cached, or when the announced job
+    (``expect``) is worth at least AUTO_COMPILE_CLIPS real-size clips; a single video never compiles."""
+    from cmagrounding.video import runtime as rt
+
+    assert not rt.compile_pays_off(10_000, 16 * 64 * 64)  # small clips: never
+    assert not rt.compile_pays_off(rt.AUTO_COMPILE_CLIPS - 1, rt.REFERENCE_VOXELS)
+    assert rt.compile_pays_off(rt.AUTO_COMPILE_CLIPS, rt.REFERENCE_VOXELS)
+    assert rt.compile_pays_off(4 * rt.AUTO_COMPILE_CLIPS, rt.MIN_COMPILED_VOXELS)  # a quarter the voxels each
+    monkeypatch.delenv("CMAGROUNDING_I3D_RUNTIME", raising=False)
+    monkeypatch.setenv("CMAGROUNDING_CACHE", str(tmp_path))
+    monkeypatch.setattr(rt, "have_cxx_compiler", lambda: True)
+    built = []
+    monkeypatch.setattr(rt.CompiledRunner, "features", lambda self, x: built.append(tuple(x.shape)) or x.new_zeros(x.shape[0], 1024))
+    runner = make_runner(InceptionI3d(), plan_for("bf16", CPU), weights_sha256="0" * 64)
+    x = torch.zeros(1, 3, 16, 112, 112)
+    runner.features(x)
+    assert runner.name == "fused" and built == []  # no job announced: no compile
+    runner.expect(rt.AUTO_COMPILE_CLIPS * 4)
+    runner.features(x)
+    assert runner.name == "compiled" and built == [(1, 3, 16, 112, 112)]
+    monkeypatch.setattr(rt, "have_cxx_compiler", lambda: False)
+    runner.expect(rt.AUTO_COMPILE_CLIPS * 100)  # no compiler: stays fused
+    runner.features(torch.zeros(2, 3, 16, 112, 112))
+    assert runner.name == "fused"
+
+
 def test_encoder_uses_fused_runner_with_same_features(model_and_reference):
     from cmagrounding.video.config import VideoConfig
     from cmagrounding.video.encoder import VideoEncoder
@@ -206,3 +233,19 @@ def test_compiled_runner_matches_eager_and_pads_small_batches(model_and_referenc
     assert np.all(cos(f, feats) >= tol) and np.all(cos(lg, logits) >= tol)
     assert f1.shape == (1, 1024) and cos(f1, feats[:1])[0] >= tol
     assert len(list((tmp_path / "i3d" / "compiled").glob("*.pt2"))) == 1
+
+
+def test_extraction_jobs_announce_their_clip_count(tmp_path):
+    """extract_folder tells the runtime about how many clips its videos give (probed, not decoded)."""
+    from cmagrounding.video.config import VideoConfig
+    from cmagrounding.video.extract import estimate_clips
+    from cmagrounding.video.synthetic import write_video
+
+    videos = []
+    for i, seconds in enumerate((4.0, 6.0, 8.0)):
+        videos.append(tmp_path / f"v{i}.mp4")
+        write_video(videos[-1], lambda k, t: np.full((48, 64, 3), k % 255, np.uint8), seconds, fps=25.0)
+    rate = VideoConfig(scheme="fixed_rate", fps=25.0, clip_len=16, stride=16)
+    assert estimate_clips(videos, rate) == pytest.approx(18 * 25 / 16, abs=1.5)  # 18 s at 25 fps, a clip per 16 frames
+    assert estimate_clips(videos, VideoConfig(scheme="uniform_clips", num_clips=32)) == 3 * 32
+    assert estimate_clips([tmp_path / "missing.mp4"], rate) == 0  # a hint only: unreadable videos never raise

@@ -202,6 +202,11 @@ class VideoEncoder:
         fmt = torch.channels_last_3d if self.plan.channels_last else torch.contiguous_format
         return x.contiguous(memory_format=fmt)
 
+    def expect_clips(self, clips: int) -> None:
+        """Say that about ``clips`` clips will be encoded (e.g. a dataset): the runtime may then
+        compile the extractor first where that pays off (:mod:`cmagrounding.video.runtime`)."""
+        self.runner.expect(clips)
+
     @property
     def runner(self) -> ExtractorRunner:
         """How the extractor runs (eager, fused or ONNX Runtime; chosen by ``make_runner``)."""

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+import numpy as np
+
 from cmagrounding._io import save_npy_atomic, write_json_atomic, write_text_atomic
 from cmagrounding.errors import ConfigError, DatasetError, ExtractorMismatchError, VideoError
 from cmagrounding.video.config import VideoConfig
@@ -170,6 +172,25 @@ class ExtractionSummary:
     damaged: int = 0
 
 
+def estimate_clips(videos: list[Path], config: VideoConfig, sample: int = 8) -> int:
+    """About how many clips ``videos`` give under ``config``: ``sample`` of them probed, the mean
+    scaled to all (a hint for the runtime, never an error: unreadable ones count as the mean)."""
+    from cmagrounding.video.container import probe
+
+    if config.scheme == "uniform_clips":
+        return len(videos) * int(config.num_clips)
+    picked = videos[:: max(1, len(videos) // sample)][:sample]
+    counts = []
+    for v in picked:
+        try:
+            info = probe(v)
+        except Exception:  # noqa: BLE001 - a bad video is reported when it is extracted
+            continue
+        fps = config.fps if config.fps is not None else info.fps
+        counts.append(max(1.0, info.duration * fps / max(1, config.stride)))
+    return int(round(np.mean(counts) * len(videos))) if counts else 0
+
+
 def extract_folder(
     inputs: Iterable[str | os.PathLike],
     output_dir: str | os.PathLike,
@@ -208,6 +229,9 @@ def extract_folder(
     done = failed = skipped = damaged = 0
     start = time.perf_counter()
     mine = videos[shard.rank :: shard.world_size]
+    todo = [v for v in mine if overwrite or not is_finished(out_dir / f"{names[v]}{FORMATS[fmt]}", out_dir / f"{names[v]}.json")]
+    if todo:
+        encoder.expect_clips(estimate_clips(todo, encoder.config))
     desc = f"extract[{shard.rank}/{shard.world_size}]" if shard.world_size > 1 else "extract"
     bar = tqdm(mine, desc=desc, unit="video", disable=not progress)
     for video in bar:

@@ -14,8 +14,10 @@ Runtimes (``runtime=`` or ``$CMAGROUNDING_I3D_RUNTIME``; "auto" picks the fastes
 - "onnxruntime": the fused network exported once to ONNX, cached likewise; fp32 (ONNX Runtime's
   CPU convolutions have no bf16 kernels) and int8 (static quantization calibrated on real frames).
 "auto" on CPU: the "compiled" package where one is already cached for these weights, input shape
-and precision (it never starts a minutes-long compile by itself: run once with
-``CMAGROUNDING_I3D_RUNTIME=compiled`` to build it); otherwise, in fp32 with clips of at least
+and precision, or where the job is large enough for a compile to pay off (``runner.expect(clips)``,
+said by ``extract-features`` for its videos: at least ``AUTO_COMPILE_CLIPS`` real-size clips, a few
+times the break-even of a one-minute compile at the measured speed-up; a single ``localize`` never
+waits for a compile; ``CMAGROUNDING_I3D_RUNTIME=compiled`` builds it on first use); otherwise, in fp32 with clips of at least
 16 x 112 x 112, "onnxruntime" where it is installed (its export takes seconds); otherwise "fused".
 int8 always runs "onnxruntime" (opt-in only).
 CUDA runs "eager" (cuDNN under autocast). A runtime that fails to build falls back to "fused"
@@ -43,6 +45,12 @@ logger = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "eager", "fused", "compiled", "onnxruntime")
 MIN_COMPILED_VOXELS = 16 * 112 * 112  # per clip: below this a compile does not pay off
+REFERENCE_VOXELS = 16 * 224 * 224  # a real-size clip
+# A job of at least this many real-size clips compiles first under "auto". Measured on a 2-core
+# AVX512-BF16 EPYC (docs/performance.md): the compile takes 38-96 s and saves about 0.15 s per
+# clip (fused 1.78 vs compiled 2.45 clips/s at batch 8), a break-even of 250-640 clips; 2,000 keeps
+# a margin for CPUs where the gain is smaller.
+AUTO_COMPILE_CLIPS = 2000
 
 
 def onnxruntime_available() -> bool:
@@ -53,6 +61,9 @@ class ExtractorRunner:
     """Common interface; subclasses run the network one way. Inputs (B, 3, T, H, W) float32."""
 
     name = "eager"
+
+    def expect(self, clips: int) -> None:
+        """A job of about ``clips`` clips follows (under "auto" a compile may then pay off); a hint."""
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -414,8 +425,16 @@ class _Fallback(ExtractorRunner):
         return self._call("logits", x)
 
 
+def compile_pays_off(clips: int, clip_voxels: int) -> bool:
+    """Whether "auto" compiles before a job of ``clips`` clips of ``clip_voxels`` = T * H * W each."""
+    if clip_voxels < MIN_COMPILED_VOXELS:
+        return False
+    return clips * clip_voxels / REFERENCE_VOXELS >= AUTO_COMPILE_CLIPS
+
+
 class _CachedCompiledOr(ExtractorRunner):
-    """Per input shape: the compiled package if it is already cached, else ``other``."""
+    """Per input shape: the compiled package if it is already cached or the expected job pays for
+    compiling it (:func:`compile_pays_off`, a C++ compiler present), else ``other``."""
 
     def __init__(self, compiled: CompiledRunner, other: ExtractorRunner, model: nn.Module, plan: ComputePlan) -> None:
         self.compiled = _Fallback(compiled, model, plan)
@@ -423,11 +442,20 @@ class _CachedCompiledOr(ExtractorRunner):
         self.other = other
         self.chosen: dict[tuple[int, ...], ExtractorRunner] = {}
         self.name = other.name
+        self.expected = 0
+
+    def expect(self, clips: int) -> None:
+        self.expected = int(clips)
+        self.chosen = {s: r for s, r in self.chosen.items() if r is self.compiled}  # decide again
 
     def _pick(self, x: torch.Tensor) -> ExtractorRunner:
         shape = tuple(x.shape)
         if shape not in self.chosen:
             ready = self._compiled.package_path(shape).is_file()
+            voxels = int(np.prod(shape[2:]))
+            if not ready and compile_pays_off(self.expected, voxels) and have_cxx_compiler():
+                logger.info("a job of about %d clips of %s: compiling the extractor first pays off", self.expected, shape[1:])
+                ready = True
             self.chosen[shape] = self.compiled if ready else self.other
             self.name = self.chosen[shape].name
         return self.chosen[shape]
