@@ -62,3 +62,20 @@ def test_bad_top_k_is_a_usage_error(model_and_long_features, capsys):
     model, feats = model_and_long_features
     assert main(["localize", feats, "q", "--model", str(model), "--top-k", "0"]) == 2
     assert "--top-k must be >= 1" in capsys.readouterr().err
+
+
+def test_network_precision_flag_runs_the_bf16_network(model_and_long_features, capsys):
+    """--network-precision bf16 runs the network in bf16: the same windows, answers within bf16 rounding."""
+    from cmagrounding.cli import main
+
+    model, feats = model_and_long_features
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        assert main(["localize", feats, "the person sits", "--model", str(model), "--top-k", "2", "--json",
+                     "--network-precision", precision]) == 0
+        runs[precision] = json.loads(capsys.readouterr().out)["results"][0]["moments"]
+    fp32, bf16 = runs["fp32"], runs["bf16"]
+    assert [m["start"] for m in fp32] != [m["start"] for m in bf16] or [m["score"] for m in fp32] != [m["score"] for m in bf16]
+    assert np.allclose([m["start"] for m in fp32], [m["start"] for m in bf16], atol=0.5)
+    with pytest.raises(SystemExit):
+        main(["localize", feats, "q", "--model", str(model), "--network-precision", "int8"])

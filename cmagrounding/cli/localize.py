@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "windows; a video run whole has one)")
     parser.add_argument("--min-score", type=float, default=None, metavar="S",
                         help="drop moments scoring below S; a query left with none is reported as not in the video")
+    parser.add_argument("--network-precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                        help="the CMA network's precision (the extractor has its own, in the model's video settings): "
+                             "fp32 (default), bf16, or auto = bf16 on CPUs with native bf16 (docs/performance.md)")
     parser.epilog = _EPILOG
 
 
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         from cmagrounding.grounder import Grounder
 
         grounder = Grounder.from_pretrained(args.model, revision=args.revision, device=args.device)
+        grounder.network_precision = args.network_precision
         features = _load_features_if_saved(args.video)
         video_file = None if features is not None else args.video
         if features is None:
