@@ -217,6 +217,22 @@ def test_fast_pools_equal_tf_same_pools(kernel, stride, shape, dtype):
     assert torch.equal(FastPool(pool)(x), pool(x))
 
 
+@pytest.mark.parametrize("kernel,stride", [((1, 3, 3), (1, 2, 2)), ((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2)),
+                                           ((3, 3, 3), (1, 1, 1)), ((1, 1, 1), (1, 2, 2))])
+@pytest.mark.parametrize("shape", [(2, 8, 8, 28, 28), (1, 4, 7, 15, 13), (1, 3, 1, 2, 3), (1, 2, 2, 1, 5)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_strided_pools_after_relu_equal_tf_same_pools(kernel, stride, shape, dtype):
+    """The pools of I3D's fused copy (inputs after a ReLU): strided views instead of a padded copy."""
+    from cmagrounding.video.fast_i3d import FastPool
+    from cmagrounding.video.i3d import MaxPool3dSame
+
+    pool = MaxPool3dSame(kernel, stride)
+    x = torch.relu(torch.randn(*shape)).to(dtype).contiguous(memory_format=torch.channels_last_3d)
+    got = FastPool(pool, nonnegative=True)(x)
+    assert got.shape == pool(x).shape and torch.equal(got, pool(x))
+    assert got.is_contiguous(memory_format=torch.channels_last_3d)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("CMAGROUNDING_TEST_COMPILE") != "1", reason="compiles for minutes; set CMAGROUNDING_TEST_COMPILE=1")
 def test_compiled_runner_matches_eager_and_pads_small_batches(model_and_reference, tmp_path, monkeypatch):
