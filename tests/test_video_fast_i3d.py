@@ -133,6 +133,9 @@ def test_auto_compiles_only_for_a_job_that_pays_for_it(monkeypatch, tmp_path):
     runner.expect(rt.AUTO_COMPILE_CLIPS * 4)
     runner.features(x)
     assert runner.name == "compiled" and built == [(1, 3, 16, 112, 112)]
+    runner.expect(10)  # a smaller announcement (one video of a folder already announced) changes nothing
+    runner.features(x)
+    assert runner.name == "compiled" and len(built) == 2
     monkeypatch.setattr(rt, "have_cxx_compiler", lambda: False)
     runner.expect(rt.AUTO_COMPILE_CLIPS * 100)  # no compiler: stays fused
     runner.features(torch.zeros(2, 3, 16, 112, 112))
@@ -249,6 +252,18 @@ def test_compiled_runner_matches_eager_and_pads_small_batches(model_and_referenc
     assert np.all(cos(f, feats) >= tol) and np.all(cos(lg, logits) >= tol)
     assert f1.shape == (1, 1024) and cos(f1, feats[:1])[0] >= tol
     assert len(list((tmp_path / "i3d" / "compiled").glob("*.pt2"))) == 1
+
+
+def test_the_encoder_announces_each_videos_clip_count():
+    from cmagrounding.video.config import VideoConfig
+    from cmagrounding.video.container import VideoInfo
+    from cmagrounding.video.encoder import VideoEncoder
+
+    enc = VideoEncoder(VideoConfig(weights=None, precision="fp32", fps=25.0, clip_len=16, stride=8), device="cpu")
+    info = VideoInfo(path="v.mp4", duration=60.0, fps=25.0, num_frames=1500, width=64, height=48)
+    assert enc.clips_in(info) == 1500 // 8
+    uniform = VideoEncoder(VideoConfig(weights=None, precision="fp32", scheme="uniform_clips", num_clips=32), device="cpu")
+    assert uniform.clips_in(info) == 32
 
 
 def test_extraction_jobs_announce_their_clip_count(tmp_path):

@@ -202,6 +202,14 @@ class VideoEncoder:
         fmt = torch.channels_last_3d if self.plan.channels_last else torch.contiguous_format
         return x.contiguous(memory_format=fmt)
 
+    def clips_in(self, info: VideoInfo) -> int:
+        """About how many clips a video of ``info`` gives under this encoder's settings."""
+        if self.config.scheme == "uniform_clips":
+            return int(self.config.num_clips)
+        from cmagrounding.video.container import num_output_frames
+
+        return max(1, num_output_frames(info, self.config.fps) // max(1, int(self.config.stride)))
+
     def expect_clips(self, clips: int) -> None:
         """Say that about ``clips`` clips will be encoded (e.g. a dataset): the runtime may then
         compile the extractor first where that pays off (:mod:`cmagrounding.video.runtime`)."""
@@ -250,6 +258,7 @@ class VideoEncoder:
         """
         path = Path(video)
         info = info or probe(path)
+        self.runner.expect(self.clips_in(info))  # a long video alone may pay for compiling the extractor
         feats: list[np.ndarray] = []
         times: list[tuple[float, float]] = []
         report = DecodeReport()

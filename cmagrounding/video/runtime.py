@@ -15,9 +15,10 @@ Runtimes (``runtime=`` or ``$CMAGROUNDING_I3D_RUNTIME``; "auto" picks the fastes
   CPU convolutions have no bf16 kernels) and int8 (static quantization calibrated on real frames).
 "auto" on CPU: the "compiled" package where one is already cached for these weights, input shape
 and precision, or where the job is large enough for a compile to pay off (``runner.expect(clips)``,
-said by ``extract-features`` for its videos: at least ``AUTO_COMPILE_CLIPS`` real-size clips, a few
-times the break-even of a one-minute compile at the measured speed-up; a single ``localize`` never
-waits for a compile; ``CMAGROUNDING_I3D_RUNTIME=compiled`` builds it on first use); otherwise, in fp32 with clips of at least
+said by ``extract-features`` for its videos and by the encoder for each video: at least
+``AUTO_COMPILE_CLIPS`` real-size clips, a few times the break-even of a one-minute compile at the
+measured speed-up, so only a dataset or a single video of about 20 minutes or more compiles;
+``CMAGROUNDING_I3D_RUNTIME=compiled`` builds it on first use); otherwise, in fp32 with clips of at least
 16 x 112 x 112, "onnxruntime" where it is installed (its export takes seconds); otherwise "fused".
 int8 always runs "onnxruntime" (opt-in only).
 CUDA runs "eager" (cuDNN under autocast). A runtime that fails to build falls back to "fused"
@@ -445,6 +446,8 @@ class _CachedCompiledOr(ExtractorRunner):
         self.expected = 0
 
     def expect(self, clips: int) -> None:
+        if int(clips) <= self.expected:  # the job announced before (e.g. a whole folder) is the larger one
+            return
         self.expected = int(clips)
         self.chosen = {s: r for s, r in self.chosen.items() if r is self.compiled}  # decide again
 
