@@ -12,9 +12,8 @@ What it changes, each measured by ``benchmarks/bench_extractor.py``:
 - channels_last_3d kept through every layer (the default layout is otherwise returned by oneDNN
   for the 3x3x3 convolutions with few input channels, and ``cat`` keeps it).
 - TF "SAME" max pools done with the pool's own (implicit -inf) padding wherever the SAME padding is
-  symmetric, so no padded copy is made; in bf16 the stride-1 3x3x3 pools of the Inception modules
-  as separable running maxima of shifted views (3-4x faster than ``max_pool3d`` there); the
-  strided pools (after a ReLU) as separable maxima of strided views, without the padded copy.
+  symmetric, so no padded copy is made; the strided pools, and in bf16 the stride-1 3x3x3 pools of
+  the Inception modules, as separable running maxima of strided views (no padded copy, no indices).
 
 Numerically it is the same network: features match the eager fp32 model to cosine > 0.9999 in fp32
 (differences are float rounding of the folded weights), see tests/test_video_fast_i3d.py.
@@ -85,29 +84,8 @@ class FusedConv(nn.Module):
         return cls(w, b, first.kernel, first.stride, first.activation, dtype)
 
 
-def _shifted_max(x: torch.Tensor, kernel: Sequence[int], pads: Sequence[tuple[int, int]]) -> torch.Tensor:
-    """Stride-1 TF SAME max pool as separable running maxima of shifted views, without a padded copy.
-
-    Each output takes the max over the in-range part of its window, which is what -inf padding
-    gives (and 0 padding after a ReLU). In bf16 on channels-last data this is 3-4x faster than
-    ``max_pool3d`` (which also computes indices); in fp32 about even, so it is used for bf16."""
-    for dim, k, (front, back) in zip((2, 3, 4), kernel, pads):
-        if k == 1:
-            continue
-        n = x.shape[dim]
-        y = x.clone()  # keeps channels_last_3d strides
-        for j in range(1, min(back, n - 1) + 1):
-            v = y.narrow(dim, 0, n - j)
-            torch.maximum(v, x.narrow(dim, j, n - j), out=v)
-        for j in range(1, min(front, n - 1) + 1):
-            v = y.narrow(dim, j, n - j)
-            torch.maximum(v, x.narrow(dim, 0, n - j), out=v)
-        x = y
-    return x
-
-
 def _shifted_max_padded(x: torch.Tensor, kernel: Sequence[int], pads: Sequence[tuple[int, int]], pad_value: float) -> torch.Tensor:
-    """The functional form of ``_shifted_max`` (padded copies, no in-place writes), for compilers."""
+    """The functional form of stride-1 ``_strided_max`` (padded copies, no in-place writes), for compilers."""
     for dim, k, (front, back) in zip((2, 3, 4), kernel, pads):
         if k == 1:
             continue
@@ -123,12 +101,15 @@ def _shifted_max_padded(x: torch.Tensor, kernel: Sequence[int], pads: Sequence[t
 
 
 def _strided_max(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], pads: Sequence[tuple[int, int]]) -> torch.Tensor:
-    """Strided TF SAME max pool of a non-negative input, one dimension at a time over strided views.
+    """TF SAME max pool as separable running maxima of strided views, one dimension at a time.
 
-    No padded copy and no indices: each output takes the max over the in-range part of its window
-    (what 0 padding gives after a ReLU). The pools that halve I3D's resolution (1x3x3 and 3x3x3 at
-    stride 2, 2x2x2) otherwise pad their whole input and run ``max_pool3d``, which also computes
-    indices; measured 1.10x on the whole fused fp32 network (benchmarks/bench_extractor.py)."""
+    No padded copy and no indices: each output takes the max over the in-range part of its window,
+    which is what -inf padding gives (and 0 padding after a ReLU), for any input. For the pools
+    that halve I3D's resolution (1x3x3 and 3x3x3 at stride 2, 2x2x2), which would otherwise pad
+    their whole input and run ``max_pool3d`` (it also computes indices): 1.10x on the whole fused
+    fp32 network. For the stride-1 3x3x3 pools of the Inception modules: 3-4x faster than
+    ``max_pool3d`` in bf16 on channels-last data, about even in fp32, so used there in bf16 only
+    (benchmarks/bench_extractor.py)."""
     for dim, k, s, (front, _) in zip((2, 3, 4), kernel, stride, pads):
         if k == 1 and s == 1:
             continue
@@ -170,12 +151,12 @@ class FastPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = _pads(x, self.kernel, self.stride)
-        if self.stride != (1, 1, 1) and self.pad_value == 0.0 and not _exporting() and not torch.compiler.is_compiling():
-            return _strided_max(x, self.kernel, self.stride, pads)
-        if x.dtype != torch.float32 and self.stride == (1, 1, 1) and not _exporting():
-            if torch.compiler.is_compiling():  # inductor cannot fuse around the in-place version
+        if not _exporting():
+            strided, low_precision = self.stride != (1, 1, 1), x.dtype != torch.float32
+            if not torch.compiler.is_compiling() and (strided or low_precision):
+                return _strided_max(x, self.kernel, self.stride, pads)
+            if torch.compiler.is_compiling() and low_precision and not strided:  # inductor cannot fuse around in-place
                 return _shifted_max_padded(x, self.kernel, pads, self.pad_value)
-            return _shifted_max(x, self.kernel, pads)
         if all(a == b for a, b in pads) and all(2 * a <= k for (a, _), k in zip(pads, self.kernel)):
             return F.max_pool3d(x, self.kernel, self.stride, tuple(a for a, _ in pads))
         flat = [p for pair in reversed(pads) for p in pair]
