@@ -123,6 +123,15 @@ def _prefetch(source: Iterator, depth: int) -> Iterator:
         thread.join()
 
 
+def clip_count(info: VideoInfo, config: VideoConfig) -> int:
+    """About how many clips a video of ``info`` gives under ``config`` (from its probed length; a hint)."""
+    if config.scheme == "uniform_clips":
+        return int(config.num_clips)
+    from cmagrounding.video.container import num_output_frames
+
+    return max(1, num_output_frames(info, config.fps) // max(1, int(config.stride)))
+
+
 class VideoEncoder:
     """Turns video files into features with one extractor and one ``VideoConfig``.
 
@@ -204,11 +213,7 @@ class VideoEncoder:
 
     def clips_in(self, info: VideoInfo) -> int:
         """About how many clips a video of ``info`` gives under this encoder's settings."""
-        if self.config.scheme == "uniform_clips":
-            return int(self.config.num_clips)
-        from cmagrounding.video.container import num_output_frames
-
-        return max(1, num_output_frames(info, self.config.fps) // max(1, int(self.config.stride)))
+        return clip_count(info, self.config)
 
     def expect_clips(self, clips: int) -> None:
         """Say that about ``clips`` clips will be encoded (e.g. a dataset): the runtime may then

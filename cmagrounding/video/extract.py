@@ -176,6 +176,7 @@ def estimate_clips(videos: list[Path], config: VideoConfig, sample: int = 8) -> 
     """About how many clips ``videos`` give under ``config``: ``sample`` of them probed, the mean
     scaled to all (a hint for the runtime, never an error: unreadable ones count as the mean)."""
     from cmagrounding.video.container import probe
+    from cmagrounding.video.encoder import clip_count
 
     if config.scheme == "uniform_clips":
         return len(videos) * int(config.num_clips)
@@ -183,11 +184,9 @@ def estimate_clips(videos: list[Path], config: VideoConfig, sample: int = 8) -> 
     counts = []
     for v in picked:
         try:
-            info = probe(v)
+            counts.append(clip_count(probe(v), config))
         except Exception:  # noqa: BLE001 - a bad video is reported when it is extracted
             continue
-        fps = config.fps if config.fps is not None else info.fps
-        counts.append(max(1.0, info.duration * fps / max(1, config.stride)))
     return int(round(np.mean(counts) * len(videos))) if counts else 0
 
 
