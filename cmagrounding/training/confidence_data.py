@@ -168,7 +168,8 @@ def confidence_windows(
 
     def hard_other(a: Annotation, need: int) -> tuple[str, int, int] | None:
         """Rows of another video, ``need`` long, around an event similar to ``a``'s (None: none fits)."""
-        k, found = key(a), similar.get(key(a), ())
+        k = key(a)
+        found = similar.get(k, ())
         for _ in range(min(20, len(found))):
             u, f, l = found[int(rng.integers(len(found)))]
             n_u = int(rows_of[u])
