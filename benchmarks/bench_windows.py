@@ -140,7 +140,8 @@ def run_length(args: argparse.Namespace, length: float) -> dict:
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"length": length, "videos": len(scenes), "minutes": minutes, "extract_s": extract_s, "whole_s": whole_s,
             "default_s": default_s, "cpu_s": cpu_s,
-            "extract_cpu_s": extract_cpu_s, "fixed_s": fixed_s, "fixed_cpu_s": fixed_cpu_s, "queries": queries, "peak_rss_mb": peak_kb / 1024.0, "windowed_videos": windowed_videos,
+            "extract_cpu_s": extract_cpu_s, "fixed_s": fixed_s, "fixed_cpu_s": fixed_cpu_s, "queries": queries,
+            "peak_rss_mb": peak_kb / 1024.0, "windowed_videos": windowed_videos,
             "windows": grounder.windows.to_dict() if grounder.windows is not None else None, **rows}
 
 
