@@ -122,7 +122,44 @@ def test_hard_other_segments_hold_a_similar_event_of_another_meaning():
     assert [w.video for w in plain] == [w.video for w in again]
 
 
-@pytest.mark.parametrize("kw, word", [({"positives": -1}, "positives"), ({"negative_ratio": -0.5}, "negative_ratio"),
+def test_partial_negatives_cut_the_moment_at_a_window_edge():
+    """partial_fraction=1: every negative holds 1..partial_max of the moment's rows, and the cut lies
+    at the window's first or last row (as a long video's window cuts it), never at the junction."""
+    feats, anns = _videos(12)
+    rows_of = {k: len(v) for k, v in feats.items()}
+    by_key = {(a.video, a.query): a for a in anns}
+    wins, labels = confidence_windows(anns, rows_of, 1.0, ConfidenceSettings(negative_ratio=1.0, partial_fraction=1.0,
+                                                                             partial_max=0.5, seed=5))
+    store = WindowStore(MemoryStore(feats))
+    negatives = [w for w, label in zip(wins, labels) if label == 0.0]
+    assert len(negatives) >= 0.8 * len(anns) and labels.count(1.0) == len(anns)
+    for w in negatives:
+        parts = parse_view(w.video)
+        own_i = [i for i, p in enumerate(parts) if (p[0], w.query) in by_key][0]
+        base, a, b = parts[own_i]
+        orig = by_key[(base, w.query)]
+        first, last = math.floor(orig.start), math.ceil(orig.end)
+        held = min(b, last) - max(a, first)
+        assert 1 <= held <= math.floor(0.5 * (last - first))
+        x = store.get(w.video)
+        if b < last:  # the own segment ends inside the moment: it closes the window
+            assert own_i == 1 and x[-1, 1] == b - 1 and x[-1, 0] == int(base[1:])
+        else:  # it begins inside the moment: it opens the window
+            assert a > first and own_i == 0 and x[0, 1] == a
+        assert w.start == w.end == 0.0
+    # partial windows replace only that share of the negatives
+    half, hl = confidence_windows(anns, rows_of, 1.0, ConfidenceSettings(negative_ratio=2.0, partial_fraction=0.5, seed=5))
+    cut = 0
+    for w, label in zip(half, hl):
+        if label == 0.0:
+            base, a, b = [p for p in parse_view(w.video) if (p[0], w.query) in by_key][0]
+            o = by_key[(base, w.query)]
+            cut += min(b, math.ceil(o.end)) - max(a, math.floor(o.start)) > 0
+    assert 0.3 < cut / hl.count(0.0) < 0.7
+
+
+@pytest.mark.parametrize("kw, word", [({"partial_fraction": 2}, "partial_fraction"), ({"partial_max": -0.1}, "partial_max"),
+                                      ({"positives": -1}, "positives"), ({"negative_ratio": -0.5}, "negative_ratio"),
                                       ({"min_other": 0}, "min_other"), ({"min_rows": 10, "max_rows": 5}, "min_rows"),
                                       ({"hard_fraction": 1.5}, "hard_fraction"), ({"hard_overlap": -1}, "hard_overlap")])
 def test_bad_settings_raise(kw, word):

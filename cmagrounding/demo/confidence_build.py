@@ -30,7 +30,7 @@ import numpy as np
 _logger = logging.getLogger("cmagrounding.demo.confidence_build")
 
 DEFAULT_CONFIDENCE = {"positives": 1, "negative_ratio": 2.0, "min_other": 2, "min_own": 2, "seed": 0,
-                      "hard_fraction": 0.5, "hard_overlap": 0.5}
+                      "hard_fraction": 0.5, "hard_overlap": 0.5, "partial_fraction": 0.0, "partial_max": 0.5}
 WINDOW_STRIDE_FRACTION = 0.25  # stride = a quarter of a window: every moment up to 3/4 of a window lies wholly in one
 NMS_IOU = 0.5
 WINDOW_WHEN_LONGER = 1.5  # window videos longer than 1.5 x the longest trained duration
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--positives", type=int, default=DEFAULT_CONFIDENCE["positives"])
     p.add_argument("--hard-fraction", type=float, default=DEFAULT_CONFIDENCE["hard_fraction"],
                    help="share of windows whose other segment holds a similar event (training/confidence_data.py)")
+    p.add_argument("--partial-fraction", type=float, default=DEFAULT_CONFIDENCE["partial_fraction"],
+                   help="share of negatives that hold part of the moment, cut at a window edge (training/confidence_data.py)")
     p.add_argument("--keep", choices=("best", "last"), default="best",
                    help="weights to save: the epoch with the best validation R1@0.5, or the last epoch")
     args = p.parse_args(argv)
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         _logger.info("initialized from %s", args.init)
     settings = ConfidenceSettings(**{**DEFAULT_CONFIDENCE, "negative_ratio": args.negative_ratio,
                                      "positives": args.positives, "hard_fraction": args.hard_fraction,
+                                     "partial_fraction": args.partial_fraction,
                                      "max_rows": mcfg.num_clips})
     train_rows = rows_of(work / "features" / "train")
     val_rows = rows_of(work / "features" / "val")

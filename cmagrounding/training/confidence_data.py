@@ -25,6 +25,12 @@ windows (both labels, so that a confuser in the window says nothing about the la
 other segment around an event of another video whose sentence shares most of its words with the
 query (Jaccard >= ``hard_overlap`` of the word sets) but means something else.
 
+Partial negatives (``partial_fraction``): at inference the windows of a long video that cut the
+moment (a window edge inside it) hold only part of it; their answer is cut at the edge, and such a
+window outranking one with the whole moment costs the right answer. A share of the negatives
+therefore holds part of the moment, at most ``partial_max`` of its rows, cut at the window's edge
+(the own segment placed at that edge), with label 0 like every window without the whole moment.
+
 A window is a feature-store view ``"VIDEO@A-B|OTHER@C-D"`` (rows ``A:B`` of VIDEO then ``C:D`` of
 OTHER), read through :class:`WindowStore`. Labels: 1.0 positive (with the re-timed moment), 0.0
 negative (no moment: the loss leaves its regression and attention terms out), NaN for the plain
@@ -67,6 +73,8 @@ class ConfidenceSettings:
     seed: int = 0
     hard_fraction: float = 0.0  # share of windows whose other segment holds a similar event
     hard_overlap: float = 0.5  # word-set Jaccard from which a sentence counts as similar
+    partial_fraction: float = 0.0  # share of negatives that hold part of the moment (cut at a window edge)
+    partial_max: float = 0.5  # at most this share of the moment's rows in a partial negative
 
     def __post_init__(self) -> None:
         if isinstance(self.positives, bool) or not isinstance(self.positives, int) or self.positives < 0:
@@ -78,7 +86,7 @@ class ConfidenceSettings:
         for name in ("min_other", "min_own"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"confidence {name} must be >= 1 row, got {getattr(self, name)!r}")
-        for name in ("hard_fraction", "hard_overlap"):
+        for name in ("hard_fraction", "hard_overlap", "partial_fraction", "partial_max"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise ConfigError(f"confidence {name} must be a number in [0, 1], got {v!r}")
@@ -203,12 +211,26 @@ def confidence_windows(
         for label, count in ((1.0, s.positives), (0.0, negatives)):
             for _ in range(count):
                 L = int(rng.integers(lo_len, hi_len + 1))
+                partial = label == 0.0 and s.partial_fraction > 0 and bool(rng.random() < s.partial_fraction)
+                cut_right = False
                 if label == 1.0:  # own rows [lo, hi) hold rows [first, last)
                     m_min, m_max = last - first, min(n, L - s.min_other)
                     if m_min > m_max:
                         continue
                     m = int(rng.integers(m_min, m_max + 1))
                     lo = int(rng.integers(max(0, last - m), min(first, n - m) + 1))
+                elif partial:  # own rows [lo, lo + m) cut the moment: k of its rows, at a window edge
+                    k_max = int(math.floor(s.partial_max * (last - first)))
+                    if k_max < 1:
+                        continue
+                    k = int(rng.integers(1, k_max + 1))
+                    cut_right = bool(rng.random() < 0.5)  # the own segment ends inside the moment
+                    room = first + k if cut_right else n - (last - k)  # own rows on that side, with the k
+                    m_max = min(room, L - s.min_other)
+                    if m_max < max(k, s.min_own):
+                        continue
+                    m = int(rng.integers(max(k, s.min_own), m_max + 1))
+                    lo = first + k - m if cut_right else last - k
                 else:  # own rows before or after the moment only
                     regions = [(0, first), (last, n)]
                     regions = [(r0, r1) for r0, r1 in regions if r1 - r0 >= s.min_own]
@@ -226,7 +248,8 @@ def confidence_windows(
                 u, c, d = pick
                 own = f"{a.video}@{lo}-{lo + m}"
                 oth = f"{u}@{c}-{d}"
-                own_first = bool(rng.random() < 0.5)
+                # a partial negative's cut lies at the window's edge, as in a long video's window
+                own_first = (not cut_right) if partial else bool(rng.random() < 0.5)
                 view = f"{own}|{oth}" if own_first else f"{oth}|{own}"
                 duration = L * spr
                 if label == 1.0:
