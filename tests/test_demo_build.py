@@ -73,3 +73,24 @@ def test_build_settings_and_vocabulary():
     sentences = grammar_sentences()
     assert len(sentences) == len(set(sentences)) > 100
     assert "the red circle moves to the left" in sentences
+
+
+def test_generate_stage_writes_the_long_split_only_when_asked(tmp_path):
+    import json
+
+    from cmagrounding.demo.build import stage_generate
+
+    build = default_build_config()
+    build.num_train, build.num_val = 2, 1
+    stage_generate(build, tmp_path / "plain")
+    assert not (tmp_path / "plain" / "data" / "long").exists()
+    build.num_long, build.long_duration = 2, 40.0
+    stage_generate(build, tmp_path / "long")
+    rows = [json.loads(x) for x in (tmp_path / "long" / "data" / "long" / "long.jsonl").read_text().splitlines()]
+    durations = {r["video"]: r["duration"] for r in rows}
+    assert len(durations) == 2 and all(0.8 * 40 <= d <= 1.2 * 40 for d in durations.values())
+    assert all(0 <= r["start"] < r["end"] <= r["duration"] for r in rows)
+    # its own seed: not the training videos again
+    train = [json.loads(x) for x in (tmp_path / "long" / "data" / "train" / "train.jsonl").read_text().splitlines()]
+    assert {r["query"] for r in rows} != {r["query"] for r in train}
+    assert len(list((tmp_path / "long" / "data" / "long" / "videos").glob("*.mp4"))) == 2

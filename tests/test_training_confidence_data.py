@@ -15,6 +15,7 @@ from cmagrounding.training.confidence_data import (
     ConfidenceSettings,
     WindowStore,
     confidence_windows,
+    continuous_windows,
     parse_view,
 )
 from cmagrounding.training.dataset import collate
@@ -217,3 +218,46 @@ def test_trainer_learns_the_head_from_windows(tmp_path):
         p = torch.sigmoid(net(b["video"], b["video_mask"], b["words"], b["word_mask"]).confidence_logit)
     lab = b["confidence"] == 1.0
     assert float(p[lab].mean()) > float(p[~lab].mean()) + 0.4
+
+
+def test_continuous_windows_are_one_scene_with_the_whole_moment_or_none_of_it():
+    """Windows of one long video each (no junction): positives hold the whole moment re-timed,
+    negatives none of its rows, partial ones part of it cut at the window's edge."""
+    rng = np.random.default_rng(4)
+    feats, anns = {}, []
+    for v in range(6):
+        n = int(rng.integers(55, 66))
+        f = np.zeros((n, 2), np.float32)
+        f[:, 0], f[:, 1] = v, np.arange(n)
+        feats[f"long{v}"] = f
+        for j, s in enumerate(range(3, n - 8, 9)):
+            anns.append(Annotation(f"long{v}", float(n), f"event {j} of long {v}", float(s) + 0.5, float(s) + 4.0))
+    rows_of = {k: len(v) for k, v in feats.items()}
+    settings = ConfidenceSettings(positives=1, negative_ratio=2.0, partial_fraction=0.5, seed=1)
+    wins, labels = continuous_windows(anns, rows_of, 1.0, settings, (16, 24))
+    store = WindowStore(MemoryStore(feats))
+    by_key = {(a.video, a.query): a for a in anns}
+    assert labels.count(1.0) == len(anns) and labels.count(0.0) > len(anns)
+    partial = 0
+    for w, label in zip(wins, labels):
+        (base, a, b), = parse_view(w.video)
+        x = store.get(w.video)
+        assert 16 <= b - a <= 24 and w.duration == b - a and (np.diff(x[:, 1]) == 1).all()  # one scene, in order
+        o = by_key[(base, w.query)]
+        first, last = math.floor(o.start), math.ceil(o.end)
+        held = max(0, min(b, last) - max(a, first))
+        if label == 1.0:
+            assert held == last - first
+            assert w.start + a == pytest.approx(o.start) and w.end + a == pytest.approx(o.end)
+        else:
+            assert w.start == w.end == 0.0
+            if held:
+                partial += 1
+                assert held <= math.floor(0.5 * (last - first)) and (a > first or b < last)
+    assert partial > 0
+    with pytest.raises(ConfigError, match="lengths"):
+        continuous_windows(anns, rows_of, 1.0, settings, (20, 10))
+    # a sentence whose meaning occurs twice in its video is left out
+    twice = anns[:2] + [Annotation(anns[0].video, anns[0].duration, anns[0].query, 40.0, 43.0)]
+    w2, _ = continuous_windows(twice, rows_of, 1.0, settings, (16, 24))
+    assert {w.query for w in w2} == {anns[1].query}

@@ -206,3 +206,18 @@ def test_encoder_store_finds_videos_and_caches_features(tmp_path):
     assert len(enc.calls) == 1
     with pytest.raises(DatasetError, match="clip2"):
         store.get("clip2")
+
+
+def test_chain_store_serves_each_video_from_the_first_store_that_has_it():
+    from cmagrounding.errors import DatasetError
+    from cmagrounding.training.stores import ChainStore, MemoryStore
+
+    a = MemoryStore({"v1": np.ones((3, 2), np.float32), "both": np.zeros((2, 2), np.float32)})
+    b = MemoryStore({"v2": np.full((4, 2), 2.0, np.float32), "both": np.ones((5, 2), np.float32)})
+    chain = ChainStore(a, b)
+    assert chain.get("v2").shape == (4, 2) and chain.get("both").shape == (2, 2)  # the first store wins
+    assert "v1" in chain and "v3" not in chain and chain.videos() == ["both", "v1", "v2"]
+    with pytest.raises(DatasetError, match="v3"):
+        chain.get("v3")
+    with pytest.raises(DatasetError, match="at least one"):
+        ChainStore()

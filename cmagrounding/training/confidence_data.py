@@ -51,7 +51,8 @@ from cmagrounding.training.annotations import Annotation
 from cmagrounding.training.crops import CroppedStore, parse_view  # noqa: F401  (parse_view: re-exported)
 from cmagrounding.training.dataset import GroundingDataset
 
-__all__ = ["ConfidenceSettings", "WindowStore", "ConfidenceDataset", "confidence_windows", "similar_events", "parse_view"]
+__all__ = ["ConfidenceSettings", "WindowStore", "ConfidenceDataset", "confidence_windows", "continuous_windows",
+           "similar_events", "parse_view"]
 
 
 @dataclass
@@ -261,6 +262,81 @@ def confidence_windows(
                     out.append(Annotation(view, duration, a.query, start, end))
                 else:
                     out.append(Annotation(view, duration, a.query, 0.0, 0.0))
+                labels.append(label)
+    return out, labels
+
+
+def continuous_windows(
+    annotations: Sequence[Annotation],
+    rows_of: Mapping[str, int],
+    seconds_per_row: float,
+    settings: ConfidenceSettings,
+    lengths: tuple[int, int],
+    *,
+    meaning_of: Mapping[tuple[str, str], Hashable] | None = None,
+) -> tuple[list[Annotation], list[float]]:
+    """Windows of one continuous video each, for training videos longer than a window.
+
+    Where the training set has videos of several window lengths, their windows are what inference
+    sees in a long video: one scene, no junction, the other events of that scene around. Each is a
+    view ``"VIDEO@A-B"`` of ``L`` rows (``L`` uniform in ``lengths``, inclusive): positives hold the
+    whole moment (re-timed), negatives none of its rows, or with ``settings.partial_fraction``
+    part of it (at most ``partial_max`` of its rows, cut at the window's edge). A sentence whose
+    meaning occurs twice in its video is left out (a window could hold the other occurrence).
+    ``positives`` and ``negative_ratio`` count per annotation as in :func:`confidence_windows`.
+    """
+    s = settings
+    lo_len, hi_len = int(lengths[0]), int(lengths[1])
+    if not 1 <= lo_len <= hi_len:
+        raise ConfigError(f"continuous window lengths must satisfy 1 <= min <= max, got {lengths!r}")
+    rng = np.random.default_rng([s.seed, 11])
+    spr = float(seconds_per_row)
+
+    def key(a: Annotation) -> Hashable:
+        if meaning_of is not None and (a.video, a.query) in meaning_of:
+            return meaning_of[(a.video, a.query)]
+        return " ".join(a.query.lower().split())
+
+    count_of: dict[tuple[str, Hashable], int] = {}
+    for a in annotations:
+        count_of[(a.video, key(a))] = count_of.get((a.video, key(a)), 0) + 1
+    out: list[Annotation] = []
+    labels: list[float] = []
+    for a in annotations:
+        if count_of[(a.video, key(a))] > 1:
+            continue
+        n = int(rows_of[a.video])
+        first, last = _moment_rows(a, n, spr)
+        count_neg = s.negative_ratio * s.positives
+        negatives = int(count_neg) + int(rng.random() < count_neg - int(count_neg))
+        for label, count in ((1.0, s.positives), (0.0, negatives)):
+            for _ in range(count):
+                L = min(int(rng.integers(lo_len, hi_len + 1)), n)
+                if label == 1.0:
+                    starts = (max(0, last - L), min(first, n - L))  # window [w, w + L) holds [first, last)
+                elif s.partial_fraction > 0 and rng.random() < s.partial_fraction:
+                    k_max = int(math.floor(s.partial_max * (last - first)))
+                    if k_max < 1:
+                        continue
+                    k = int(rng.integers(1, k_max + 1))
+                    w = first + k - L if rng.random() < 0.5 else last - k  # the window ends / begins inside
+                    starts = (w, w) if 0 <= w <= n - L else (1, 0)
+                else:
+                    before, after = (0, first - L), (last, n - L)
+                    sides = [r for r in (before, after) if r[0] <= r[1]]
+                    if not sides:
+                        continue
+                    starts = sides[int(rng.integers(len(sides)))]
+                if starts[0] > starts[1]:
+                    continue
+                w = int(rng.integers(starts[0], starts[1] + 1))
+                view = f"{a.video}@{w}-{w + L}"
+                if label == 1.0:
+                    start = min(max(a.start - w * spr, 0.0), L * spr)
+                    end = min(max(a.end - w * spr, start), L * spr)
+                    out.append(Annotation(view, L * spr, a.query, start, end))
+                else:
+                    out.append(Annotation(view, L * spr, a.query, 0.0, 0.0))
                 labels.append(label)
     return out, labels
 

@@ -31,7 +31,7 @@ from cmagrounding.errors import DatasetError
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureStore", "MemoryStore", "NpyFolderStore", "HDF5Store", "EncoderStore", "open_feature_store",
+__all__ = ["FeatureStore", "MemoryStore", "ChainStore", "NpyFolderStore", "HDF5Store", "EncoderStore", "open_feature_store",
            "store_videos", "recorded_durations"]
 
 
@@ -103,6 +103,31 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self.features)} videos)"
+
+
+class ChainStore:
+    """Several stores as one: a video's features come from the first store that has it
+    (e.g. the short and the long training videos, in two folders)."""
+
+    def __init__(self, *stores: Any):
+        if not stores:
+            raise DatasetError("ChainStore needs at least one store")
+        self.stores = stores
+
+    def get(self, video: str) -> np.ndarray:
+        for store in self.stores:
+            if video in store:
+                return store.get(video)
+        raise DatasetError(f"no features for video {video!r} in any of {list(self.stores)!r}")
+
+    def __contains__(self, video: object) -> bool:
+        return any(video in store for store in self.stores)
+
+    def videos(self) -> list[str]:
+        return sorted({v for store in self.stores for v in store_videos(store)})
+
+    def __repr__(self) -> str:
+        return f"ChainStore({', '.join(repr(s) for s in self.stores)})"
 
 
 class NpyFolderStore:
