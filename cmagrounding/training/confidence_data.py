@@ -112,6 +112,23 @@ def _moment_rows(a: Annotation, n: int, seconds_per_row: float) -> tuple[int, in
     return first, last
 
 
+def _meaning_key(meaning_of: Mapping[tuple[str, str], Hashable] | None) -> Any:
+    """What an annotation's sentence means: ``meaning_of[(video, query)]``, else the lower-cased sentence."""
+
+    def key(a: Annotation) -> Hashable:
+        if meaning_of is not None and (a.video, a.query) in meaning_of:
+            return meaning_of[(a.video, a.query)]
+        return " ".join(a.query.lower().split())
+
+    return key
+
+
+def _negative_count(s: ConfidenceSettings, rng: np.random.Generator) -> int:
+    """Negatives for one annotation: ``negative_ratio x positives``, a fractional part drawn at random."""
+    count = s.negative_ratio * s.positives
+    return int(count) + int(rng.random() < count - int(count))
+
+
 def _words(query: str) -> frozenset[str]:
     return frozenset(query.lower().split())
 
@@ -162,10 +179,7 @@ def confidence_windows(
     videos = sorted({a.video for a in annotations})
     meanings: dict[str, set] = {v: set() for v in videos}
 
-    def key(a: Annotation) -> Hashable:
-        if meaning_of is not None and (a.video, a.query) in meaning_of:
-            return meaning_of[(a.video, a.query)]
-        return " ".join(a.query.lower().split())
+    key = _meaning_key(meaning_of)
 
     for a in annotations:
         meanings[a.video].add(key(a))
@@ -207,8 +221,7 @@ def confidence_windows(
     for a in annotations:
         n = int(rows_of[a.video])
         first, last = _moment_rows(a, n, spr)
-        count_neg = s.negative_ratio * s.positives
-        negatives = int(count_neg) + int(rng.random() < count_neg - int(count_neg))
+        negatives = _negative_count(s, rng)
         for label, count in ((1.0, s.positives), (0.0, negatives)):
             for _ in range(count):
                 L = int(rng.integers(lo_len, hi_len + 1))
@@ -292,10 +305,7 @@ def continuous_windows(
     rng = np.random.default_rng([s.seed, 11])
     spr = float(seconds_per_row)
 
-    def key(a: Annotation) -> Hashable:
-        if meaning_of is not None and (a.video, a.query) in meaning_of:
-            return meaning_of[(a.video, a.query)]
-        return " ".join(a.query.lower().split())
+    key = _meaning_key(meaning_of)
 
     count_of: dict[tuple[str, Hashable], int] = {}
     for a in annotations:
@@ -307,8 +317,7 @@ def continuous_windows(
             continue
         n = int(rows_of[a.video])
         first, last = _moment_rows(a, n, spr)
-        count_neg = s.negative_ratio * s.positives
-        negatives = int(count_neg) + int(rng.random() < count_neg - int(count_neg))
+        negatives = _negative_count(s, rng)
         for label, count in ((1.0, s.positives), (0.0, negatives)):
             for _ in range(count):
                 L = min(int(rng.integers(lo_len, hi_len + 1)), n)
