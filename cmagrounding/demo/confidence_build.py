@@ -47,6 +47,13 @@ windows of {size:g} s every {stride:g} s over features extracted once, ranked by
 """
 
 
+LONG_NOTES = """
+Its last fine-tuning step also saw windows of {videos} longer generated videos ({lo:g}-{hi:g} s,
+`--long-split`): windows of one continuous video each, with the whole moment or none of it
+(`training/confidence_data.continuous_windows`), as a long video's windows are at inference.
+"""
+
+
 def binary_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` for binary ``labels`` (ties count one half)."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -286,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     notes = CARD_NOTES + CONFIDENCE_NOTES.format(
         auroc=auroc, size=windows.size, stride=windows.stride, longer=windows.when_longer_than,
         lo=durations["min"], hi=durations["max"], med=durations["median"])
+    if long_info is not None:
+        d = long_info["durations"]
+        notes += LONG_NOTES.format(videos=long_info["videos"], lo=round(d["min"]), hi=round(d["max"]))
     folder = grounder.save_pretrained(out, metrics=metrics, recipe=recipe, card_notes=notes)
     _logger.info("saved %s", folder)
     return 0
