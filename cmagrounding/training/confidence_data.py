@@ -129,6 +129,13 @@ def _negative_count(s: ConfidenceSettings, rng: np.random.Generator) -> int:
     return int(count) + int(rng.random() < count - int(count))
 
 
+def _partial_rows(s: ConfidenceSettings, first: int, last: int, rng: np.random.Generator) -> int | None:
+    """Rows of the moment ``[first, last)`` a partial negative holds: 1 to ``partial_max`` of them
+    (None: the moment is too short to cut)."""
+    k_max = int(math.floor(s.partial_max * (last - first)))
+    return int(rng.integers(1, k_max + 1)) if k_max >= 1 else None
+
+
 def _words(query: str) -> frozenset[str]:
     return frozenset(query.lower().split())
 
@@ -234,10 +241,9 @@ def confidence_windows(
                     m = int(rng.integers(m_min, m_max + 1))
                     lo = int(rng.integers(max(0, last - m), min(first, n - m) + 1))
                 elif partial:  # own rows [lo, lo + m) cut the moment: k of its rows, at a window edge
-                    k_max = int(math.floor(s.partial_max * (last - first)))
-                    if k_max < 1:
+                    k = _partial_rows(s, first, last, rng)
+                    if k is None:
                         continue
-                    k = int(rng.integers(1, k_max + 1))
                     cut_right = bool(rng.random() < 0.5)  # the own segment ends inside the moment
                     room = first + k if cut_right else n - (last - k)  # own rows on that side, with the k
                     m_max = min(room, L - s.min_other)
@@ -321,24 +327,24 @@ def continuous_windows(
         for label, count in ((1.0, s.positives), (0.0, negatives)):
             for _ in range(count):
                 L = min(int(rng.integers(lo_len, hi_len + 1)), n)
-                if label == 1.0:
-                    starts = (max(0, last - L), min(first, n - L))  # window [w, w + L) holds [first, last)
-                elif s.partial_fraction > 0 and rng.random() < s.partial_fraction:
-                    k_max = int(math.floor(s.partial_max * (last - first)))
-                    if k_max < 1:
+                if label == 1.0:  # window [w, w + L) holds [first, last)
+                    w_min, w_max = max(0, last - L), min(first, n - L)
+                    if w_min > w_max:
                         continue
-                    k = int(rng.integers(1, k_max + 1))
+                    w = int(rng.integers(w_min, w_max + 1))
+                elif s.partial_fraction > 0 and rng.random() < s.partial_fraction:
+                    k = _partial_rows(s, first, last, rng)
+                    if k is None:
+                        continue
                     w = first + k - L if rng.random() < 0.5 else last - k  # the window ends / begins inside
-                    starts = (w, w) if 0 <= w <= n - L else (1, 0)
-                else:
-                    before, after = (0, first - L), (last, n - L)
-                    sides = [r for r in (before, after) if r[0] <= r[1]]
+                    if not 0 <= w <= n - L:
+                        continue
+                else:  # before or after the moment
+                    sides = [r for r in ((0, first - L), (last, n - L)) if r[0] <= r[1]]
                     if not sides:
                         continue
-                    starts = sides[int(rng.integers(len(sides)))]
-                if starts[0] > starts[1]:
-                    continue
-                w = int(rng.integers(starts[0], starts[1] + 1))
+                    w_min, w_max = sides[int(rng.integers(len(sides)))]
+                    w = int(rng.integers(w_min, w_max + 1))
                 view = f"{a.video}@{w}-{w + L}"
                 if label == 1.0:
                     start = min(max(a.start - w * spr, 0.0), L * spr)
