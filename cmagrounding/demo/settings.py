@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cmagrounding.demo.generator import GeneratorConfig
+from cmagrounding.errors import ConfigError
 from cmagrounding.demo.grammar import BACKGROUNDS, COLOURS, DIRECTIONS, KINDS, SHAPES, templates
 
 __all__ = ["TRAIN_SEED", "VAL_SEED", "BENCH_SEED", "LONG_SEED", "BuildConfig", "DEFAULT_VIDEO", "DEFAULT_MODEL", "DEFAULT_LOSS",
@@ -35,11 +36,25 @@ class BuildConfig:
     workers: int = 2  # extraction processes
     crops: int = 0  # extra training samples per annotation: random crops of the video around the moment
     device: str = "cpu"  # where extraction and training run ("cuda" on a GPU machine); not a model setting
-    # longer videos (split "long", about long_duration s each, the training videos' event density),
-    # generated and extracted only; the confidence build cuts continuous windows from them
+    # longer videos (split long_name, about long_duration s each, the training videos' event density),
+    # generated and extracted only; the confidence build cuts continuous windows from them. Another
+    # name (and seed) adds a split of other lengths beside an existing one in the same folder.
     num_long: int = 0
     long_seed: int = LONG_SEED
     long_duration: float = 60.0
+    long_name: str = "long"
+
+    def __post_init__(self) -> None:
+        for name in ("num_train", "num_val", "num_long", "workers", "crops"):
+            v = getattr(self, name)
+            low = 1 if name in ("num_train", "num_val", "workers") else 0
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"build {name} must be an integer >= {low}, got {v!r}")
+        if not (isinstance(self.long_name, str) and self.long_name.isidentifier()) or self.long_name in ("train", "val"):
+            raise ConfigError(f"build long_name must be a plain name other than train and val, got {self.long_name!r}")
+        if self.num_long and self.long_seed in (self.train_seed, self.val_seed):
+            raise ConfigError(f"build long_seed {self.long_seed} is the training or validation seed: the long "
+                              "videos would repeat those scenes")
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig.from_dict(self.generator)
