@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-split", default=None, metavar="NAME",
                    help="a split of longer generated videos in WORK (data/NAME/NAME.jsonl, features/NAME/*.npy) whose "
                         "continuous windows join the confidence windows (training/confidence_data.continuous_windows)")
+    p.add_argument("--long-negative-ratio", type=float, default=None,
+                   help="negatives per positive in the --long-split windows (default: --negative-ratio); a long "
+                        "video has many windows without the moment, the confusers among them")
     p.add_argument("--keep", choices=("best", "last"), default="best",
                    help="weights to save: the epoch with the best validation R1@0.5, or the last epoch")
     args = p.parse_args(argv)
@@ -196,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         name = args.long_split
         long_ann = [Annotation(f"{name}/{a.video}", a.duration, a.query, a.start, a.end) for a in _annotations(work, name)]
         lengths = (min(train_rows.values()), mcfg.num_clips)
-        lset = ConfidenceSettings(**{**settings.to_dict(), "seed": settings.seed + 2})
+        lset = ConfidenceSettings(**{**settings.to_dict(), "seed": settings.seed + 2,
+                                     **({} if args.long_negative_ratio is None
+                                        else {"negative_ratio": args.long_negative_ratio})})
         long_rows = {f"{name}/{v}": n for v, n in rows_of(work / "features" / name).items()}
         long_meanings = {(f"{name}/{v}", q): m for (v, q), m in meanings(work, name).items()}
         lwins, llabels = continuous_windows(long_ann, long_rows, spr, lset, lengths, meaning_of=long_meanings)
@@ -204,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         raw_train = ChainStore(raw_train, NpyFolderStore(work / "features"))
         long_info = {"split": name, "videos": len({a.video for a in long_ann}), "annotations": len(long_ann),
                      "windows": len(lwins), "positives": int(sum(llabels)), "lengths_rows": list(lengths),
-                     "durations": duration_summary(long_ann)}
+                     "negative_ratio": lset.negative_ratio, "durations": duration_summary(long_ann)}
         _logger.info("long split %s: %s", name, long_info)
     _logger.info("train: %d annotations + %d windows (%d with the moment); val windows %d",
                  len(train_ann), len(wins), int(sum(labels)), len(vwins))
@@ -276,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(result.train_seconds, 1), "stopped_early": result.stopped_early,
         "command": "python -m cmagrounding.demo.confidence_build --work WORK --out OUT"
                    + (f" --init {args.init}" if args.init else "") + f" --epochs {args.epochs} --lr {args.lr}"
-                   + (f" --long-split {args.long_split}" if args.long_split else ""),
+                   + (f" --long-split {args.long_split}" if args.long_split else "")
+                   + (f" --long-negative-ratio {args.long_negative_ratio:g}" if args.long_negative_ratio is not None else ""),
     }
     # windows of the median training length (in whole rows) every quarter of it, for videos
     # longer than 1.5 x the longest training video (docs/grounder.md, "Long videos")
