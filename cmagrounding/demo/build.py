@@ -45,6 +45,7 @@ import numpy as np
 
 from cmagrounding._io import save_npy_atomic, write_json_atomic, write_text_atomic
 from cmagrounding.demo.generator import generate_dataset, load_annotations
+from cmagrounding.errors import ConfigError
 from cmagrounding.demo.settings import (  # noqa: F401  (re-exported: the build's settings)
     BENCH_SEED, CARD_NOTES, LONG_SEED, DEFAULT_LOSS, DEFAULT_MODEL, DEFAULT_TRAIN, DEFAULT_VIDEO, TRAIN_SEED, VAL_SEED,
     BuildConfig, default_build_config, grammar_sentences, video_config,
@@ -224,6 +225,11 @@ def stage_save(build: BuildConfig, work: Path, grounder, result, out: Path, extr
     return grounder.save_pretrained(out, metrics=metrics, recipe=recipe, card=DEMO_CARD, card_notes=CARD_NOTES)
 
 
+# command-line options that set the BuildConfig field of the same name
+_FIELD_OPTIONS = ("num_train", "num_val", "num_long", "long_duration", "long_name", "long_seed", "workers", "crops",
+                  "device")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cmagrounding.demo.build", description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, help="working folder for videos, features and checkpoints")
@@ -245,26 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     build = default_build_config()
-    if args.num_train is not None:
-        build.num_train = args.num_train
-    if args.num_val is not None:
-        build.num_val = args.num_val
-    if args.num_long is not None:
-        build.num_long = args.num_long
-    if args.long_duration is not None:
-        build.long_duration = args.long_duration
-    if args.long_name is not None:
-        build.long_name = args.long_name
-    if args.long_seed is not None:
-        build.long_seed = args.long_seed
     if args.epochs is not None:
         build.train["epochs"] = args.epochs
-    if args.workers is not None:
-        build.workers = args.workers
-    if args.crops is not None:
-        build.crops = args.crops
-    if args.device is not None:
-        build.device = args.device
     for item in args.set:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
@@ -272,10 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(target, dict) or not name:
             p.error(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION in generator, video, model, loss, train")
         target[name] = json.loads(value)
-    from cmagrounding.errors import ConfigError
-
-    try:  # the options above set fields one by one: check them together
-        build = BuildConfig(**build.to_dict())
+    # options named as BuildConfig fields override them; one construction checks them together
+    given = {f: getattr(args, f) for f in _FIELD_OPTIONS if getattr(args, f) is not None}
+    try:
+        build = BuildConfig(**{**build.to_dict(), **given})
     except ConfigError as e:
         p.error(str(e))
     work, out = Path(args.work), Path(args.out)

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cmagrounding.demo.generator import GeneratorConfig
-from cmagrounding.errors import ConfigError
 from cmagrounding.demo.grammar import BACKGROUNDS, COLOURS, DIRECTIONS, KINDS, SHAPES, templates
+from cmagrounding.errors import ConfigError
 
 __all__ = ["TRAIN_SEED", "VAL_SEED", "BENCH_SEED", "LONG_SEED", "BuildConfig", "DEFAULT_VIDEO", "DEFAULT_MODEL", "DEFAULT_LOSS",
            "DEFAULT_TRAIN", "default_build_config", "video_config", "grammar_sentences", "CARD_NOTES"]
