@@ -45,34 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cmagrounding.demo.absent import absent_sentences
+
 BENCH_WINDOWS_SEED = 4  # never used to build or select a demo model
 THRESHOLDS = (0.3, 0.5, 0.7)
 FIXED_QUERIES = 10  # sentences a user asks of one video, for the per-video-minute figure
 
 
-def absent_sentences(scene, colours, rng, count: int) -> list[str]:
-    """``count`` sentences whose meaning no event of ``scene`` has; half about its own shapes when possible."""
-    from cmagrounding.demo.grammar import BACKGROUNDS, DIRECTIONS, SHAPES, sentence
-
-    used = {e.meaning for e in scene.events}
-    own = {(e.colour, e.shape) for e in scene.events if e.colour is not None}
-    own |= {(o.colour, o.shape) for o in scene.objects}
-    meanings = []
-    for c in colours:
-        for s in SHAPES:
-            for kind in ("appear", "disappear", "grow", "shrink"):
-                meanings.append((kind, c, s, None))
-            meanings += [("move", c, s, d) for d in DIRECTIONS]
-            meanings += [("recolour", c, s, a) for a in colours if a != c]
-    meanings += [("background", None, None, b) for b in BACKGROUNDS]
-    free = [m for m in meanings if m not in used]
-    hard = [m for m in free if (m[1], m[2]) in own]
-    out = []
-    for i in range(count):
-        pool = hard if (i % 2 == 0 and hard) else free
-        m = pool[int(rng.integers(len(pool)))]
-        out.append(sentence(m[0], m[1], m[2], m[3], rng=rng))
-    return out
 
 
 def auroc(scores, labels) -> float:

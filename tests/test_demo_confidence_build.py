@@ -43,14 +43,17 @@ def test_confidence_build_with_a_long_split_and_its_own_negative_ratio(tiny_work
     out = tmp_path / "model"
     args = ["--work", str(tiny_work), "--out", str(out), "--epochs", "1", "--threads", "1",
             "--long-split", "long", "--negative-ratio", "1"]
-    assert main(args + ["--long-negative-ratio", "4"]) == 0
+    assert main(args + ["--long-negative-ratio", "4", "--absent-ratio", "2"]) == 0
     recipe = json.loads((out / "config.json").read_text())["recipe"]
     long_info = recipe["long_split"]
     assert long_info["split"] == "long" and long_info["videos"] == 2 and long_info["negative_ratio"] == 4.0
     assert recipe["confidence"]["negative_ratio"] == 1.0  # the two-video windows keep --negative-ratio
-    assert recipe["command"].endswith("--long-split long --long-negative-ratio 4")
+    assert recipe["command"].endswith("--long-split long --long-negative-ratio 4 --absent-ratio 2")
+    # 2 absent sentences per annotation of the long split, one window each
+    assert long_info["absent_ratio"] == 2.0 and long_info["absent_windows"] == 2 * long_info["annotations"]
     # about 4 negatives per positive among the long windows (some do not fit beside a long moment)
-    positives, negatives = long_info["positives"], long_info["windows"] - long_info["positives"]
+    positives = long_info["positives"]
+    negatives = long_info["windows"] - positives - long_info["absent_windows"]
     assert positives > 0 and 2.5 * positives <= negatives <= 4 * positives
     # the saved folder loads strictly and answers with a confidence
     g = Grounder.from_pretrained(out, device="cpu")
@@ -59,3 +62,5 @@ def test_confidence_build_with_a_long_split_and_its_own_negative_ratio(tiny_work
 
     with pytest.raises(DatasetError, match=r"data/long180/long180.jsonl: annotation file not found"):
         main(args[:-4] + ["--long-split", "long180"])  # a split that is not in the folder is named
+    with pytest.raises(SystemExit, match="--absent-ratio"):
+        main(args[:-4] + ["--absent-ratio", "1"])  # absent sentences are drawn from a long split

@@ -14,6 +14,7 @@ from cmagrounding.training.confidence_data import (
     ConfidenceDataset,
     ConfidenceSettings,
     WindowStore,
+    absent_windows,
     confidence_windows,
     continuous_windows,
     parse_view,
@@ -261,3 +262,25 @@ def test_continuous_windows_are_one_scene_with_the_whole_moment_or_none_of_it():
     twice = anns[:2] + [Annotation(anns[0].video, anns[0].duration, anns[0].query, 40.0, 43.0)]
     w2, _ = continuous_windows(twice, rows_of, 1.0, settings, (16, 24))
     assert {w.query for w in w2} == {anns[1].query}
+
+
+def test_absent_windows_pair_a_random_window_with_each_absent_sentence():
+    """One window per absent sentence, of a length in range (at most the video), inside the video,
+    label 0 and no moment; an absent sentence for a video without features is refused by name."""
+    rows_of = {"a": 80, "b": 30, "c": 10}
+    absent = {"a": ["the red circle grows", "the blue square vanishes", "a green triangle appears"],
+              "b": ["the red circle shrinks"], "c": ["the background turns white"]}
+    wins, labels = absent_windows(absent, rows_of, 0.5, (16, 24), seed=3)
+    assert labels == [0.0] * 5 and sorted(w.query for w in wins) == sorted(q for qs in absent.values() for q in qs)
+    for w in wins:
+        (base, a, b), = parse_view(w.video)
+        assert w.query in absent[base] and 0 <= a < b <= rows_of[base]
+        assert b - a == min(rows_of[base], b - a) and (16 <= b - a <= 24 or b - a == rows_of[base] == 10)
+        assert w.duration == pytest.approx(0.5 * (b - a)) and w.start == w.end == 0.0
+    starts = {parse_view(w.video)[0][1] for w in wins if w.video.startswith("a@")}
+    assert len(starts) > 1  # placed at random, not all at the start
+    assert absent_windows(absent, rows_of, 0.5, (16, 24), seed=3) == (wins, labels)  # seeded
+    with pytest.raises(ConfigError, match="'d'"):
+        absent_windows({"d": ["x"]}, rows_of, 0.5, (16, 24))
+    with pytest.raises(ConfigError, match="lengths"):
+        absent_windows(absent, rows_of, 0.5, (24, 16))

@@ -84,6 +84,19 @@ def meanings(work: Path, split: str) -> dict[tuple[str, str], Any]:
     return {(v.stem, e.sentence): e.meaning for scene, v in zip(scenes, videos) for e in scene.events}
 
 
+def absent_of(work: Path, split: str, ratio: float, *, seed: int) -> dict[str, list[str]]:
+    """"SPLIT/ID" -> round(ratio x its events) sentences absent from that video (cmagrounding.demo.absent)."""
+    from cmagrounding.demo.absent import absent_sentences
+    from cmagrounding.demo.generator import load_annotations
+
+    cfg, scenes, videos = load_annotations(work / "data" / split / "annotations.json")
+    out = {}
+    for i, (scene, v) in enumerate(zip(scenes, videos)):
+        rng = np.random.default_rng([seed, 17, i])
+        out[f"{split}/{v.stem}"] = absent_sentences(scene, cfg.colours, rng, int(round(ratio * len(scene.events))))
+    return out
+
+
 def rows_of(folder: Path) -> dict[str, int]:
     return {p.stem: int(np.load(p, mmap_mode="r").shape[0]) for p in sorted(folder.glob("*.npy"))}
 
@@ -131,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-negative-ratio", type=float, default=None,
                    help="negatives per positive in the --long-split windows (default: --negative-ratio); a long "
                         "video has many windows without the moment, the confusers among them")
+    p.add_argument("--absent-ratio", type=float, default=0.0,
+                   help="with --long-split: sentences absent from the whole video per annotation of it, each in one "
+                        "random window, label 0 (cmagrounding.demo.absent; half about the video's own shapes)")
     p.add_argument("--keep", choices=("best", "last"), default="best",
                    help="weights to save: the epoch with the best validation R1@0.5, or the last epoch")
     args = p.parse_args(argv)
@@ -149,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     from cmagrounding.text.tokenizer import WordTokenizer
     from cmagrounding.training.config import TrainConfig
     from cmagrounding.training.confidence_data import (
-        ConfidenceDataset, ConfidenceSettings, WindowStore, confidence_windows, continuous_windows,
+        ConfidenceDataset, ConfidenceSettings, WindowStore, absent_windows, confidence_windows, continuous_windows,
     )
     from cmagrounding.training.dataset import GroundingDataset, collate
     from cmagrounding.training.stores import ChainStore, NpyFolderStore
@@ -190,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     vwins, vlabels = confidence_windows(val_ann, val_rows, spr, vset, meaning_of=meanings(work, "val"))
     raw_train: Any = NpyFolderStore(work / "features" / "train")
     long_info = None
+    if args.absent_ratio < 0 or (args.absent_ratio > 0 and not args.long_split):
+        raise SystemExit(f"--absent-ratio {args.absent_ratio:g}: needs to be >= 0, and a --long-split to draw from")
     if args.long_split:
         # windows of longer videos, one scene each: what a long video's windows look like at inference
         # (its ids are "NAME/ID", the path of its features under WORK/features: the generator names
@@ -205,11 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         long_rows = {f"{name}/{v}": n for v, n in rows_of(work / "features" / name).items()}
         long_meanings = {(f"{name}/{v}", q): m for (v, q), m in meanings(work, name).items()}
         lwins, llabels = continuous_windows(long_ann, long_rows, spr, lset, lengths, meaning_of=long_meanings)
+        awins: list = []
+        if args.absent_ratio > 0:  # sentences that are nowhere in the video, as the benchmark's absent ones
+            absent = absent_of(work, name, args.absent_ratio, seed=lset.seed)
+            awins, alabels = absent_windows(absent, long_rows, spr, lengths, seed=lset.seed)
+            lwins, llabels = lwins + awins, llabels + alabels
         wins, labels = wins + lwins, labels + llabels
         raw_train = ChainStore(raw_train, NpyFolderStore(work / "features"))
         long_info = {"split": name, "videos": len({a.video for a in long_ann}), "annotations": len(long_ann),
                      "windows": len(lwins), "positives": int(sum(llabels)), "lengths_rows": list(lengths),
-                     "negative_ratio": lset.negative_ratio, "durations": duration_summary(long_ann)}
+                     "negative_ratio": lset.negative_ratio, "durations": duration_summary(long_ann),
+                     **({"absent_ratio": args.absent_ratio, "absent_windows": len(awins)} if awins else {})}
         _logger.info("long split %s: %s", name, long_info)
     _logger.info("train: %d annotations + %d windows (%d with the moment); val windows %d",
                  len(train_ann), len(wins), int(sum(labels)), len(vwins))
@@ -282,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m cmagrounding.demo.confidence_build --work WORK --out OUT"
                    + (f" --init {args.init}" if args.init else "") + f" --epochs {args.epochs} --lr {args.lr}"
                    + (f" --long-split {args.long_split}" if args.long_split else "")
-                   + (f" --long-negative-ratio {args.long_negative_ratio:g}" if args.long_negative_ratio is not None else ""),
+                   + (f" --long-negative-ratio {args.long_negative_ratio:g}" if args.long_negative_ratio is not None else "")
+                   + (f" --absent-ratio {args.absent_ratio:g}" if args.absent_ratio > 0 else ""),
     }
     # windows of the median training length (in whole rows) every quarter of it, for videos
     # longer than 1.5 x the longest training video (docs/grounder.md, "Long videos")

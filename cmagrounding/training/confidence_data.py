@@ -52,7 +52,7 @@ from cmagrounding.training.crops import CroppedStore, parse_view  # noqa: F401  
 from cmagrounding.training.dataset import GroundingDataset
 
 __all__ = ["ConfidenceSettings", "WindowStore", "ConfidenceDataset", "confidence_windows", "continuous_windows",
-           "similar_events", "parse_view"]
+           "absent_windows", "similar_events", "parse_view"]
 
 
 @dataclass
@@ -354,6 +354,40 @@ def continuous_windows(
                     out.append(Annotation(view, L * spr, a.query, 0.0, 0.0))
                 labels.append(label)
     return out, labels
+
+
+def absent_windows(
+    absent: Mapping[str, Sequence[str]],
+    rows_of: Mapping[str, int],
+    seconds_per_row: float,
+    lengths: tuple[int, int],
+    *,
+    seed: int = 0,
+) -> tuple[list[Annotation], list[float]]:
+    """Negatives for sentences that are in no part of their video ("not in this video").
+
+    ``absent[video]`` are sentences known to describe nothing in ``video`` (for generated videos,
+    meanings none of its events has: :func:`cmagrounding.demo.absent.absent_sentences`). Each
+    becomes one window ``"VIDEO@A-B"`` of ``L`` rows (``L`` uniform in ``lengths``, inclusive, at most
+    the video's rows) at a random place, label 0. The windows from :func:`continuous_windows` only
+    pair a window with a sentence that is elsewhere in the same video; at inference the head must
+    also score low a sentence that is nowhere, above all one about the video's own objects.
+    """
+    lo_len, hi_len = int(lengths[0]), int(lengths[1])
+    if not 1 <= lo_len <= hi_len:
+        raise ConfigError(f"absent window lengths must satisfy 1 <= min <= max, got {lengths!r}")
+    rng = np.random.default_rng([seed, 13])
+    spr = float(seconds_per_row)
+    out: list[Annotation] = []
+    for video in sorted(absent):
+        if video not in rows_of:
+            raise ConfigError(f"absent sentences for video {video!r}, which has no features")
+        n = int(rows_of[video])
+        for query in absent[video]:
+            L = min(int(rng.integers(lo_len, hi_len + 1)), n)
+            w = int(rng.integers(0, n - L + 1))
+            out.append(Annotation(f"{video}@{w}-{w + L}", L * spr, query, 0.0, 0.0))
+    return out, [0.0] * len(out)
 
 
 class ConfidenceDataset(GroundingDataset):
