@@ -54,6 +54,28 @@ Its last fine-tuning step also saw windows of {videos} longer generated videos (
 """
 
 
+ABSENT_NOTES = """
+It also saw {windows} windows of those videos paired with sentences of events that are in no part
+of the video (`--absent-ratio {ratio:g}`, half of them about the video's own shapes), with label 0:
+"not in this video" as the head must say it at inference.
+"""
+
+
+def card_notes(auroc: float, windows: Any, durations: dict, long_info: dict | None) -> str:
+    """The demo model card's notes: the build's, the confidence head's, and the last step's long split."""
+    from cmagrounding.demo.settings import CARD_NOTES
+
+    notes = CARD_NOTES + CONFIDENCE_NOTES.format(
+        auroc=auroc, size=windows.size, stride=windows.stride, longer=windows.when_longer_than,
+        lo=durations["min"], hi=durations["max"], med=durations["median"])
+    if long_info is not None:
+        d = long_info["durations"]
+        notes += LONG_NOTES.format(videos=long_info["videos"], lo=round(d["min"]), hi=round(d["max"]))
+        if long_info.get("absent_windows"):
+            notes += ABSENT_NOTES.format(windows=long_info["absent_windows"], ratio=long_info["absent_ratio"])
+    return notes
+
+
 def binary_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` for binary ``labels`` (ties count one half)."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -155,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from cmagrounding.demo.build import (
-        CARD_NOTES, DEFAULT_LOSS, DEFAULT_MODEL, DEFAULT_TRAIN, StandardizedStore, _annotations,
+        DEFAULT_LOSS, DEFAULT_MODEL, DEFAULT_TRAIN, StandardizedStore, _annotations,
         feature_statistics, fold_with_check, grammar_sentences,
     )
     from cmagrounding.grounder import Grounder
@@ -321,12 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
         card = card_of(json.loads((Path(args.init) / "config.json").read_text()))
     grounder = Grounder(net, tok, vcfg.replace(num_clips=mcfg.num_clips), device="cpu", card=card, windows=windows)
-    notes = CARD_NOTES + CONFIDENCE_NOTES.format(
-        auroc=auroc, size=windows.size, stride=windows.stride, longer=windows.when_longer_than,
-        lo=durations["min"], hi=durations["max"], med=durations["median"])
-    if long_info is not None:
-        d = long_info["durations"]
-        notes += LONG_NOTES.format(videos=long_info["videos"], lo=round(d["min"]), hi=round(d["max"]))
+    notes = card_notes(auroc, windows, durations, long_info)
     folder = grounder.save_pretrained(out, metrics=metrics, recipe=recipe, card_notes=notes)
     _logger.info("saved %s", folder)
     return 0
