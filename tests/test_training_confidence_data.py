@@ -284,3 +284,23 @@ def test_absent_windows_pair_a_random_window_with_each_absent_sentence():
         absent_windows({"d": ["x"]}, rows_of, 0.5, (16, 24))
     with pytest.raises(ConfigError, match="lengths"):
         absent_windows(absent, rows_of, 0.5, (24, 16))
+
+
+def test_hard_absent_windows_hold_the_most_similar_event_of_the_video():
+    """With hard_fraction 1, each absent sentence's window holds, whole, the event of its video whose
+    sentence shares most words with it (here: the same colour and shape, another verb)."""
+    rows_of = {"v": 120}
+    anns = [Annotation("v", 120.0, "the red square moves left", 10.0, 14.0),
+            Annotation("v", 120.0, "the blue circle shrinks", 60.0, 63.0),
+            Annotation("v", 120.0, "a green triangle appears", 100.0, 104.0)]
+    absent = {"v": ["the red square grows"] * 10 + ["the blue circle grows"] * 10}
+    wins, _ = absent_windows(absent, rows_of, 1.0, (16, 24), seed=0, annotations=anns, hard_fraction=1.0)
+    for w in wins:
+        (_, a, b), = parse_view(w.video)
+        near = anns[0] if "red" in w.query else anns[1]
+        assert a <= near.start and near.end <= b, (w.video, w.query)
+    random_wins, _ = absent_windows(absent, rows_of, 1.0, (16, 24), seed=0, annotations=anns, hard_fraction=0.0)
+    held = [a <= 10 and 14 <= b for w in random_wins if "red" in w.query for (_, a, b) in parse_view(w.video)]
+    assert not all(held)  # at random, the event is not always in the window
+    with pytest.raises(ConfigError, match="hard_fraction"):
+        absent_windows(absent, rows_of, 1.0, (16, 24), hard_fraction=1.5)

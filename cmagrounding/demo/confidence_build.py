@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--absent-ratio", type=float, default=0.0,
                    help="with --long-split: sentences absent from the whole video per annotation of it, each in one "
                         "random window, label 0 (cmagrounding.demo.absent; half about the video's own shapes)")
+    p.add_argument("--absent-hard-fraction", type=float, default=0.0,
+                   help="share of the absent sentences' windows placed around the video's most similar event "
+                        "(word overlap) instead of at random")
     p.add_argument("--keep", choices=("best", "last"), default="best",
                    help="weights to save: the epoch with the best validation R1@0.5, or the last epoch")
     args = p.parse_args(argv)
@@ -248,14 +251,16 @@ def main(argv: list[str] | None = None) -> int:
         awins: list = []
         if args.absent_ratio > 0:  # sentences that are nowhere in the video, as the benchmark's absent ones
             absent = absent_of(work, name, args.absent_ratio, seed=lset.seed)
-            awins, alabels = absent_windows(absent, long_rows, spr, lengths, seed=lset.seed)
+            awins, alabels = absent_windows(absent, long_rows, spr, lengths, seed=lset.seed, annotations=long_ann,
+                                            hard_fraction=args.absent_hard_fraction)
             lwins, llabels = lwins + awins, llabels + alabels
         wins, labels = wins + lwins, labels + llabels
         raw_train = ChainStore(raw_train, NpyFolderStore(work / "features"))
         long_info = {"split": name, "videos": len({a.video for a in long_ann}), "annotations": len(long_ann),
                      "windows": len(lwins), "positives": int(sum(llabels)), "lengths_rows": list(lengths),
                      "negative_ratio": lset.negative_ratio, "durations": duration_summary(long_ann),
-                     **({"absent_ratio": args.absent_ratio, "absent_windows": len(awins)} if awins else {})}
+                     **({"absent_ratio": args.absent_ratio, "absent_hard_fraction": args.absent_hard_fraction,
+                         "absent_windows": len(awins)} if awins else {})}
         _logger.info("long split %s: %s", name, long_info)
     _logger.info("train: %d annotations + %d windows (%d with the moment); val windows %d",
                  len(train_ann), len(wins), int(sum(labels)), len(vwins))
@@ -329,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                    + (f" --init {args.init}" if args.init else "") + f" --epochs {args.epochs} --lr {args.lr}"
                    + (f" --long-split {args.long_split}" if args.long_split else "")
                    + (f" --long-negative-ratio {args.long_negative_ratio:g}" if args.long_negative_ratio is not None else "")
-                   + (f" --absent-ratio {args.absent_ratio:g}" if args.absent_ratio > 0 else ""),
+                   + (f" --absent-ratio {args.absent_ratio:g}" if args.absent_ratio > 0 else "")
+                   + (f" --absent-hard-fraction {args.absent_hard_fraction:g}" if args.absent_hard_fraction > 0 else ""),
     }
     # windows of the median training length (in whole rows) every quarter of it, for videos
     # longer than 1.5 x the longest training video (docs/grounder.md, "Long videos")

@@ -363,21 +363,31 @@ def absent_windows(
     lengths: tuple[int, int],
     *,
     seed: int = 0,
+    annotations: Sequence[Annotation] = (),
+    hard_fraction: float = 0.0,
 ) -> tuple[list[Annotation], list[float]]:
     """Negatives for sentences that are in no part of their video ("not in this video").
 
     ``absent[video]`` are sentences known to describe nothing in ``video`` (for generated videos,
     meanings none of its events has: :func:`cmagrounding.demo.absent.absent_sentences`). Each
     becomes one window ``"VIDEO@A-B"`` of ``L`` rows (``L`` uniform in ``lengths``, inclusive, at most
-    the video's rows) at a random place, label 0. The windows from :func:`continuous_windows` only
-    pair a window with a sentence that is elsewhere in the same video; at inference the head must
-    also score low a sentence that is nowhere, above all one about the video's own objects.
+    the video's rows), label 0. The windows from :func:`continuous_windows` only pair a window with
+    a sentence that is elsewhere in the same video; at inference the head must also score low a
+    sentence that is nowhere, and the window that outranks the others is the one holding the most
+    similar event. So with ``hard_fraction`` a share of the windows holds, whole, the event among
+    ``annotations`` of that video whose sentence shares most words with the absent one (word-set
+    Jaccard > 0; ties drawn at random); the others are placed at random.
     """
     lo_len, hi_len = int(lengths[0]), int(lengths[1])
     if not 1 <= lo_len <= hi_len:
         raise ConfigError(f"absent window lengths must satisfy 1 <= min <= max, got {lengths!r}")
+    if not 0.0 <= hard_fraction <= 1.0:
+        raise ConfigError(f"hard_fraction must be in [0, 1], got {hard_fraction!r}")
     rng = np.random.default_rng([seed, 13])
     spr = float(seconds_per_row)
+    events: dict[str, list[Annotation]] = {}
+    for a in annotations:
+        events.setdefault(a.video, []).append(a)
     out: list[Annotation] = []
     for video in sorted(absent):
         if video not in rows_of:
@@ -385,7 +395,17 @@ def absent_windows(
         n = int(rows_of[video])
         for query in absent[video]:
             L = min(int(rng.integers(lo_len, hi_len + 1)), n)
-            w = int(rng.integers(0, n - L + 1))
+            w_min, w_max = 0, n - L
+            if events.get(video) and rng.random() < hard_fraction:
+                words = _words(query)
+                overlap = [len(words & _words(e.query)) / len(words | _words(e.query)) for e in events[video]]
+                best = max(overlap)
+                if best > 0:
+                    near = [e for e, o in zip(events[video], overlap) if o == best]
+                    first, last = _moment_rows(near[int(rng.integers(len(near)))], n, spr)
+                    if max(0, last - L) <= min(first, n - L):  # the window can hold the whole event
+                        w_min, w_max = max(0, last - L), min(first, n - L)
+            w = int(rng.integers(w_min, w_max + 1))
             out.append(Annotation(f"{video}@{w}-{w + L}", L * spr, query, 0.0, 0.0))
     return out, [0.0] * len(out)
 
