@@ -8,7 +8,9 @@ Reads the features, annotations and settings of ``python -m cmagrounding.demo.bu
 :mod:`cmagrounding.model.confidence`), optionally starts from an existing demo model's weights
 (``--init``: the network without its head; its folded input standardization is unfolded first),
 and trains on the training videos (regression and attention as in the paper) plus windows that
-hold the whole moment or none of it (:mod:`cmagrounding.training.confidence_data`). The epoch is
+hold the whole moment or none of it (:mod:`cmagrounding.training.confidence_data`); with
+``--long-split`` also windows of one longer video each, and with ``--absent-ratio`` those windows
+paired with sentences that are nowhere in the video (:mod:`cmagrounding.demo.absent`). The epoch is
 picked by validation R1@0.5; the head's AUROC is measured on validation windows built the same
 way. The saved ``config.json`` records the durations trained on and the window defaults that
 ``Grounder.localize`` uses for longer videos (docs/grounder.md, "Long videos").
