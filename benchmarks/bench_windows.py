@@ -52,8 +52,6 @@ THRESHOLDS = (0.3, 0.5, 0.7)
 FIXED_QUERIES = 10  # sentences a user asks of one video, for the per-video-minute figure
 
 
-
-
 def auroc(scores, labels) -> float:
     from cmagrounding.demo.confidence_build import binary_auroc
 

@@ -64,3 +64,5 @@ def test_confidence_build_with_a_long_split_and_its_own_negative_ratio(tiny_work
         main(args[:-4] + ["--long-split", "long180"])  # a split that is not in the folder is named
     with pytest.raises(SystemExit, match="--absent-ratio"):
         main(args[:-4] + ["--absent-ratio", "1"])  # absent sentences are drawn from a long split
+    with pytest.raises(SystemExit, match="--absent-hard-fraction"):
+        main(args + ["--absent-hard-fraction", "0.5"])  # it places absent windows, of which there are none

@@ -235,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     long_info = None
     if args.absent_ratio < 0 or (args.absent_ratio > 0 and not args.long_split):
         raise SystemExit(f"--absent-ratio {args.absent_ratio:g}: needs to be >= 0, and a --long-split to draw from")
+    if args.absent_hard_fraction and not args.absent_ratio:
+        raise SystemExit(f"--absent-hard-fraction {args.absent_hard_fraction:g}: places the windows of --absent-ratio, "
+                         "which is 0")
     if args.long_split:
         # windows of longer videos, one scene each: what a long video's windows look like at inference
         # (its ids are "NAME/ID", the path of its features under WORK/features: the generator names

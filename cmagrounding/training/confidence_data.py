@@ -140,6 +140,17 @@ def _words(query: str) -> frozenset[str]:
     return frozenset(query.lower().split())
 
 
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """Word-set overlap of two sentences (``_words``): |a & b| / |a | b|."""
+    return len(a & b) / len(a | b)
+
+
+def _holding(first: int, last: int, length: int, n: int) -> tuple[int, int]:
+    """First rows ``(w_min, w_max)`` of the ``length``-row windows of an ``n``-row video that hold rows
+    ``[first, last)`` whole (empty when ``w_min > w_max``)."""
+    return max(0, last - length), min(first, n - length)
+
+
 def similar_events(
     annotations: Sequence[Annotation], key: Any, rows_of: Mapping[str, int], seconds_per_row: float, overlap: float,
 ) -> dict[Hashable, list[tuple[str, int, int]]]:
@@ -158,7 +169,7 @@ def similar_events(
             by_word.setdefault(t, set()).add(w)
     out: dict[Hashable, list[tuple[str, int, int]]] = {}
     for w, ks in texts.items():
-        near = {u for t in w for u in by_word[t] if len(w & u) / len(w | u) >= overlap}
+        near = {u for t in w for u in by_word[t] if _jaccard(w, u) >= overlap}
         for k in ks:
             found = out.setdefault(k, [])
             for u in near:
@@ -328,7 +339,7 @@ def continuous_windows(
             for _ in range(count):
                 L = min(int(rng.integers(lo_len, hi_len + 1)), n)
                 if label == 1.0:  # window [w, w + L) holds [first, last)
-                    w_min, w_max = max(0, last - L), min(first, n - L)
+                    w_min, w_max = _holding(first, last, L, n)
                     if w_min > w_max:
                         continue
                     w = int(rng.integers(w_min, w_max + 1))
@@ -385,9 +396,9 @@ def absent_windows(
         raise ConfigError(f"hard_fraction must be in [0, 1], got {hard_fraction!r}")
     rng = np.random.default_rng([seed, 13])
     spr = float(seconds_per_row)
-    events: dict[str, list[Annotation]] = {}
+    events: dict[str, list[tuple[frozenset[str], Annotation]]] = {}  # video -> its sentences' words, annotations
     for a in annotations:
-        events.setdefault(a.video, []).append(a)
+        events.setdefault(a.video, []).append((_words(a.query), a))
     out: list[Annotation] = []
     for video in sorted(absent):
         if video not in rows_of:
@@ -398,13 +409,14 @@ def absent_windows(
             w_min, w_max = 0, n - L
             if events.get(video) and rng.random() < hard_fraction:
                 words = _words(query)
-                overlap = [len(words & _words(e.query)) / len(words | _words(e.query)) for e in events[video]]
+                overlap = [_jaccard(words, ew) for ew, _ in events[video]]
                 best = max(overlap)
                 if best > 0:
-                    near = [e for e, o in zip(events[video], overlap) if o == best]
+                    near = [e for (_, e), o in zip(events[video], overlap) if o == best]
                     first, last = _moment_rows(near[int(rng.integers(len(near)))], n, spr)
-                    if max(0, last - L) <= min(first, n - L):  # the window can hold the whole event
-                        w_min, w_max = max(0, last - L), min(first, n - L)
+                    lo, hi = _holding(first, last, L, n)
+                    if lo <= hi:  # the window can hold the whole event
+                        w_min, w_max = lo, hi
             w = int(rng.integers(w_min, w_max + 1))
             out.append(Annotation(f"{video}@{w}-{w + L}", L * spr, query, 0.0, 0.0))
     return out, [0.0] * len(out)
