@@ -187,16 +187,26 @@ def test_command_line(npy_folder, tmp_path, capsys):
 
 def test_recorded_extraction_settings_become_the_models_video_config(tmp_path):
     from cmagrounding.training.protocol import _store_video_config
+    from cmagrounding.training.stores import open_feature_store
     from cmagrounding.video.config import VideoConfig
 
     vcfg = VideoConfig.for_extractor("i3d_kinetics400", fps=8.0, stride=8)
     feats = {"a": np.ones((4, vcfg.feature_dim), np.float32)}
-    folder = tmp_path / "features" / "train"  # the demo build's layout: video_config.json one level up
+    folder = tmp_path / "features"  # extract-features' layout: <video>.npy and index.json
     folder.mkdir(parents=True)
     np.save(folder / "a.npy", feats["a"])
-    (tmp_path / "features" / "video_config.json").write_text(json.dumps(vcfg.to_dict()))
+    index = {"settings": vcfg.to_dict(), "failed": {}, "videos": {"a": {"file": "a.npy", "duration": 4.0}}}
+    (folder / "index.json").write_text(json.dumps(index))
+    # not packed: the folder's index.json is read (pack-features is only a speed-up)
+    assert _store_video_config(open_feature_store(folder), vcfg.feature_dim, num_clips=24) == vcfg.replace(num_clips=24)
     store = pack_features(folder, folder)
     got = _store_video_config(store, vcfg.feature_dim, num_clips=24)
     assert got == vcfg.replace(num_clips=24)
     assert _store_video_config(store, vcfg.feature_dim + 1, num_clips=24) is None  # other features: not theirs
     assert _store_video_config(MemoryStore(feats), vcfg.feature_dim, num_clips=24) is None
+    # a folder beside a video_config.json (the old demo build's layout) records nothing: no demo special case
+    other = tmp_path / "other" / "train"
+    other.mkdir(parents=True)
+    np.save(other / "a.npy", feats["a"])
+    (tmp_path / "other" / "video_config.json").write_text(json.dumps(vcfg.to_dict()))
+    assert _store_video_config(open_feature_store(other), vcfg.feature_dim, num_clips=24) is None

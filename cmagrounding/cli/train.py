@@ -8,11 +8,14 @@
         --features my_data/features                            # own data: train/val/test.jsonl
     cmagrounding train --recipe own-data --annotations my_data/ --features feats \\
         --set model.hidden=64 --set model.lstm_hidden=32       # own data, a smaller model (README.md)
+    cmagrounding train --recipe own-data --head-only --init runs/charades-full/model \\
+        --annotations my_data/ --features feats                # a confidence head for a trained model
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -29,6 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list-recipes", action="store_true", help="list the recipes with the paper's numbers and exit")
     parser.add_argument("--output", help="run folder (default runs/<recipe>); the model goes to <output>/model")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+    head = parser.add_argument_group("confidence head and windows (additions to the paper; docs/training.md)")
+    head.add_argument("--head-only", action="store_true",
+                      help="train only a confidence head on the frozen weights of --init (its answers on videos run "
+                      "whole do not change); the recipe gives the data, the head's windows and the training settings")
+    head.add_argument("--init", metavar="MODEL", help="with --head-only: the trained pretrained folder")
+    head.add_argument("--head", action=argparse.BooleanOptionalAction, default=None,
+                      help="train the confidence head alongside the network (default: the recipe's; on for own-data "
+                      "and every non-paper recipe, off for the paper presets)")
+    head.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                      help="standardize the input features (folded into the network before saving; default: the recipe's)")
+    head.add_argument("--crops", type=int, help="random crops around the moment per training annotation (default: the recipe's)")
+    head.add_argument("--absent", metavar="FILE", help='JSON Lines of {"video", "query"}: sentences known to be nowhere '
+                      "in that training video, extra negatives for the confidence head")
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=["charades-sta", "activitynet-captions", "jsonl"],
                       help="override the recipe's dataset (jsonl: a folder of train/val/test.jsonl for own data)")
@@ -105,6 +121,49 @@ def _apply_overrides(recipe, overrides: list[str]):
     return recipe
 
 
+def _check_head_only(args: argparse.Namespace) -> None:
+    """Refuse what ``--head-only`` cannot honour (its network is --init's, unchanged), and --init without it."""
+    if not args.head_only:
+        if args.init:
+            raise SystemExit("train: --init is for --head-only (a full run builds its network from the recipe)")
+        return
+    if not args.init:
+        raise SystemExit("train: --head-only needs --init MODEL (the trained pretrained folder)")
+    for flag, value in (("--resume", args.resume), ("--videos", args.videos), ("--glove", args.glove),
+                        ("--set", args.overrides and any(o.startswith("model.") for o in args.overrides)),
+                        ("--video-config", args.video_config), ("--no-head", args.head is False)):
+        if value:
+            raise SystemExit(f"train: {flag} does not apply to --head-only (the network is --init's, unchanged)")
+    if not args.annotations or not args.features:
+        raise SystemExit("train: --head-only needs --annotations and --features (the data the head's windows come from)")
+
+
+def _head_only(args: argparse.Namespace, recipe) -> int:
+    """``--head-only``: a confidence head for the trained model ``--init`` (network frozen)."""
+    from cmagrounding.training.distributed import init_distributed
+    from cmagrounding.training.protocol import run_head_only
+
+    if args.epochs is None:
+        recipe = recipe.replace(train=recipe.train.replace(epochs=recipe.head.head_only_epochs))
+    ctx = init_distributed(recipe.train.device)
+    output = Path(args.output or f"runs/{recipe.name}-head")
+    try:
+        result = run_head_only(recipe, args.init, output, annotations=args.annotations, features=args.features,
+                               absent=args.absent, ctx=ctx)
+    finally:
+        ctx.close()
+    if not ctx.is_main:
+        return 0
+    card = json.loads((result.model_dir / "config.json").read_text(encoding="utf-8"))
+    m = card.get("metrics", {})
+    print(f"\nconfidence head for {args.init}: {result.train.epochs_completed} epochs in "
+          f"{result.train.train_seconds:.0f} s; network unchanged (max span change {m['head_only']['span_change']:.1e})")
+    if m.get("confidence_auroc") is not None:
+        print(f"confidence head: AUROC {m['confidence_auroc']:.3f} on {m['confidence_windows']} windows of {m['confidence_split']}")
+    print(f"model: {result.model_dir}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list_recipes:
         _list_recipes()
@@ -115,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding.training.protocol import run_recipe
     from cmagrounding.training.recipes import get_recipe
 
+    _check_head_only(args)
     recipe = get_recipe(args.recipe)
     changes = {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
@@ -136,6 +196,16 @@ def run(args: argparse.Namespace) -> int:
         recipe = recipe.replace(hdf5_key=args.hdf5_key)
     if args.val_fraction is not None:
         recipe = recipe.replace(val_fraction=args.val_fraction)
+    if args.head is not None:
+        recipe = recipe.replace(head=dataclasses.replace(recipe.head, enabled=args.head))
+    if args.standardize is not None:
+        recipe = recipe.replace(standardize=args.standardize)
+    if args.crops is not None:
+        if args.crops < 0:
+            raise SystemExit(f"train: --crops {args.crops}: must be >= 0")
+        recipe = recipe.replace(crops=args.crops)
+    if args.head_only:
+        return _head_only(args, recipe)
 
     video_config = None
     features: object = args.features
@@ -161,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output or f"runs/{recipe.name}")
     try:
         result = run_recipe(recipe, output, annotations=args.annotations, features=features, glove=args.glove,
-                            resume=args.resume, val=args.val, video_config=video_config, ctx=ctx)
+                            resume=args.resume, val=args.val, video_config=video_config, ctx=ctx, absent=args.absent)
     finally:
         ctx.close()
     if not ctx.is_main:
@@ -174,6 +244,12 @@ def run(args: argparse.Namespace) -> int:
     print(result.table())
     if recipe.paper:
         print(f"paper: {recipe.source}")
+    card = json.loads((result.model_dir / "config.json").read_text(encoding="utf-8")) if result.model_dir else {}
+    if card.get("metrics", {}).get("confidence_auroc") is not None:
+        print(f"confidence head: AUROC {card['metrics']['confidence_auroc']:.3f} on validation windows")
+    if card.get("windows"):
+        w = card["windows"]
+        print(f"windows: {w['size_seconds']:g} s every {w['stride_seconds']:g} s for videos over {w['when_longer_than']:g} s")
     for name, m in result.baselines.items():
         print(f"query-blind baseline {name}: R1@0.5 {100 * m['R1@0.5']:.2f}, mIoU {100 * m['mIoU']:.2f}")
     print(f"model: {result.model_dir}   log: {output / 'train_log.jsonl'}   result: {output / 'result.json'}")

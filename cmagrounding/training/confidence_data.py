@@ -40,7 +40,6 @@ training videos (regression and attention as in the paper, no confidence term).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
@@ -50,54 +49,10 @@ from cmagrounding.errors import ConfigError
 from cmagrounding.training.annotations import Annotation
 from cmagrounding.training.crops import CroppedStore, parse_view  # noqa: F401  (parse_view: re-exported)
 from cmagrounding.training.dataset import GroundingDataset
+from cmagrounding.training.head_config import ConfidenceSettings
 
 __all__ = ["ConfidenceSettings", "WindowStore", "ConfidenceDataset", "confidence_windows", "continuous_windows",
            "absent_windows", "similar_events", "parse_view"]
-
-
-@dataclass
-class ConfidenceSettings:
-    """How the confidence head's windows are drawn (saved with the checkpoint's recipe).
-
-    ``positives`` windows with the moment per training annotation; ``negative_ratio`` negatives per
-    positive (a fractional part is drawn at random); ``min_other`` rows at least from the other
-    video in each window; window lengths are drawn uniformly from ``[min_rows, max_rows]`` (None:
-    the shortest and longest training video, in rows).
-    """
-
-    positives: int = 1
-    negative_ratio: float = 1.0
-    min_other: int = 2
-    min_own: int = 2  # rows at least from the sentence's own video in a negative
-    min_rows: int | None = None
-    max_rows: int | None = None
-    seed: int = 0
-    hard_fraction: float = 0.0  # share of windows whose other segment holds a similar event
-    hard_overlap: float = 0.5  # word-set Jaccard from which a sentence counts as similar
-    partial_fraction: float = 0.0  # share of negatives that hold part of the moment (cut at a window edge)
-    partial_max: float = 0.5  # at most this share of the moment's rows in a partial negative
-
-    def __post_init__(self) -> None:
-        if isinstance(self.positives, bool) or not isinstance(self.positives, int) or self.positives < 0:
-            raise ConfigError(f"confidence positives per annotation must be an integer >= 0, got {self.positives!r}")
-        if not (isinstance(self.negative_ratio, (int, float)) and self.negative_ratio >= 0) or isinstance(
-            self.negative_ratio, bool
-        ):
-            raise ConfigError(f"confidence negative_ratio must be a number >= 0, got {self.negative_ratio!r}")
-        for name in ("min_other", "min_own"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"confidence {name} must be >= 1 row, got {getattr(self, name)!r}")
-        for name in ("hard_fraction", "hard_overlap", "partial_fraction", "partial_max"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-                raise ConfigError(f"confidence {name} must be a number in [0, 1], got {v!r}")
-        if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
-            raise ConfigError(f"confidence min_rows {self.min_rows} > max_rows {self.max_rows}")
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
 
 
 class WindowStore(CroppedStore):

@@ -15,8 +15,7 @@ The index::
      "data_bytes": R * D * itemsize, "data_sha256": "...",
      "videos": {"<id>": {"offset": first row, "length": n rows}, ...},
      "source": {"path": ..., "kind": "npy-folder" | "hdf5" | "store", "key": ...},
-     "extraction": the source's extraction settings (an extract-features index.json's "settings",
-                   or a video_config.json in the folder or its parent, as the demo build writes) or null,
+     "extraction": the source's extraction settings (an extract-features index.json's "settings") or null,
      "sources": {"<id>": {"duration": ..., "source": ...}} (from an extract-features index) or {}}
 
 Building (:func:`cmagrounding.training.packing.pack_features`, ``cmagrounding pack-features``) reads every video through the

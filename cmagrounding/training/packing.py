@@ -20,7 +20,7 @@ from cmagrounding.training.stores import HDF5Store, NpyFolderStore, store_videos
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["pack_features"]
+__all__ = ["pack_features", "recorded_extraction"]
 
 
 def _extraction_of(folder: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -33,13 +33,22 @@ def _extraction_of(folder: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]
             return data.get("settings"), videos
         except (OSError, ValueError, AttributeError) as e:
             raise DatasetError(f"{index}: unreadable extract-features index ({e})") from None
-    config = next((c for c in (folder / "video_config.json", folder.parent / "video_config.json") if c.is_file()), None)
-    if config is not None:  # the demo build: features/video_config.json beside features/<split>/
-        try:
-            return json.loads(config.read_text(encoding="utf-8")), {}
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"{config}: unreadable video config ({e})") from None
     return None, {}
+
+
+def recorded_extraction(store: Any) -> dict[str, Any] | None:
+    """The extraction settings recorded with ``store``'s features, wherever ``extract-features``
+    left them: a packed store's index, or the ``index.json`` of a folder of ``.npy`` files (so that
+    skipping ``pack-features`` loses nothing); None for features made elsewhere. Wrappers with a
+    ``store`` attribute (standardized, cropped) are looked through."""
+    while store is not None:
+        if isinstance(store, NpyFolderStore):
+            return _extraction_of(store.folder)[0]
+        extraction = getattr(store, "extraction", None)
+        if extraction:
+            return extraction
+        store = getattr(store, "store", None)
+    return None
 
 
 def _open_source(source: Any, key: str | None) -> tuple[Any, dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
@@ -60,8 +69,8 @@ def pack_features(source: Any, out: str | os.PathLike[str], *, dtype: str = "flo
                   videos: Iterable[str] | None = None) -> PackedStore:
     """Pack the features of ``source`` into a packed store in the folder ``out``; returns it opened.
 
-    ``source``: a folder of ``.npy`` files (its extract-features ``index.json`` or demo-build
-    ``video_config.json`` is recorded as the extraction settings), an HDF5 file (``key``: the
+    ``source``: a folder of ``.npy`` files (its extract-features ``index.json`` is recorded as
+    the extraction settings), an HDF5 file (``key``: the
     dataset inside each video's group), or any store with ``videos()``. ``videos`` limits the ids
     (default: all). ``dtype`` ``"float16"`` halves the file (values rounded to float16).
     """

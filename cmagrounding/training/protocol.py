@@ -11,6 +11,7 @@ glove=...)`` is what ``cmagrounding train`` calls. Output folder::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from cmagrounding.training.trainer import Callback, Trainer, TrainResult, cpu_th
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["DataSplits", "RecipeResult", "load_recipe_data", "holdout_split", "run_recipe"]
+__all__ = ["DataSplits", "RecipeResult", "TrainingParts", "load_recipe_data", "holdout_split", "run_recipe",
+           "run_head_only"]
 
 
 @dataclass
@@ -119,11 +121,13 @@ def _feature_dim(store: FeatureStore, annotations: AnnotationSet) -> int:
 
 
 def _store_video_config(store: FeatureStore, feature_dim: int, num_clips: int) -> Any:
-    """The extraction settings a store recorded (a packed store built from extract-features output),
-    as the model's VideoConfig; None when it has none or they do not describe these features."""
+    """The extraction settings a store recorded (extract-features' ``index.json`` in a folder of
+    ``.npy`` files, or a packed store built from one), as the model's VideoConfig; None when it has none or they do not describe these features."""
     from cmagrounding.video.config import VideoConfig
 
-    extraction = getattr(store, "extraction", None)
+    from cmagrounding.training.packing import recorded_extraction
+
+    extraction = recorded_extraction(store)
     if not extraction:
         return None
     try:
@@ -148,25 +152,141 @@ def _default_video_config(feature_dim: int, num_clips: int, features: Any) -> An
                        extra={"features": Path(str(features)).name if features is not None else "synthetic"})
 
 
+@dataclass
+class TrainingParts:
+    """What a recipe's additions make of the data: the store the network reads (standardized when
+    ``mean`` is set), the training rows (annotations, crops, head windows) with their confidence
+    labels (None: no head), and the window settings the model records."""
+
+    store: FeatureStore  # evaluation store (standardized with the recipe's standardize)
+    train_store: FeatureStore  # also serves crop and window views
+    train_rows: list[Any]
+    labels: list[float] | None
+    mean: np.ndarray | None
+    std: np.ndarray | None
+    spr: float  # seconds per feature row
+    windows: Any  # WindowSettings
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _training_parts(recipe: Recipe, data: DataSplits, vcfg: Any, num_clips: int, absent: str | Path | None,
+                    log: bool) -> TrainingParts:
+    from cmagrounding.training.crops import CroppedStore, crop_annotations
+    from cmagrounding.training.head import feature_rows, head_windows, load_absent, seconds_per_row, window_settings
+    from cmagrounding.training.standardize import StandardizedStore, feature_statistics
+
+    rows_of = feature_rows(data.store, data.train.videos)
+    spr = seconds_per_row(vcfg, list(data.train), rows_of)
+    store: Any = data.store
+    mean = std = None
+    if recipe.standardize:
+        mean, std = feature_statistics(data.store, data.train.videos)
+        store = StandardizedStore(data.store, mean, std)
+    train_rows = list(data.train)
+    summary: dict[str, Any] = {"seconds_per_row": spr, "standardized": recipe.standardize}
+    train_store: Any = store
+    if recipe.crops or recipe.head.enabled:
+        train_store = CroppedStore(store)
+    if recipe.crops:
+        crops = crop_annotations(data.train, data.store, recipe.crops, spr, seed=recipe.train.seed)
+        train_rows += crops
+        summary["crops"] = len(crops)
+    labels = None
+    if absent is not None and not recipe.head.enabled:
+        raise ConfigError(f"absent sentences ({absent}) train the confidence head, which recipe {recipe.name!r} leaves off")
+    if recipe.head.enabled:
+        known = load_absent(absent, data.train.videos) if absent is not None else None
+        wins, wl, summary["head"] = head_windows(list(data.train), rows_of, spr, recipe.head, num_clips, absent=known)
+        labels = [float("nan")] * len(train_rows) + wl
+        train_rows += wins
+    windows = window_settings(list(data.train), spr, recipe.windows)
+    summary["windows"] = windows.to_dict()
+    if log:
+        _logger.info("training rows: %d annotations, %s", len(data.train), summary)
+    return TrainingParts(store, train_store, train_rows, labels, mean, std, spr, windows, summary)
+
+
+def _train_dataset(parts: TrainingParts, tok: Any, n: int, words: int, seed: int) -> Any:
+    if parts.labels is None:
+        return GroundingDataset(parts.train_rows, parts.train_store, tok, n, words, train=True, seed=seed)
+    from cmagrounding.training.confidence_data import ConfidenceDataset
+
+    return ConfidenceDataset(parts.train_rows, parts.labels, parts.train_store, tok, n, words, train=True, seed=seed)
+
+
+def _head_auroc(recipe: Recipe, data: DataSplits, parts: TrainingParts, network: Any, tok: Any, n: int,
+                words: int) -> dict[str, Any]:
+    """The head's AUROC on windows of the validation (else test) videos, drawn as the training ones."""
+    from cmagrounding.training.confidence_data import ConfidenceDataset
+    from cmagrounding.training.crops import CroppedStore
+    from cmagrounding.training.head import feature_rows, head_auroc, head_windows
+
+    split = data.val if data.val is not None else data.test
+    rows_of = feature_rows(data.store, split.videos)
+    try:
+        wins, labels, _ = head_windows(list(split), rows_of, parts.spr, recipe.head, n, seed_offset=1)
+        ds = ConfidenceDataset(wins, labels, CroppedStore(parts.store), tok, n, words)
+        auroc = head_auroc(network, ds)
+    except (DatasetError, ValueError) as e:  # too few videos for windows of both labels
+        _logger.warning("confidence AUROC on %s not measured: %s", split.split, e)
+        return {}
+    _logger.info("confidence head: AUROC %.4f on %d windows of the %s videos", auroc, len(wins), split.split)
+    return {"confidence_auroc": round(auroc, 4), "confidence_windows": len(wins),
+            "confidence_split": f"{split.name}/{split.split}"}
+
+
+def _fold(network: Any, parts: TrainingParts, split: AnnotationSet, tok: Any, n: int, words: int) -> None:
+    """Fold the standardization into the network (on the CPU) and check that nothing moved."""
+    if parts.mean is None:
+        return
+    from cmagrounding.training.standardize import fold_with_check
+
+    ds = GroundingDataset(split, parts.store, tok, n, words)
+    before, after = fold_with_check(network, [ds[i] for i in range(min(64, len(ds)))], parts.mean, parts.std)
+    gap = float((before.span - after.span).abs().max())
+    if before.confidence_logit is not None:
+        gap = max(gap, float((before.confidence_logit - after.confidence_logit).abs().max()) / 10)
+    if gap > 1e-3:
+        raise RuntimeError(f"folding the feature standardization changed the outputs by {gap:.2e}")
+    _logger.info("standardization folded into the first linear layer (max output change %.1e)", gap)
+
+
+def _head_notes(recipe: Recipe, parts: TrainingParts, head_card: dict[str, Any]) -> str:
+    w = parts.windows
+    notes = (f" Videos longer than {w.when_longer_than:g} s are localized in windows of {w.size:g} s every "
+             f"{w.stride:g} s (the training videos' durations; docs/grounder.md, \"Long videos\").")
+    if recipe.head.enabled:
+        notes += (" A confidence head (an addition to the paper) scores each answer (`Moment.score`)"
+                  + (f"; validation windows AUROC {head_card['confidence_auroc']:.3f}." if head_card else "."))
+    return notes
+
+
 def run_recipe(recipe: Recipe, output: str | Path, *, annotations: str | Path | None = None,
                features: str | Path | FeatureStore | None = None, glove: str | Path | None = None,
                resume: bool = False, val: str | None = None, video_config: Any = None,
                ctx: DistContext | None = None, callbacks: Iterable[Callback] = (),
-               baselines: bool | None = None) -> RecipeResult:
+               baselines: bool | None = None, absent: str | Path | None = None) -> RecipeResult:
     """Train ``recipe`` and write its pretrained folder to ``<output>/model`` (main process).
 
     ``val`` overrides the recipe's validation protocol ("test", "holdout", "val", "none").
     ``baselines`` (default: on for the synthetic recipe) also scores two query-blind baselines on
     the test split: the mean training span, and the trained model given other videos' queries.
+    ``absent``: a JSON Lines file of sentences known to be nowhere in a training video,
+    ``{"video", "query"}`` per line, extra label-0 windows for the confidence head (``recipe.head``).
+
+    The recipe's additions to the paper (none in the paper presets) are applied here: inputs
+    standardized and the statistics folded into the network before saving (``standardize``), crops
+    (``crops``), the confidence head trained alongside the network on its windows (``head``); every
+    model records the window settings of its training durations (``windows``).
     """
     with cpu_threads(recipe.train.num_threads):
         return _run_recipe(recipe, Path(output), annotations, features, glove, resume, val, video_config, ctx,
-                           callbacks, baselines)
+                           callbacks, baselines, absent)
 
 
 def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, features: str | Path | FeatureStore | None,
                 glove: str | Path | None, resume: bool, val: str | None, video_config: Any, ctx: DistContext | None,
-                callbacks: Iterable[Callback], baselines: bool | None) -> RecipeResult:
+                callbacks: Iterable[Callback], baselines: bool | None, absent: str | Path | None) -> RecipeResult:
     from cmagrounding.model.config import CMAConfig, LossConfig
     from cmagrounding.model.losses import GroundingLoss
     from cmagrounding.model.network import CMANetwork
@@ -200,6 +320,8 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     if tok.vocab_size != model_cfg.vocab_size and recipe.preset is not None and ctx.is_main:
         _logger.info("vocabulary of the training split: %d words (the paper reports %d)", tok.vocab_size, model_cfg.vocab_size)
     model_cfg = model_cfg.replace(video_dim=dim, vocab_size=tok.vocab_size)
+    if recipe.head.enabled:  # an addition to the paper: the presets' recipes leave it off
+        model_cfg = model_cfg.replace(confidence_head=True, confidence_hidden=recipe.head.hidden)
 
     torch.manual_seed(cfg.seed)  # initial weights (DDP broadcasts rank 0's anyway)
     network = CMANetwork(model_cfg)
@@ -216,8 +338,10 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
                         if model_cfg.freeze_embeddings else "")
 
     n, words = model_cfg.num_clips, model_cfg.max_words
-    train_ds = GroundingDataset(data.train, data.store, tok, n, words, train=True, seed=cfg.seed)
-    val_ds = GroundingDataset(data.val, data.store, tok, n, words) if data.val is not None else None
+    vcfg = video_config or _store_video_config(data.store, dim, n) or _default_video_config(dim, n, features)
+    parts = _training_parts(recipe, data, vcfg, n, absent, ctx.is_main)
+    train_ds = _train_dataset(parts, tok, n, words, cfg.seed)
+    val_ds = GroundingDataset(data.val, parts.store, tok, n, words) if data.val is not None else None
     run_info = {"recipe": recipe.to_dict(), "model": model_cfg.to_dict(), "loss": loss_cfg.to_dict(),
                 "val_protocol": data.val_protocol}
     trainer = Trainer(network, GroundingLoss(loss_cfg), train_ds, val_ds, cfg, output, ctx=ctx,
@@ -228,31 +352,123 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     model_dir = None
     extra: dict[str, dict[str, Any]] = {}
     if ctx.is_main:
-        test_ds = GroundingDataset(data.test, data.store, tok, n, words)
+        test_ds = GroundingDataset(data.test, parts.store, tok, n, words)
         test_metrics = evaluate_network(network, test_ds, cfg.eval_batch_size, ctx.device, trainer.amp)
         if baselines if baselines is not None else recipe.dataset == "synthetic":
             extra["mean_training_span"] = mean_span_baseline(data.train, data.test).to_dict()
-            shuffled = GroundingDataset(shuffle_queries(data.test, seed=cfg.seed), data.store, tok, n, words)
+            shuffled = GroundingDataset(shuffle_queries(data.test, seed=cfg.seed), parts.store, tok, n, words)
             extra["shuffled_queries"] = evaluate_network(network, shuffled, cfg.eval_batch_size, ctx.device, trainer.amp).to_dict()
+        head_card = _head_auroc(recipe, data, parts, network, tok, n, words) if recipe.head.enabled else {}
+        _fold(network, parts, data.val if data.val is not None else data.test, tok, n, words)
         from cmagrounding.grounder import Grounder
 
-        vcfg = video_config or _store_video_config(data.store, dim, n) or _default_video_config(dim, n, features)
         metrics_card = {
             "test": test_metrics.to_dict(), "test_split": f"{data.test.name}/{data.test.split}",
             "validation": train_result.best_metrics, "best_epoch": train_result.best_epoch,
             "epochs": train_result.epochs_completed, "val_protocol": data.val_protocol,
             "paper": recipe.paper or None, "paper_source": recipe.source or None, "convention": CONVENTION,
-            **({"baselines": extra} if extra else {}),
+            **head_card, **({"baselines": extra} if extra else {}),
         }
         model_dir = output / "model"
-        Grounder(network, tok, vcfg, device=ctx.device).save_pretrained(
-            model_dir, metrics=metrics_card, recipe=recipe.to_dict(),
-            card_notes=f"Trained with `cmagrounding train --recipe {recipe.name}`; {data.val_protocol}.",
+        Grounder(network, tok, vcfg, device=ctx.device, windows=parts.windows).save_pretrained(
+            model_dir, metrics=metrics_card, recipe={**recipe.to_dict(), "training_parts": parts.summary},
+            card_notes=f"Trained with `cmagrounding train --recipe {recipe.name}`; {data.val_protocol}."
+                       + _head_notes(recipe, parts, head_card),
         )
         write_json_atomic(output / "result.json", {
             "recipe": recipe.name, **metrics_card, "train_seconds": train_result.train_seconds,
             "total_seconds": time.perf_counter() - t_start, "stopped_early": train_result.stopped_early,
-            "model_dir": str(model_dir), "history": train_result.history,
+            "model_dir": str(model_dir), "history": train_result.history, "training_parts": parts.summary,
         }, sort_keys=True)
     ctx.barrier()
     return RecipeResult(recipe, test_metrics, train_result, model_dir, network, extra, data.val_protocol)
+
+
+def run_head_only(recipe: Recipe, init: str | Path, output: str | Path, *, annotations: str | Path | None = None,
+                  features: str | Path | FeatureStore | None = None, absent: str | Path | None = None,
+                  ctx: DistContext | None = None) -> RecipeResult:
+    """Give the trained model ``init`` a confidence head trained alone on its frozen weights.
+
+    The network's weights are loaded unchanged and frozen (dropout off outside the head), so its
+    spans on every video run whole are exactly those of ``init`` (checked before saving); only the
+    head learns, on windows of ``recipe``'s training data drawn by ``recipe.head`` (and
+    ``absent``'s sentences). The model gets window settings from the training durations and is
+    written to ``<output>/model`` with ``init``'s tokenizer, video config and card. Epochs:
+    ``recipe.train.epochs``; the last epoch is kept (a frozen network's R1 does not move).
+    """
+    with cpu_threads(recipe.train.num_threads):
+        return _run_head_only(recipe, Path(init), Path(output), annotations, features, absent, ctx)
+
+
+def _run_head_only(recipe: Recipe, init: Path, output: Path, annotations: str | Path | None,
+                   features: str | Path | FeatureStore | None, absent: str | Path | None,
+                   ctx: DistContext | None) -> RecipeResult:
+    from cmagrounding.grounder import Grounder
+    from cmagrounding.model.config import LossConfig
+    from cmagrounding.model.losses import GroundingLoss
+    from cmagrounding.model.network import CMANetwork
+    from cmagrounding.model.presets import get_preset
+
+    cfg = recipe.train
+    ctx = ctx or init_distributed(cfg.device)
+    t_start = time.perf_counter()
+    base = Grounder.from_pretrained(init, device="cpu", load_extractor=False)
+    data = load_recipe_data(recipe, annotations, features, "none")
+    head = recipe.replace(head=dataclasses.replace(recipe.head, enabled=True), standardize=False, crops=0)
+    model_cfg = base.network.config.replace(confidence_head=True, confidence_hidden=recipe.head.hidden)
+    torch.manual_seed(cfg.seed)  # the new head's initial weights
+    network = CMANetwork(model_cfg)
+    state = {k: v for k, v in base.network.state_dict().items() if not k.startswith("confidence.")}
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("confidence.") for k in missing):
+        raise ConfigError(f"{init}: its weights do not fit its own configuration with a head "
+                          f"(missing {missing}, unexpected {unexpected})")
+    for name, p in network.named_parameters():
+        p.requires_grad_(name.startswith("confidence."))
+    for name, m in network.named_modules():  # frozen layers see no dropout: the head learns the features it will get
+        if isinstance(m, torch.nn.Dropout) and not name.startswith("confidence"):
+            m.p = 0.0
+    dim = _feature_dim(data.store, data.train)
+    if dim != model_cfg.video_dim:
+        raise DatasetError(f"features are {dim}-d; the model {init} takes {model_cfg.video_dim}-d")
+    n, words = model_cfg.num_clips, model_cfg.max_words
+    parts = _training_parts(head, data, base.video_config, n, absent, ctx.is_main)
+    keep = len(data.train)  # the plain annotations give the head no gradient: windows only
+    parts.train_rows, parts.labels = parts.train_rows[keep:], (parts.labels or [])[keep:]
+    tok = base.tokenizer
+    train_ds = _train_dataset(parts, tok, n, words, cfg.seed)
+    loss_cfg = get_preset(recipe.preset).loss.replace(**recipe.loss) if recipe.preset else LossConfig.from_dict(recipe.loss or {})
+    run_info = {"recipe": head.to_dict(), "model": model_cfg.to_dict(), "loss": loss_cfg.to_dict(),
+                "head_only": {"init": str(init)}, "val_protocol": "last epoch (head only)"}
+    trainer = Trainer(network, GroundingLoss(loss_cfg), train_ds, None, cfg, output, ctx=ctx, run_info=run_info)
+    train_result = trainer.fit(resume=False)
+    model_dir = None
+    if ctx.is_main:
+        split = data.test
+        ds = GroundingDataset(split, data.store, tok, n, words)
+        items = [ds[i] for i in range(min(64, len(ds)))]
+        from cmagrounding.training.dataset import collate
+
+        b = collate(items)
+        with torch.no_grad():
+            before = base.network.cpu().eval()(b["video"], b["video_mask"], b["words"], b["word_mask"]).span
+            after = network.cpu().eval()(b["video"], b["video_mask"], b["words"], b["word_mask"]).span
+        gap = float((before - after).abs().max())
+        if gap > 1e-5:
+            raise RuntimeError(f"training the head alone changed the network's spans by {gap:.2e}")
+        head_card = _head_auroc(head, data, parts, network, tok, n, words)
+        metrics = {"head_only": {"init": str(init), "span_change": gap}, "epochs": train_result.epochs_completed,
+                   **head_card}
+        model_dir = output / "model"
+        Grounder(network, tok, base.video_config, device="cpu", card=base.card, windows=parts.windows).save_pretrained(
+            model_dir, metrics=metrics, recipe={**head.to_dict(), "head_only": {"init": str(init)},
+                                                "training_parts": parts.summary},
+            card_notes=f"The network of {init.name}, frozen, with a confidence head trained alone "
+                       f"(`cmagrounding train --head-only`)." + _head_notes(head, parts, head_card),
+        )
+        write_json_atomic(output / "result.json", {
+            "recipe": recipe.name, **metrics, "train_seconds": train_result.train_seconds,
+            "total_seconds": time.perf_counter() - t_start, "model_dir": str(model_dir),
+            "history": train_result.history, "training_parts": parts.summary}, sort_keys=True)
+    ctx.barrier()
+    return RecipeResult(head, None, train_result, model_dir, network, {}, "last epoch (head only)")
