@@ -27,16 +27,19 @@ import argparse
 import hashlib
 import json
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tools/ (repository tooling, not installed)
+
 from cmagrounding.demo import DEMO_MODEL_DIR
 from cmagrounding.demo.generator import generate_dataset, generate_scene, load_annotations
 from cmagrounding.demo.runner import generator_config_of
-from cmagrounding.demo.settings import BENCH_SEED
+from tools.demo.settings import BENCH_SEED
 from cmagrounding.spans import seconds_to_unit
 from cmagrounding.training.metrics import compute_metrics
 from cmagrounding.video.features import VideoFeatures

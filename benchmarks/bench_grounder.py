@@ -170,7 +170,7 @@ def _timed(fn) -> float:
 
 def precision_agreement(build: Path) -> None:
     """bf16 against fp32 answers of the demo model on a demo build's validation features and queries
-    (``cmagrounding.demo`` build folder: ``features/val/*.npy``, ``data/val/val.jsonl``)."""
+    (a ``tools/demo/build.py`` work folder: ``data/val.jsonl``, ``features/<video>.npy``)."""
     import json
     import logging
 
@@ -181,13 +181,13 @@ def precision_agreement(build: Path) -> None:
     logging.getLogger("cmagrounding").setLevel(logging.ERROR)  # the demo model's warning
     g = Grounder.from_pretrained(DEMO_MODEL_DIR, device="cpu", load_extractor=False)
     c = g.video_config
-    rows = [json.loads(line) for line in (build / "data" / "val" / "val.jsonl").read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in (build / "data" / "val.jsonl").read_text().splitlines() if line.strip()]
     by_video: dict[str, list[dict]] = {}
     for r in rows:
         by_video.setdefault(r["video"], []).append(r)
     diffs, unit, hits = [], [], {"fp32": 0, "bf16": 0}
     for video, items in by_video.items():
-        f = np.load(build / "features" / "val" / f"{video}.npy")
+        f = np.load(build / "features" / f"{video}.npy")
         starts = np.arange(len(f)) * c.stride / c.fps
         feats = VideoFeatures(f, np.stack([starts, starts + c.clip_len / c.fps], 1), items[0]["duration"], c)
         answers = {}

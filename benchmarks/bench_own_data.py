@@ -124,7 +124,8 @@ def stage_eval(args: argparse.Namespace, work: Path, model: Path) -> dict:
     from cmagrounding.demo.generator import GeneratorConfig
     from cmagrounding.demo.runner import config_for_duration
     from cmagrounding.grounder import Grounder
-    from tools.demo.absent import absent_sentences, binary_auroc
+    from cmagrounding.training.head import binary_auroc
+    from tools.demo.absent import absent_sentences
 
     torch.set_num_threads(args.threads)
     grounder = Grounder.from_pretrained(model, device="cpu")

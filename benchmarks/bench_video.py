@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cmagrounding.video import synthetic
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tools/ (repository tooling, not installed)
+
+from tools.video import synthetic
 from cmagrounding.video.config import VideoConfig
 from cmagrounding.video.decode import iter_frames, output_size, probe
 from cmagrounding.video.encoder import VideoEncoder, iter_clips

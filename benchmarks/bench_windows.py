@@ -45,7 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cmagrounding.demo.absent import absent_sentences
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tools/ (repository tooling, not installed)
+
+from tools.demo.absent import absent_sentences
 
 BENCH_WINDOWS_SEED = 4  # never used to build or select a demo model
 THRESHOLDS = (0.3, 0.5, 0.7)
@@ -53,7 +55,7 @@ FIXED_QUERIES = 10  # sentences a user asks of one video, for the per-video-minu
 
 
 def auroc(scores, labels) -> float:
-    from cmagrounding.demo.confidence_build import binary_auroc
+    from cmagrounding.training.head import binary_auroc
 
     return binary_auroc(np.asarray(scores), np.asarray(labels))
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tools/ (repository tooling, not installed)
+
 from cmagrounding.video.decode import probe
-from cmagrounding.video.mutants import KINDS, SAME_LENGTH, run_mutants, write_mutants
+from tools.video.mutants import KINDS, SAME_LENGTH, run_mutants, write_mutants
 
 VIDEOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
 

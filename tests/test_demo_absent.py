@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmagrounding.demo.absent import absent_meanings, absent_sentences
+from tools.demo.absent import absent_meanings, absent_sentences
 from cmagrounding.demo.generator import GeneratorConfig, generate_scene
 from cmagrounding.demo.grammar import templates
 

@@ -1,5 +1,5 @@
-"""Pieces of the demo model's build that change what the network sees: the folded input scaling and
-the training crops (both in cmagrounding.training now), and the build's settings."""
+"""Pieces of the demo model's build (tools/demo): the folded input scaling and the training crops
+(cmagrounding.training, which the demo recipe turns on), the build's settings and its generate stage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmagrounding.demo.settings import BuildConfig, default_build_config, grammar_sentences
+from tools.demo.settings import BuildConfig, default_build_config, grammar_sentences
 from cmagrounding.model.config import CMAConfig
 from cmagrounding.model.network import CMANetwork
 from cmagrounding.training.annotations import Annotation
@@ -67,7 +67,7 @@ def test_crops_contain_and_retime_the_moment():
 def test_build_settings_and_vocabulary():
     cfg = default_build_config()
     # the seeds of training and selection are not the benchmark's
-    from cmagrounding.demo.settings import BENCH_SEED
+    from tools.demo.settings import BENCH_SEED
 
     assert BENCH_SEED not in (cfg.train_seed, cfg.val_seed)
     sentences = grammar_sentences()
@@ -75,32 +75,32 @@ def test_build_settings_and_vocabulary():
     assert "the red circle moves to the left" in sentences
 
 
-def test_generate_stage_writes_the_long_split_only_when_asked(tmp_path):
+def test_generate_stage_writes_an_own_data_folder_with_the_long_videos_and_absent_sentences(tmp_path):
     import json
 
-    from cmagrounding.demo.build import stage_generate
+    from tools.demo.build import stage_generate
 
     build = default_build_config()
     build.num_train, build.num_val = 2, 1
-    stage_generate(build, tmp_path / "plain")
-    assert not (tmp_path / "plain" / "data" / "long").exists()
-    build.num_long, build.long_duration = 2, 40.0
-    stage_generate(build, tmp_path / "long")
-    rows = [json.loads(x) for x in (tmp_path / "long" / "data" / "long" / "long.jsonl").read_text().splitlines()]
-    durations = {r["video"]: r["duration"] for r in rows}
+    counts = stage_generate(build, tmp_path / "plain")
+    assert counts["absent"] == 0 and not (tmp_path / "plain" / "generated" / "long").exists()
+    build.num_long, build.long_duration, build.absent_ratio = 2, 40.0, 2.0
+    stage_generate(build, tmp_path / "w")
+    data = tmp_path / "w" / "data"
+    train = [json.loads(x) for x in (data / "train.jsonl").read_text().splitlines()]
+    long = [r for r in train if r["video"].startswith("lo")]
+    durations = {r["video"]: r["duration"] for r in long}
     assert len(durations) == 2 and all(0.8 * 40 <= d <= 1.2 * 40 for d in durations.values())
-    assert all(0 <= r["start"] < r["end"] <= r["duration"] for r in rows)
-    # its own seed: not the training videos again
-    train = [json.loads(x) for x in (tmp_path / "long" / "data" / "train" / "train.jsonl").read_text().splitlines()]
-    assert {r["query"] for r in rows} != {r["query"] for r in train}
-    assert len(list((tmp_path / "long" / "data" / "long" / "videos").glob("*.mp4"))) == 2
-    # another split beside it, under its own name and seed, leaves the first one as it was
-    before = (tmp_path / "long" / "data" / "long" / "long.jsonl").read_text()
-    build.num_long, build.long_duration, build.long_name, build.long_seed = 1, 60.0, "long60", 8
-    stage_generate(build, tmp_path / "long")
-    assert (tmp_path / "long" / "data" / "long" / "long.jsonl").read_text() == before
-    other = [json.loads(x) for x in (tmp_path / "long" / "data" / "long60" / "long60.jsonl").read_text().splitlines()]
-    assert {r["video"] for r in other} == {"00000"} and 0.8 * 60 <= other[0]["duration"] <= 1.2 * 60
+    assert {r["video"][:2] for r in train} == {"tr", "lo"}  # one folder of videos: ids never collide
+    assert all(0 <= r["start"] < r["end"] <= r["duration"] for r in train)
+    assert (data / "test.jsonl").read_text() == (data / "val.jsonl").read_text()
+    assert sorted(p.stem for p in (tmp_path / "w" / "videos").glob("*.mp4")) == sorted(
+        {r["video"] for r in train} | {"va00000"})
+    # 2 absent sentences per event of each long video, none of them one of its own sentences
+    absent = [json.loads(x) for x in (data / "absent.jsonl").read_text().splitlines()]
+    assert len(absent) == 2 * len(long)
+    for row in absent:
+        assert row["video"] in durations and row["query"] not in {r["query"] for r in long if r["video"] == row["video"]}
 
 
 @pytest.mark.parametrize("change, message", [
@@ -109,6 +109,7 @@ def test_generate_stage_writes_the_long_split_only_when_asked(tmp_path):
     ({"long_name": "val"}, "long_name must be a plain name"),
     ({"long_name": "../x"}, "long_name must be a plain name"),
     ({"num_long": 2, "long_seed": 1}, "long_seed 1 is the training or validation seed"),
+    ({"absent_ratio": -1}, "absent_ratio must be a number >= 0"),
 ])
 def test_build_config_rejects_bad_counts_and_names(change, message):
     from cmagrounding.errors import ConfigError
@@ -118,7 +119,7 @@ def test_build_config_rejects_bad_counts_and_names(change, message):
 
 
 def test_build_command_names_a_bad_option(capsys, tmp_path):
-    from cmagrounding.demo.build import main
+    from tools.demo.build import main
 
     with pytest.raises(SystemExit):
         main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--num-long", "-1"])

@@ -12,7 +12,7 @@ import pytest
 from safetensors import safe_open
 
 from cmagrounding.demo import DEMO_MODEL_DIR
-from cmagrounding.demo.settings import BENCH_SEED, grammar_sentences
+from tools.demo.settings import BENCH_SEED, grammar_sentences
 from cmagrounding.demo.generator import GeneratorConfig
 from cmagrounding.demo.runner import DEMO_SEED_MIN, DemoResult, draw_plot, generator_config_of
 from cmagrounding.spans import span_iou

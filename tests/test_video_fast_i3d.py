@@ -270,7 +270,7 @@ def test_extraction_jobs_announce_their_clip_count(tmp_path):
     """extract_folder tells the runtime about how many clips its videos give (probed, not decoded)."""
     from cmagrounding.video.config import VideoConfig
     from cmagrounding.video.extract import estimate_clips
-    from cmagrounding.video.synthetic import write_video
+    from tools.video.synthetic import write_video
 
     videos = []
     for i, seconds in enumerate((4.0, 6.0, 8.0)):

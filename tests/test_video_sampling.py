@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmagrounding.video import synthetic
+from tools.video import synthetic
 from cmagrounding.video.config import VideoConfig
 from cmagrounding.video.decode import Frame, probe
 from cmagrounding.video.encoder import iter_clips

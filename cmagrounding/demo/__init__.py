@@ -22,7 +22,7 @@ from cmagrounding.model_card import ModelCard
 #: The shipped pretrained folder (package data).
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "model"
 
-#: What the demo model is for (config.json's "card"; written by ``cmagrounding.demo.build``).
+#: What the demo model is for (config.json's "card"; written by ``tools.demo.build``).
 DEMO_CARD = ModelCard(
     domain="generated videos of coloured shapes (demo), not real footage",
     intended_use=(

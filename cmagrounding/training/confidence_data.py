@@ -335,7 +335,7 @@ def absent_windows(
     """Negatives for sentences that are in no part of their video ("not in this video").
 
     ``absent[video]`` are sentences known to describe nothing in ``video`` (for generated videos,
-    meanings none of its events has: :func:`cmagrounding.demo.absent.absent_sentences`). Each
+    meanings none of its events has: :func:`tools.demo.absent.absent_sentences`). Each
     becomes one window ``"VIDEO@A-B"`` of ``L`` rows (``L`` uniform in ``lengths``, inclusive, at most
     the video's rows), label 0. The windows from :func:`continuous_windows` only pair a window with
     a sentence that is elsewhere in the same video; at inference the head must also score low a

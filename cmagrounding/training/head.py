@@ -72,13 +72,17 @@ def seconds_per_row(video_config: Any, annotations: Sequence[Annotation], rows_o
     return float(np.median(ratios))
 
 
-def window_settings(train: Sequence[Annotation], spr: float, rule: WindowRule) -> Any:
+def window_settings(train: Sequence[Annotation], spr: float, rule: WindowRule, *,
+                    rows_of: Mapping[str, int] | None = None, num_clips: int = 0) -> Any:
     """The ``WindowSettings`` a model trained on ``train`` records: the median duration rounded to
     whole rows of ``spr`` seconds, every ``rule.stride_fraction`` of it, beyond ``rule.longer_than`` x
-    the longest training video."""
+    the longest training video; with ``rows_of``, of the videos of at most ``num_clips`` rows."""
     from cmagrounding.windows import WindowSettings
 
-    durations = duration_summary(train)
+    # the videos the network saw whole (at most N rows): long training videos (seen only in
+    # windows, e.g. the demo's 180-s ones) must not raise the length from which videos are windowed
+    whole = [a for a in train if rows_of is None or rows_of[a.video] <= num_clips]
+    durations = duration_summary(whole or train)
     median = max(1, int(round(durations["median"] / spr))) * spr
     settings = WindowSettings.from_trained_durations({**durations, "median": median}, stride_fraction=rule.stride_fraction,
                                                      nms_iou=rule.nms_iou, longer_than=rule.longer_than)
@@ -120,12 +124,14 @@ def head_windows(train: Sequence[Annotation], rows_of: Mapping[str, int], spr: f
     serves), their labels (1.0 / 0.0) and a summary of the draw.
 
     Window lengths: ``[min_rows, max_rows]`` of ``head.windows``, by default the shortest training
-    video's rows up to ``num_clips`` (N). Videos longer than the longest window give continuous
+    video's rows up to the longest's, at most ``num_clips`` (N). Videos longer than the longest window give continuous
     windows, the others joined ones.
     """
     s = head.windows
     shortest = min(rows_of[a.video] for a in train)
-    hi = s.max_rows if s.max_rows is not None else num_clips
+    # at most N rows, and no longer than the longest video: with short videos only, a window of
+    # more rows than any of them would never be seen at inference (windows of the median length)
+    hi = s.max_rows if s.max_rows is not None else min(num_clips, max(rows_of[a.video] for a in train))
     lo = min(s.min_rows if s.min_rows is not None else shortest, hi)
     s = ConfidenceSettings(**{**s.to_dict(), "min_rows": lo, "max_rows": hi, "seed": s.seed + seed_offset})
     short = [a for a in train if rows_of[a.video] <= hi]

@@ -199,7 +199,7 @@ def _training_parts(recipe: Recipe, data: DataSplits, vcfg: Any, num_clips: int,
         wins, wl, summary["head"] = head_windows(list(data.train), rows_of, spr, recipe.head, num_clips, absent=known)
         labels = [float("nan")] * len(train_rows) + wl
         train_rows += wins
-    windows = window_settings(list(data.train), spr, recipe.windows)
+    windows = window_settings(list(data.train), spr, recipe.windows, rows_of=rows_of, num_clips=num_clips)
     summary["windows"] = windows.to_dict()
     if log:
         _logger.info("training rows: %d annotations, %s", len(data.train), summary)

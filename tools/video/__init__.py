@@ -1,0 +1,1 @@
+"""Test videos: synthetic clips with known content (synthetic) and damaged files (mutants)."""
