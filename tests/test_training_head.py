@@ -69,12 +69,16 @@ def test_train_gives_a_model_with_a_head_window_settings_and_raw_feature_input(o
     assert config["model"]["confidence_head"] is True
     durations = [a.duration for a in make_synthetic(SyntheticConfig(train_videos=40, val_videos=8, test_videos=8,
                                                                      feature_dim=16, min_clips=10, max_clips=20)).train]
+    # from the videos the network saw whole (1 row per second here: at most N = 16 s); the longer
+    # ones (17-20 rows) trained the head through continuous windows
+    whole = [d for d in durations if d <= SMALL["num_clips"]]
     w = config["windows"]
-    assert w["trained_durations"]["max"] == pytest.approx(max(durations))
-    assert w["when_longer_than"] == pytest.approx(1.5 * max(durations))
+    assert max(durations) > SMALL["num_clips"] and w["trained_durations"]["max"] == pytest.approx(max(whole))
+    assert w["when_longer_than"] == pytest.approx(1.5 * max(whole))
     assert 0.0 <= config["metrics"]["confidence_auroc"] <= 1.0
     parts = config["recipe"]["training_parts"]
     assert parts["crops"] > 0 and parts["head"]["windows"] > parts["head"]["positives"] > 0
+    assert parts["head"]["continuous_from_videos"] > 0 and parts["head"]["joined_from_videos"] > 0
     # the standardization is folded in: the saved model reads raw features and answers as the
     # network that was tested on standardized ones
     g = Grounder.from_pretrained(result.model_dir, device="cpu")
