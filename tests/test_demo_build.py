@@ -150,3 +150,20 @@ def test_build_tool_makes_a_demo_model_through_cmagrounding_train(tmp_path):
     g = Grounder.from_pretrained(out, device="cpu")
     assert g.card.demo == DEMO_CARD.demo and g.network.config.confidence_head
     assert generator_config_of(out).width == 64  # cmagrounding demo makes videos like the training ones
+
+
+def test_build_tooling_is_not_in_the_installed_package():
+    """What only a build or a test uses lives in tools/, outside the wheel (pyproject: cmagrounding* only)."""
+    import importlib.util
+    import tomllib
+    from pathlib import Path
+
+    for name in ("cmagrounding.demo.build", "cmagrounding.demo.confidence_build", "cmagrounding.demo.absent",
+                 "cmagrounding.demo.settings", "cmagrounding.video.synthetic", "cmagrounding.video.mutants"):
+        assert importlib.util.find_spec(name) is None, name
+    root = Path(__file__).resolve().parents[1]
+    include = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert include == ["cmagrounding*"]  # tools/ is not packaged
+    for name in ("tools.demo.build", "tools.demo.absent", "tools.demo.settings", "tools.video.synthetic",
+                 "tools.video.mutants"):
+        assert importlib.util.find_spec(name) is not None, name

@@ -6,17 +6,20 @@ the sentence's moment lie in these clips?", so that the windows of a long video 
 moment and windows that contain none of it, and both cost no extraction: they are cut from the
 training videos' feature rows (each row is extracted alone, so a cut changes no row).
 
-The choice (docs/training.md, "The confidence head"): training videos are short (the demo's
-16-24 s), so a window of one video without the moment is much shorter than the trained length,
-while at inference every window of a long video has the trained length. Short negatives next to
+The choice (docs/training.md, "The confidence head"): where training videos are about one window
+long (e.g. Charades-STA's ~30 s, or generated 16-24 s videos), a window of one video without the
+moment is much shorter than the trained length, while at inference every window of a long video
+has the trained length. Short negatives next to
 full-length positives would teach the head "short means absent", which is useless there. So every
 confidence window has a length drawn from the training videos' lengths (in rows) and is made of two
 segments: one of the sentence's own video (holding the whole moment for a positive, only rows
 outside it for a negative: the same scene and objects, other events, the hard case) and one of
 another training video that has no event of the same meaning, in random order. Both classes have
 the same lengths and the same kind of junction between the segments, so neither tells them apart;
-only the moment does. (A long generated video is one continuous scene; the junction never appears
-at inference, and the head never learns to rely on it because both labels carry it.)
+only the moment does. (A long video is one continuous scene; the junction never appears at
+inference, and the head never learns to rely on it because both labels carry it.) Training videos
+longer than a window give windows of one video instead (:func:`continuous_windows`); which videos
+get which is decided by :func:`cmagrounding.training.head.head_windows`.
 
 Hard other segments (``hard_fraction``): in a long video most windows that lack the moment hold a
 *similar* event (the same object moving another way, another shape doing the same thing), and those
