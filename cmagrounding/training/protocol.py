@@ -173,6 +173,9 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     from cmagrounding.model.presets import get_preset
     from cmagrounding.text.tokenizer import WordTokenizer
 
+    from cmagrounding.training.recipes import require_word_vectors
+
+    require_word_vectors(recipe, glove)  # before any data is read: no run on frozen random embeddings
     cfg = recipe.train
     ctx = ctx or init_distributed(cfg.device)
     t_start = time.perf_counter()
