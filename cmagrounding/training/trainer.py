@@ -155,7 +155,7 @@ class Trainer:
         if self.val_set is None:
             return None
         return evaluate_network(self.network, self.val_set, self.config.eval_batch_size,
-                                self.ctx.device, self.amp).to_dict()
+                                self.ctx.device).to_dict()  # fp32 whatever the training precision
 
     def _resume(self) -> tuple[int, dict[str, Any]]:
         path = latest_checkpoint(self.checkpoint_dir)
