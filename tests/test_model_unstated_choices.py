@@ -101,10 +101,10 @@ def test_relu_head_is_relu_then_sort_and_sigmoid_head_is_unchanged():
     batch = _batch(sig.config)
     captured = {}
     sig.head.mlp.register_forward_hook(lambda mod, inp, out: captured.__setitem__("raw", out.detach()))
-    s = sig(*batch).span
+    s = sig(*batch).span.detach()
     raw = captured["raw"]
     torch.testing.assert_close(s, torch.sort(torch.sigmoid(raw), -1).values, rtol=0, atol=0)
-    r = relu(*batch).span
+    r = relu(*batch).span.detach()
     torch.testing.assert_close(r, torch.sort(torch.relu(raw), -1).values, rtol=0, atol=0)
     assert float(r[:, 0].max()) == 0.0 and float(r[:, 1].min()) > 1.0  # not squashed into (0, 1)
 
@@ -199,3 +199,16 @@ def test_cli_refuses_without_glove_and_learning_them_must_be_asked_for(tmp_path,
     require_word_vectors(r, tmp_path / "glove.txt")  # given: fine
     require_word_vectors(r.replace(model={"freeze_embeddings": False}), None)  # told to learn them: fine
     require_word_vectors(get_recipe("own-data"), None)  # learns its embeddings, expects no GloVe
+
+
+def test_card_and_info_name_the_settings_a_model_departs_from(tmp_path, capsys):
+    g = tiny_grounder()
+    cfg = g.network.config.replace(fusion_projection="lgi", span_activation="relu")
+    Grounder(CMANetwork(cfg), g.tokenizer, g.video_config, device="cpu").save_pretrained(tmp_path / "m")
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "fusion projection `lgi`" in card and "span activation `relu`" in card
+    assert main(["info", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "fusion=hadamard (lgi projection)" in out and "span activation=relu" in out
+    g.save_pretrained(tmp_path / "plain")  # defaults: the card reads as before
+    assert "fusion projection" not in (tmp_path / "plain" / "README.md").read_text()

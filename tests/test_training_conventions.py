@@ -158,3 +158,16 @@ def test_training_in_bf16_logs_fp32_scores_under_both_conventions(tmp_path):
     assert vals and all(v["convention"] == CONVENTION and v["lgi"]["convention"] == LGI_CONVENTION for v in vals)
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["paper_convention"] == "lgi" and saved["test"]["lgi"]["convention"] == LGI_CONVENTION
+
+
+def test_evaluate_shows_the_paper_row_of_the_models_recipe_only_for_its_dataset(tmp_path):
+    from cmagrounding.cli.evaluate import _paper_row
+    from cmagrounding.training.recipes import get_recipe
+
+    from grounder_fixtures import tiny_grounder
+
+    recipe = get_recipe("charades-simple-relu")
+    tiny_grounder().save_pretrained(tmp_path / "m", recipe=recipe.to_dict())
+    assert _paper_row(str(tmp_path / "m"), "charades-sta", "test") == recipe.paper
+    assert _paper_row(str(tmp_path / "m"), "charades-sta", "train") is None
+    assert _paper_row(str(tmp_path / "m"), "activitynet-captions", "test") is None

@@ -249,6 +249,9 @@ class Trainer:
                 summary = f"epoch {epoch + 1}/{cfg.epochs}: loss {train_stats['total']:.4f}"
                 if metrics is not None:
                     summary += f", val {cfg.select_metric} {metrics[cfg.select_metric]:.4f} (best {best_score:.4f} @ {best_epoch})"
+                    lgi = metrics.get("lgi")  # the same predictions under LGI's convention (raw ground truth)
+                    if isinstance(lgi, dict) and cfg.select_metric in lgi:
+                        summary += f"; under LGI's convention {lgi[cfg.select_metric]:.4f}"
                 _logger.info(summary)
             self.ctx.barrier()
             for cb in self.callbacks:
