@@ -212,3 +212,26 @@ def test_card_and_info_name_the_settings_a_model_departs_from(tmp_path, capsys):
     assert "fusion=hadamard (lgi projection)" in out and "span activation=relu" in out
     g.save_pretrained(tmp_path / "plain")  # defaults: the card reads as before
     assert "fusion projection" not in (tmp_path / "plain" / "README.md").read_text()
+
+
+def test_a_checkpoint_written_before_these_settings_resumes(tmp_path):
+    from cmagrounding.errors import CheckpointError
+    from cmagrounding.training.checkpoint import STATE_FILE, latest_checkpoint
+
+    from test_training_trainer import _Interrupt, _stop_after_first_epoch, tiny_recipe
+
+    recipe = tiny_recipe(epochs=2)
+    with pytest.raises(_Interrupt):
+        run_recipe(recipe, tmp_path, callbacks=[_stop_after_first_epoch])
+    state_path = latest_checkpoint(tmp_path / "checkpoints") / STATE_FILE
+    state = json.loads(state_path.read_text())
+    model = state["run"]["model"]
+    for key in ("fusion_projection", "span_activation"):  # as an older version wrote it
+        del model[key]
+    state_path.write_text(json.dumps(state))
+    assert run_recipe(recipe, tmp_path, resume=True).train.epochs_completed == 2
+    state = json.loads((latest_checkpoint(tmp_path / "checkpoints") / STATE_FILE).read_text())
+    state["run"]["model"]["span_activation"] = "relu"  # another model: still refused
+    (latest_checkpoint(tmp_path / "checkpoints") / STATE_FILE).write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="another model configuration"):
+        run_recipe(tiny_recipe(epochs=3), tmp_path, resume=True)
