@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from cmagrounding.cli import main
+from cmagrounding.errors import ConfigError
 from cmagrounding.training.annotations import load_annotations, load_charades_sta, save_jsonl
 from cmagrounding.training.dataset import GroundingDataset
 from cmagrounding.training.evaluation import evaluate_network, predict_spans
@@ -40,7 +41,7 @@ def test_lgi_scores_the_raw_ground_truth_and_unclipped_predictions():
     assert lgi.convention == LGI_CONVENTION
     assert lgi.miou == pytest.approx((5 / 7 + 4 / 6) / 2)  # nothing clipped, LGI's compute_tiou
     assert lgi.recall == {0.1: 1.0, 0.3: 1.0, 0.5: 1.0, 0.7: 0.5}
-    with pytest.raises(ValueError, match="unknown scoring convention"):
+    with pytest.raises(ConfigError, match="unknown scoring convention"):
         compute_metrics(pred, gt, durations, convention="2d-tan")
 
 

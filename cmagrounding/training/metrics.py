@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from cmagrounding.errors import ConfigError
 from cmagrounding.spans import IOU_CONVENTION, temporal_iou  # temporal_iou: re-exported for cmagrounding.training
 
 __all__ = [
@@ -129,7 +130,7 @@ def compute_metrics(pred: np.ndarray, gt: np.ndarray, durations: np.ndarray | Se
     (pass the raw ground truth then).
     """
     if convention not in CONVENTIONS:
-        raise ValueError(f"unknown scoring convention {convention!r}; choose one of {list(CONVENTIONS)}")
+        raise ConfigError(f"unknown scoring convention {convention!r}; choose one of {list(CONVENTIONS)}")
     pred = np.asarray(pred, dtype=np.float64).reshape(-1, 2)
     gt = np.asarray(gt, dtype=np.float64).reshape(-1, 2)
     if len(pred) == 0:
