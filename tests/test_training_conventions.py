@@ -172,3 +172,14 @@ def test_evaluate_shows_the_paper_row_of_the_models_recipe_only_for_its_dataset(
     assert _paper_row(str(tmp_path / "m"), "charades-sta", "test") == recipe.paper
     assert _paper_row(str(tmp_path / "m"), "charades-sta", "train") is None
     assert _paper_row(str(tmp_path / "m"), "activitynet-captions", "test") is None
+
+
+def test_the_shuffled_query_baseline_keeps_each_rows_ground_truth_as_the_file_gave_it(tmp_path):
+    from cmagrounding.training.evaluation import shuffle_queries
+
+    root = _charades_files(tmp_path, [("A", 2.0, 12.5, "person opens a door."), ("B", 1.0, 3.0, "person sits.")],
+                           {"A": 10.0, "B": 8.0})
+    anns = load_annotations("charades-sta", root, "test")
+    shuffled = shuffle_queries(anns)
+    assert [a.query for a in shuffled] == ["person sits.", "person opens a door."]
+    assert [a.raw_span for a in shuffled] == [(2.0, 12.5), (1.0, 3.0)]

@@ -119,7 +119,7 @@ def shuffle_queries(annotations: AnnotationSet, seed: int = 0) -> AnnotationSet:
                 if rows[perm[j]].video != rows[i].video and rows[perm[i]].video != rows[j].video:
                     perm[i], perm[j] = perm[j], perm[i]
                     break
-    shuffled = [Annotation(a.video, a.duration, rows[p].query, a.start, a.end) for a, p in zip(rows, perm)]
+    shuffled = [Annotation(a.video, a.duration, rows[p].query, a.start, a.end, raw=a.raw) for a, p in zip(rows, perm)]
     return AnnotationSet(annotations.name, f"{annotations.split}-shuffled-queries", shuffled,
                          annotations.quirks, annotations.sources)
 
