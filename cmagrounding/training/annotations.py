@@ -18,6 +18,9 @@ dropped, so the counts stay those of the paper (12,408 / 3,720; 37,421 / 17,505 
   kept (for the counts) and counted separately.
 * ``start < 0``: clipped to 0.
 
+A repaired row keeps the file's ``(start, end)`` in ``Annotation.raw``: LGI's scoring convention
+uses the ground truth unrepaired (:mod:`cmagrounding.training.metrics`).
+
 One component over ~300 lines: the three formats share the repair rules, their counts and the types.
 """
 
