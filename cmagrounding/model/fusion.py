@@ -21,7 +21,7 @@ class Fusion(nn.Module):
         self.proj = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU()) if kind == "concat" else None
         self.mul = None
         if kind == "hadamard" and projection == "lgi":
-            self.mul = nn.ModuleDict({"video": nn.Linear(dim, dim), "guide": nn.Linear(dim, dim), "out": nn.Linear(dim, dim)})
+            self.mul = nn.ModuleDict({name: nn.Linear(dim, dim) for name in ("video", "guide", "out")})
 
     def forward(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """v (B, N, D), g (B, D) -> (B, N, D)."""

@@ -146,7 +146,8 @@ class PredictionsReport:
         """The R1@m / mIoU table of :class:`GroundingMetrics`, then R5@m and the counts."""
         lines = [self.top1.table(title=self.dataset or "predictions")]
         if self.recall5 is not None:
-            lines.append("R5 (library convention): " + "  ".join(f"R5@{m:g} {100 * v:.2f}" for m, v in self.recall5.items())
+            lines.append("R5 (library convention): "
+                         + "  ".join(f"R5@{m:g} {100 * v:.2f}" for m, v in self.recall5.items())
                          + (f"  ({self.fewer_than_5} queries ranked fewer than {TOP_K} candidates)"
                             if self.fewer_than_5 else ""))
         lines.append(

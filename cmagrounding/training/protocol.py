@@ -27,7 +27,7 @@ from cmagrounding.training.dataset import GroundingDataset
 from cmagrounding.training.distributed import DistContext, init_distributed
 from cmagrounding.training.evaluation import evaluate_network, mean_span_baseline, shuffle_queries
 from cmagrounding.training.metrics import CONVENTION, CONVENTIONS, PAPER_CONVENTION, GroundingMetrics
-from cmagrounding.training.recipes import Recipe
+from cmagrounding.training.recipes import Recipe, require_word_vectors
 from cmagrounding.training.stores import FeatureStore, open_feature_store, recorded_durations
 from cmagrounding.training.trainer import Callback, Trainer, TrainResult, cpu_threads
 
@@ -172,8 +172,6 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     from cmagrounding.model.network import CMANetwork
     from cmagrounding.model.presets import get_preset
     from cmagrounding.text.tokenizer import WordTokenizer
-
-    from cmagrounding.training.recipes import require_word_vectors
 
     require_word_vectors(recipe, glove)  # before any data is read: no run on frozen random embeddings
     cfg = recipe.train

@@ -184,9 +184,8 @@ def require_word_vectors(recipe: Recipe, glove: Any) -> None:
     from cmagrounding.model.config import CMAConfig
     from cmagrounding.model.presets import get_preset
 
-    overrides = dict(recipe.model)
-    frozen = overrides.get("freeze_embeddings",
-                           get_preset(recipe.preset).model.freeze_embeddings if recipe.preset else CMAConfig.freeze_embeddings)
+    default = get_preset(recipe.preset).model.freeze_embeddings if recipe.preset else CMAConfig.freeze_embeddings
+    frozen = recipe.model.get("freeze_embeddings", default)
     if frozen:
         raise ConfigError(
             f"recipe {recipe.name!r} expects GloVe word vectors: pass --glove PATH/{recipe.glove} (run_recipe: "
