@@ -11,9 +11,8 @@ What it changes, each measured by ``benchmarks/bench_extractor.py``:
   of three, followed by one in-place ReLU.
 - channels_last_3d kept through every layer (the default layout is otherwise returned by oneDNN
   for the 3x3x3 convolutions with few input channels, and ``cat`` keeps it).
-- TF "SAME" max pools done with the pool's own (implicit -inf) padding wherever the SAME padding is
-  symmetric, so no padded copy is made; the strided pools, and in bf16 the stride-1 3x3x3 pools of
-  the Inception modules, as separable running maxima of strided views (no padded copy, no indices).
+- fp32 1x1x1 convolutions as one GEMM (``F.linear``) over the channels-last rows.
+- TF "SAME" max pools as separable running maxima of strided views (no padded copy, no indices).
 
 Numerically it is the same network: features match the eager fp32 model to cosine > 0.9999 in fp32
 (differences are float rounding of the folded weights), see tests/test_video_fast_i3d.py.
@@ -60,10 +59,18 @@ class FusedConv(nn.Module):
         self.kernel = tuple(kernel)
         self.stride = tuple(stride)
         self.relu = relu
+        # fp32 1x1x1: a plain GEMM over the channels-last rows. torch sends a 1x1x1 conv with one
+        # thread and a batch under 16 to its unfold-and-GEMM fallback, 1.5-2.6x slower than
+        # F.linear here; in bf16 oneDNN's conv is as fast (docs/performance.md)
+        self.gemm = self.kernel == (1, 1, 1) and self.stride == (1, 1, 1) and dtype == torch.float32
         self.register_buffer("weight", weight.to(dtype).contiguous(memory_format=CL))
         self.register_buffer("bias", bias.to(dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gemm and not _exporting() and x.is_contiguous(memory_format=CL):
+            rows = x.permute(0, 2, 3, 4, 1)  # (B, T, H, W, Cin), contiguous: no copy
+            y = F.linear(rows, self.weight.view(self.weight.shape[:2]), self.bias).permute(0, 4, 1, 2, 3)
+            return F.relu_(y) if self.relu else y
         pads = _pads(x, self.kernel, self.stride)
         if all(a == b for a, b in pads):
             y = F.conv3d(x, self.weight, self.bias, self.stride, tuple(a for a, _ in pads))
@@ -107,9 +114,9 @@ def _strided_max(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], 
     which is what -inf padding gives (and 0 padding after a ReLU), for any input. For the pools
     that halve I3D's resolution (1x3x3 and 3x3x3 at stride 2, 2x2x2), which would otherwise pad
     their whole input and run ``max_pool3d`` (it also computes indices): 1.10x on the whole fused
-    fp32 network. For the stride-1 3x3x3 pools of the Inception modules: 3-4x faster than
-    ``max_pool3d`` in bf16 on channels-last data, about even in fp32, so used there in bf16 only
-    (benchmarks/bench_extractor.py)."""
+    fp32 network. For the stride-1 3x3x3 pools of the Inception modules: 2-2.4x faster than
+    ``max_pool3d`` in bf16 on channels-last data and 1.05-2.1x in fp32 (one thread, an
+    AVX512-BF16 Xeon; docs/performance.md)."""
     for dim, k, s, (front, _) in zip((2, 3, 4), kernel, stride, pads):
         if k == 1 and s == 1:
             continue
@@ -152,10 +159,9 @@ class FastPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = _pads(x, self.kernel, self.stride)
         if not _exporting():
-            strided, low_precision = self.stride != (1, 1, 1), x.dtype != torch.float32
-            if not torch.compiler.is_compiling() and (strided or low_precision):
+            if not torch.compiler.is_compiling():
                 return _strided_max(x, self.kernel, self.stride, pads)
-            if torch.compiler.is_compiling() and low_precision and not strided:  # inductor cannot fuse around in-place
+            if x.dtype != torch.float32 and self.stride == (1, 1, 1):  # inductor cannot fuse around in-place
                 return _shifted_max_padded(x, self.kernel, pads, self.pad_value)
         if all(a == b for a, b in pads) and all(2 * a <= k for (a, _), k in zip(pads, self.kernel)):
             return F.max_pool3d(x, self.kernel, self.stride, tuple(a for a, _ in pads))

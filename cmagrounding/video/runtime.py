@@ -376,8 +376,11 @@ def make_runner(
 ) -> ExtractorRunner:
     """The runner for ``model`` under ``plan``; non-I3D backbones always run eager. ``options`` go
     to the compiled / ONNX Runtime runners (``weights_sha256``, ``threads``, ``calibration``)."""
+    from cmagrounding.video.heap import keep_freed_memory
     from cmagrounding.video.i3d import InceptionI3d
 
+    if plan.device.type == "cpu":
+        keep_freed_memory()  # large activations reused, not page-faulted anew per layer (heap.py)
     if not isinstance(model, InceptionI3d):
         if plan.int8:
             raise ConfigError(f"precision int8 is implemented for I3D only, not {type(model).__name__}")
