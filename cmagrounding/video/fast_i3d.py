@@ -107,6 +107,11 @@ def _shifted_max_padded(x: torch.Tensor, kernel: Sequence[int], pads: Sequence[t
     return x
 
 
+def _every(dim: int, step: int) -> tuple[slice, ...]:
+    """Index taking every ``step``-th element along ``dim`` of a 5-D tensor."""
+    return (slice(None),) * dim + (slice(None, None, step),)
+
+
 def _strided_max(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     """TF SAME max pool as separable running maxima of strided views, one dimension at a time.
 
@@ -125,21 +130,25 @@ def _strided_max(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], 
         shape = list(x.shape)
         shape[dim] = out_n
         y = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=CL)
-        for i, j in enumerate([front] + [j for j in range(k) if j != front]):  # offset 0 first: it reaches every output
+        taps = []  # (input view, first output, end output) per tap in range
+        for j in [front] + [j for j in range(k) if j != front]:  # offset 0 first: it reaches every output
             off = j - front
             o_lo = -(off // s) if off < 0 else 0  # first output whose tap j lies inside the input
             o_hi = min(out_n, (n - 1 - off) // s + 1)
-            if o_hi <= o_lo:
-                continue
-            src: list[slice] = [slice(None)] * 5
-            src[dim] = slice(o_lo * s + off, (o_hi - 1) * s + off + 1, s)
-            if i == 0:
-                y.copy_(x[tuple(src)])
-            else:
-                dst: list[slice] = [slice(None)] * 5
-                dst[dim] = slice(o_lo, o_hi)
-                v = y[tuple(dst)]
-                torch.maximum(v, x[tuple(src)], out=v)
+            if o_hi > o_lo:
+                taps.append((x.narrow(dim, o_lo * s + off, (o_hi - o_lo - 1) * s + 1)[_every(dim, s)], o_lo, o_hi))
+        first = taps[0][0]
+        if len(taps) == 1:
+            y.copy_(first)
+        else:  # the first two taps in one pass (no copy of the first), its uncovered ends copied
+            src, lo, hi = taps[1]
+            torch.maximum(first.narrow(dim, lo, hi - lo), src, out=y.narrow(dim, lo, hi - lo))
+            for e0, e1 in ((0, lo), (hi, out_n)):
+                if e1 > e0:
+                    y.narrow(dim, e0, e1 - e0).copy_(first.narrow(dim, e0, e1 - e0))
+        for src, lo, hi in taps[2:]:
+            v = y.narrow(dim, lo, hi - lo)
+            torch.maximum(v, src, out=v)
         x = y
     return x
 
