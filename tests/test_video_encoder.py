@@ -117,14 +117,6 @@ def test_precision_plans():
     assert plan_for("auto", cpu).name == ("bf16" if cpu_prefers_bf16() else "fp32")  # measured per machine
     with pytest.raises(ConfigError):
         plan_for("int4", cpu)
-    # int8 is an opt-in CPU precision (issue 12): offered only where the CPU has VNNI
-    from cmagrounding.video.precision import cpu_has_vnni
-
-    if cpu_has_vnni():
-        assert plan_for("int8", cpu).name == "int8"
-    else:
-        with pytest.raises(ConfigError, match="VNNI"):
-            plan_for("int8", cpu)
 
 
 def test_preprocess_normalisation(encoder):

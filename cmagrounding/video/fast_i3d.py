@@ -32,11 +32,6 @@ from cmagrounding.video.i3d import ENDPOINTS, InceptionI3d, MaxPool3dSame, Unit3
 CL = torch.channels_last_3d
 
 
-def _exporting() -> bool:
-    """True while traced for ONNX export, where memory layouts do not exist."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-
-
 def fold_unit(unit: Unit3D) -> tuple[torch.Tensor, torch.Tensor]:
     """(weight, bias) of ``unit``'s conv with its BatchNorm folded in, in float32 (eval statistics)."""
     w = unit.conv3d.weight.detach().double()
@@ -67,7 +62,7 @@ class FusedConv(nn.Module):
         self.register_buffer("bias", bias.to(dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gemm and not _exporting() and x.is_contiguous(memory_format=CL):
+        if self.gemm and x.is_contiguous(memory_format=CL):
             rows = x.permute(0, 2, 3, 4, 1)  # (B, T, H, W, Cin), contiguous: no copy
             y = F.linear(rows, self.weight.view(self.weight.shape[:2]), self.bias).permute(0, 4, 1, 2, 3)
             return F.relu_(y) if self.relu else y
@@ -77,7 +72,7 @@ class FusedConv(nn.Module):
         else:
             flat = [p for pair in reversed(pads) for p in pair]
             y = F.conv3d(F.pad(x, flat), self.weight, self.bias, self.stride)
-        if not _exporting() and not y.is_contiguous(memory_format=CL):
+        if not y.is_contiguous(memory_format=CL):
             y = y.contiguous(memory_format=CL)  # oneDNN may hand back the default layout; keep one layout
         return F.relu_(y) if self.relu else y
 
@@ -154,10 +149,10 @@ def _strided_max(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], 
 
 
 class FastPool(nn.Module):
-    """TF SAME max pool; uses the pool's implicit padding when symmetric (no -inf padded copy).
+    """TF SAME max pool: strided maxima in eager (``_strided_max``); under a compiler, forms it can fuse.
 
     ``nonnegative``: the input follows a ReLU (true of every pool in I3D), so padding with 0 is exact
-    and keeps exported graphs finite (a -inf pad would wreck int8 calibration ranges)."""
+    and keeps compiled graphs finite."""
 
     def __init__(self, pool: MaxPool3dSame, nonnegative: bool = False) -> None:
         super().__init__()
@@ -167,11 +162,10 @@ class FastPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = _pads(x, self.kernel, self.stride)
-        if not _exporting():
-            if not torch.compiler.is_compiling():
-                return _strided_max(x, self.kernel, self.stride, pads)
-            if x.dtype != torch.float32 and self.stride == (1, 1, 1):  # inductor cannot fuse around in-place
-                return _shifted_max_padded(x, self.kernel, pads, self.pad_value)
+        if not torch.compiler.is_compiling():
+            return _strided_max(x, self.kernel, self.stride, pads)
+        if x.dtype != torch.float32 and self.stride == (1, 1, 1):  # inductor cannot fuse around in-place
+            return _shifted_max_padded(x, self.kernel, pads, self.pad_value)
         if all(a == b for a, b in pads) and all(2 * a <= k for (a, _), k in zip(pads, self.kernel)):
             return F.max_pool3d(x, self.kernel, self.stride, tuple(a for a, _ in pads))
         flat = [p for pair in reversed(pads) for p in pair]
@@ -223,8 +217,7 @@ class FastI3D(nn.Module):
 
     def mixed_5c(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> Mixed_5c (B, 1024, ~T/8, ~H/32, ~W/32) in ``dtype``."""
-        if not _exporting():
-            x = x.to(self.dtype).contiguous(memory_format=CL)
+        x = x.to(self.dtype).contiguous(memory_format=CL)
         for layer in self.layers.values():
             x = layer(x)
         return x

@@ -6,9 +6,7 @@ enough either: an Intel Xeon guest with AVX512-BF16 but no AMX (family 6 model 2
 convolutions at 0.6x its fp32 rate, an AMD EPYC with AVX512-BF16 at 2x. So "auto" on a CPU with
 native bf16 measures a 3x3x3 convolution in both precisions once per machine (about 0.2 s, the
 figures recorded in the cache folder) and takes bf16 only where it is clearly faster
-(docs/performance.md). On CUDA "auto" is bf16 where supported, else fp16. "int8" (opt-in, never
-chosen by "auto") is a statically quantized I3D run by ONNX Runtime; it needs AVX512-VNNI or
-AVX-VNNI, whose int8 dot products make it pay off (cmagrounding.video.runtime).
+(docs/performance.md). On CUDA "auto" is bf16 where supported, else fp16.
 """
 
 from __future__ import annotations
@@ -123,40 +121,24 @@ def cpu_prefers_bf16() -> bool:
     return rates["bf16"] >= BF16_MARGIN * rates["fp32"]
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_vnni() -> bool:
-    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8)."""
-    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
-
-
 @dataclass(frozen=True)
 class ComputePlan:
-    """How to run a model: autocast dtype (None = fp32), channels_last_3d, and int8 quantization
-    (``int8``: the extractor runs quantized, outside autocast)."""
+    """How to run a model: autocast dtype (None = fp32) and channels_last_3d."""
 
     device: torch.device
     autocast_dtype: torch.dtype | None
     channels_last: bool
-    int8: bool = False
 
     @property
     def name(self) -> str:
-        if self.int8:
-            return "int8"
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
 
 
 def plan_for(precision: str, device: torch.device) -> ComputePlan:
-    """Resolve ``precision`` ("auto" | "fp32" | "bf16" | "fp16" | "int8") on ``device``."""
-    if precision not in ("auto", "fp32", "bf16", "fp16", "int8"):
-        raise ConfigError(f"precision must be auto, fp32, bf16, fp16 or int8, got {precision!r}")
+    """Resolve ``precision`` ("auto" | "fp32" | "bf16" | "fp16") on ``device``."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
     cuda = device.type == "cuda"
-    if precision == "int8":
-        if cuda:
-            raise ConfigError("precision int8 is implemented for the CPU (ONNX Runtime); use bf16 or fp16 on CUDA")
-        if not cpu_has_vnni():
-            raise ConfigError("precision int8 needs a CPU with AVX512-VNNI/AVX-VNNI (not found in /proc/cpuinfo); use fp32")
-        return ComputePlan(device, None, channels_last=False, int8=True)
     if precision == "auto":
         if cuda:
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
