@@ -269,6 +269,29 @@ def build_path(name: str, model, x: torch.Tensor):
     raise SystemExit(f"unknown path {name}")
 
 
+def batch_sweep(model, x: torch.Tensor, batches: list[int], reps: int, flops_clip: float) -> None:
+    """The default runner (precision and runtime "auto", as the encoder builds it) at several batch
+    sizes, interleaved in rounds; clips are the real ones repeated to fill the largest batch."""
+    from cmagrounding.video.precision import plan_for
+    from cmagrounding.video.runtime import make_runner
+
+    plan = plan_for("auto", torch.device("cpu"))
+    runner = make_runner(model, plan, runtime="fused")
+    xs = {b: x.repeat(-(-b // x.shape[0]), 1, 1, 1, 1)[:b].contiguous(memory_format=torch.channels_last_3d) for b in batches}
+    times: dict[int, list[float]] = {b: [] for b in batches}
+    with torch.inference_mode():
+        for b in batches:
+            runner.features(xs[b])  # warm
+        for _ in range(reps):
+            for b in batches:
+                times[b].append(best_time(lambda: runner.features(xs[b]), 1)[0])
+    print(f"\nbatch sweep of the default ({plan.name}, fused), {reps} interleaved rounds, best of each:")
+    print(f"  {'batch':>5s} {'s / batch':>10s} {'clips/s':>8s} {'GFLOP/s':>8s}")
+    for b in batches:
+        t = min(times[b])
+        print(f"  {b:5d} {t:10.2f} {b / t:8.2f} {flops_clip * b / t / 1e9:8.1f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=8)
@@ -282,6 +305,7 @@ def main(argv=None) -> int:
     ap.add_argument("--paths", default=",".join(ALL_PATHS))
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile and AOTInductor paths (minutes to compile)")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--sweep", help="comma-separated batch sizes: time the default runner at each (e.g. 1,2,4,8,16)")
     ap.add_argument("--cache", help="cache folder for exported models (default: a fresh temporary one)")
     ap.add_argument("--malloc-default", action="store_true",
                     help="leave glibc's malloc as it is (the runtimes keep freed memory: cmagrounding.video.heap)")
@@ -341,6 +365,10 @@ def main(argv=None) -> int:
 
     with torch.inference_mode():
         ref_feats, _ = model.features_and_logits(x)
+    if args.sweep:
+        print("products (GFLOP/s): " + "; ".join(f"{p} {max(v.values()):.1f}" for p, v in refs.items()))
+        batch_sweep(model, x, [int(b) for b in args.sweep.split(",")], args.reps, flops_clip)
+        return 0
     results = []
     paths = [p for p in args.paths.split(",") if p]
     if args.no_compile:
