@@ -23,8 +23,8 @@ measured speed-up, so only a dataset or a single video of about 20 minutes or mo
 ``CMAGROUNDING_I3D_RUNTIME=compiled`` builds it on first use); otherwise "fused".
 CUDA runs "eager" (cuDNN under autocast). A runtime that fails to build falls back to "fused"
 with a warning. The compiled package has static shapes: a batch smaller than the first one is
-zero-padded. ONNX Runtime (fp32, int8) was removed: never the fastest path of a run, and int8
-features fell below cosine 0.9999 (docs/performance.md).
+zero-padded. ONNX Runtime was removed: in fp32 never the fastest path of a run; int8 was once, but
+its features fell below cosine 0.9999 to fp32 (docs/performance.md).
 """
 
 from __future__ import annotations
