@@ -73,8 +73,11 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int = 2, sort_keys: bool = False) -> None:
-    """Write ``data`` as JSON (indented, one trailing newline) to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
+    """Write ``data`` as JSON (indented, one trailing newline) to ``path`` atomically; NaN and
+    infinity are refused (``NonFiniteError``), never written as the non-JSON ``NaN``."""
+    from cmagrounding._strict_json import dumps
+
+    write_text_atomic(path, dumps(data, where=str(path), indent=indent, sort_keys=sort_keys) + "\n")
 
 
 def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> None:
@@ -125,6 +128,19 @@ def safetensors_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...
     try:
         with safe_open(os.fspath(path), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError as e:
+        raise MissingFileError(f"{str(path)!r} does not exist") from e
+    except Exception as e:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {e}") from e
+
+
+def safetensors_header(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Tensor names -> (safetensors dtype such as ``"F32"``, shape), from the header alone."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            return {k: (str(s.get_dtype()), tuple(s.get_shape())) for k in f.keys() for s in (f.get_slice(k),)}
     except FileNotFoundError as e:
         raise MissingFileError(f"{str(path)!r} does not exist") from e
     except Exception as e:

@@ -117,6 +117,30 @@ class ShortVideoWarning(UserWarning):
     """A video is shorter than one clip of the extractor: its only clip is padded with the last frame."""
 
 
+# --- untrusted files and outputs (docs/security.md) ---
+
+
+class OutputPathError(CMAGroundingError, ValueError):
+    """An output path would replace an input of the same command, or cannot be written there."""
+
+
+class WeightsValueError(CheckpointError):
+    """Stored weights hold NaN / infinity, or a dtype other than the one the network records."""
+
+
+class LimitError(CMAGroundingError, ValueError):
+    """A value read from a file is past a documented bound (nesting depth, number size, a config size)."""
+
+
+class NonFiniteError(CMAGroundingError, ValueError):
+    """A number that must be finite (a prediction, an output value) is NaN or infinite."""
+
+
+class CacheTrustWarning(UserWarning):
+    """A cached artifact that would be executed or deserialized was not used: it is not provably
+    this user's own (folder not private, owner or checksum wrong); the warning names the file."""
+
+
 # --- predictions files (cmagrounding.training.predictions; see docs/evaluation.md) ---
 
 
