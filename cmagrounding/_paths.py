@@ -33,16 +33,10 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     return _key(a) == _key(b)
 
 
-def _inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
-    p, f = _key(path), _key(folder)
-    return p == f or f in p.parents
-
-
 def check_outputs(outputs: Mapping[str, str | os.PathLike[str] | None],
-                  inputs: Mapping[str, str | os.PathLike[str] | None | Iterable[str | os.PathLike[str]]],
-                  *, command: str) -> None:
-    """Refuse an output (``{option: path}``) that is an input file, lies inside an input folder's
-    files (``{what: path or paths}``), is another output's file, or is an existing folder."""
+                  inputs: Mapping[str, str | os.PathLike[str] | None | Iterable[str | os.PathLike[str]]]) -> None:
+    """Refuse an output (``{option: path}``) that is one of the input files (``{what: path or
+    list of paths}``), another output's file, or an existing folder."""
     given = {k: v for k, v in outputs.items() if v is not None}
     flat: list[tuple[str, str | os.PathLike[str]]] = []
     for what, value in inputs.items():
@@ -57,46 +51,46 @@ def check_outputs(outputs: Mapping[str, str | os.PathLike[str] | None],
             if os.path.isdir(inp) and not os.path.isdir(out):
                 continue  # a file output beside an input folder's files is fine; the files themselves are listed
             if same_file(out, inp):
-                raise OutputPathError(f"{command}: {option} {str(out)!r} is the {what} {str(inp)!r}: "
+                raise OutputPathError(f"{option} {str(out)!r} is the {what} {str(inp)!r}: "
                                       "an output never replaces an input; choose another path")
         if os.path.isdir(out):
-            raise OutputPathError(f"{command}: {option} {str(out)!r} is a folder; give a file path")
+            raise OutputPathError(f"{option} {str(out)!r} is a folder; give a file path")
     names = list(given)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             if same_file(given[a], given[b]):
-                raise OutputPathError(f"{command}: {a} and {b} name the same file {str(given[a])!r}; "
+                raise OutputPathError(f"{a} and {b} name the same file {str(given[a])!r}; "
                                       "each output needs its own path")
 
 
-def check_output_folder(option: str, folder: str | os.PathLike[str], *, command: str,
+def check_output_folder(option: str, folder: str | os.PathLike[str], *,
                         inputs: Mapping[str, str | os.PathLike[str] | None] | None = None) -> Path:
     """Refuse an output folder that is an existing file, an input file, or cannot be created or
     written by this user; returns it as a Path (not created)."""
     folder = Path(folder)
     for what, inp in (inputs or {}).items():
         if inp is not None and not os.path.isdir(inp) and same_file(folder, inp):
-            raise OutputPathError(f"{command}: {option} {str(folder)!r} is the {what} {str(inp)!r}: "
+            raise OutputPathError(f"{option} {str(folder)!r} is the {what} {str(inp)!r}: "
                                   "an output never replaces an input")
     if folder.exists() and not folder.is_dir():
-        raise OutputPathError(f"{command}: {option} {str(folder)!r} is an existing file, not a folder; "
+        raise OutputPathError(f"{option} {str(folder)!r} is an existing file, not a folder; "
                               "give a folder path (it is created if missing)")
-    check_writable(option, folder, command=command, folder=True)
+    check_writable(option, folder, folder=True)
     return folder
 
 
-def check_writable(option: str, path: str | os.PathLike[str], *, command: str, folder: bool = False) -> None:
+def check_writable(option: str, path: str | os.PathLike[str], *, folder: bool = False) -> None:
     """Refuse ``path`` when its nearest existing folder (itself, for an existing ``folder``) is not
     writable by this user, or an existing file there is read-only."""
     path = Path(os.path.abspath(Path(path).expanduser()))
     if not folder and path.is_file() and not os.access(path, os.W_OK):
-        raise OutputPathError(f"{command}: {option} {str(path)!r} is a read-only file")
+        raise OutputPathError(f"{option} {str(path)!r} is a read-only file")
     start = path if folder else path.parent
     existing = next((p for p in (start, *start.parents) if p.exists()), None)
     if existing is None:
         return
     if not existing.is_dir():
-        raise OutputPathError(f"{command}: {option} {str(path)!r} cannot be created: {str(existing)!r} is a file")
+        raise OutputPathError(f"{option} {str(path)!r} cannot be created: {str(existing)!r} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{command}: {option} {str(path)!r} cannot be written: the folder "
+        raise OutputPathError(f"{option} {str(path)!r} cannot be written: the folder "
                               f"{str(existing)!r} is not writable by this user")

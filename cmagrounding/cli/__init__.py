@@ -12,6 +12,8 @@ import logging
 import sys
 from typing import Sequence
 
+from cmagrounding.errors import CMAGroundingError
+
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "localize": ("cmagrounding.cli.localize", "find the moment a sentence describes in a video"),
@@ -49,8 +51,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    for stream in (sys.stdout, sys.stderr):  # a path or query with an invalid UTF-8 byte prints escaped, not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except CMAGroundingError as e:  # every deliberate error is one line, whichever command raised it
+        print(f"cmagrounding {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except BaseException as e:
+        if type(e).__name__ != "PanicException":  # a Rust panic (tokenizers) derives from BaseException
+            raise
+        print(f"cmagrounding {args.command}: error: a native library panicked: {e}", file=sys.stderr)
+        return 1

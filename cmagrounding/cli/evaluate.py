@@ -16,7 +16,6 @@ row or missing annotations (the message names the file and line), 2 a wrong comb
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -61,6 +60,7 @@ def _synthetic_split(model: str, split: str):
 
 def _run_predictions(args: argparse.Namespace) -> int:
     from cmagrounding._io import write_json_atomic, write_text_atomic
+    from cmagrounding._strict_json import dumps as strict_dumps
     from cmagrounding.errors import CMAGroundingError
     from cmagrounding.training.annotations import load_annotations
     from cmagrounding.training.predictions import score_predictions
@@ -78,21 +78,44 @@ def _run_predictions(args: argparse.Namespace) -> int:
         print(f"cmagrounding evaluate: error: {', '.join(model_only)} apply to --model, not --predictions",
               file=sys.stderr)
         return 2
+    out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
     try:
+        _check_output_paths({"--json": out, "--per-query": args.per_query},
+                            {"predictions file": args.predictions, "annotations": args.annotations})
         annotations = load_annotations(args.dataset, args.annotations, args.split)
         report = score_predictions(args.predictions, annotations, allow_missing=args.allow_missing)
     except CMAGroundingError as e:
         print(f"cmagrounding evaluate: error: {e}", file=sys.stderr)
         return 1
     print(f"{args.predictions} on {annotations.name}/{annotations.split}")
-    print(report.table())
-    out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
-    write_json_atomic(out, report.to_dict())
-    print(f"wrote {out}")
-    if args.per_query:
-        write_text_atomic(args.per_query, "".join(json.dumps(q.to_dict()) + "\n" for q in report.per_query))
-        print(f"wrote {args.per_query}")
+    print(report.table())  # printed before any file is written: a failed write loses nothing
+    try:
+        write_json_atomic(out, report.to_dict())
+        print(f"wrote {out}")
+        if args.per_query:
+            write_text_atomic(args.per_query, "".join(strict_dumps(q.to_dict(), where=args.per_query) + "\n"
+                                                      for q in report.per_query))
+            print(f"wrote {args.per_query}")
+    except (CMAGroundingError, OSError) as e:
+        print(f"cmagrounding evaluate: error: results not written: {e}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _check_output_paths(outputs: dict, inputs: dict) -> None:
+    """Refuse outputs that name an input (a file, or a file of an input folder) or each other."""
+    from cmagrounding._paths import check_outputs, check_writable
+
+    files: dict = {}
+    for what, path in inputs.items():
+        if path is not None and Path(path).is_dir():
+            files[what] = [p for p in Path(path).rglob("*") if p.is_file()]
+        else:
+            files[what] = path
+    check_outputs(outputs, files)
+    for option, path in outputs.items():
+        if path is not None:
+            check_writable(option, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding.training.evaluation import evaluate_grounder
     from cmagrounding.training.stores import EncoderStore, open_feature_store, recorded_durations
 
+    out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
+    model_files = Path(args.model) if Path(args.model).is_dir() else None
+    _check_output_paths({"--json": out}, {"model folder": model_files, "annotations": args.annotations,
+                                          "features": args.features, "videos": args.videos})
     grounder = Grounder.from_pretrained(args.model, device=args.device)
     if args.dataset == "synthetic":
         annotations, store = _synthetic_split(args.model, args.split)
@@ -122,8 +149,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate_grounder(grounder, annotations, store, batch_size=args.batch_size)
     print(f"{args.model} on {annotations.name}/{annotations.split}")
     print(metrics.table(title=annotations.name))
-    out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
-    out.write_text(json.dumps({"model": str(args.model), "dataset": annotations.name, "split": annotations.split,
-                               **metrics.to_dict()}, indent=2) + "\n", encoding="utf-8")
+    from cmagrounding._io import write_json_atomic
+
+    write_json_atomic(out, {"model": str(args.model), "dataset": annotations.name, "split": annotations.split,
+                            **metrics.to_dict()})
     print(f"wrote {out}")
     return 0

@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{store!r}: sizes and checksum match its index")
         return 0
     out = Path(args.output) if args.output else (source if source.is_dir() else source.with_name(source.stem + "-packed"))
+    from cmagrounding._paths import check_output_folder
+
+    check_output_folder("--output", out, inputs={"source": source})
     t0 = time.perf_counter()
     store = pack_features(source, out, dtype=args.dtype, key=args.hdf5_key)
     size = store.data_path.stat().st_size

@@ -157,8 +157,12 @@ def run(args: argparse.Namespace) -> int:
     if recipe.dataset != "synthetic" and (not args.annotations or features is None):
         raise SystemExit(f"train: recipe {recipe.name!r} needs --annotations and --features (or --videos)")
 
-    ctx = init_distributed(train_cfg.device)
     output = Path(args.output or f"runs/{recipe.name}")
+    from cmagrounding._paths import check_output_folder
+
+    check_output_folder("--output", output, inputs={"--annotations": args.annotations, "--features": args.features,
+                                                    "--glove": args.glove, "--video-config": args.video_config})
+    ctx = init_distributed(train_cfg.device)
     try:
         result = run_recipe(recipe, output, annotations=args.annotations, features=features, glove=args.glove,
                             resume=args.resume, val=args.val, video_config=video_config, ctx=ctx)
