@@ -87,6 +87,24 @@ def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> None:
             np.save(f, np.asarray(array), allow_pickle=False)
 
 
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created, mode 0600) for the block: processes
+    that build the same cached file wait for each other (POSIX ``flock``; no lock elsewhere)."""
+    if os.name != "posix":
+        yield
+        return
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(os.fspath(path), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 # ---------------------------------------------------------------- safetensors
 
 

@@ -136,6 +136,11 @@ class NonFiniteError(CMAGroundingError, ValueError):
     """A number that must be finite (a prediction, an output value) is NaN or infinite."""
 
 
+class CacheTrustError(CMAGroundingError):
+    """A cache folder for executed artifacts is not private to this user (group/world-writable or
+    owned by someone else); nothing is loaded from it or written into it."""
+
+
 class CacheTrustWarning(UserWarning):
     """A cached artifact that would be executed or deserialized was not used: it is not provably
     this user's own (folder not private, owner or checksum wrong); the warning names the file."""

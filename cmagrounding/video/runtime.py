@@ -228,9 +228,12 @@ class CompiledRunner(ExtractorRunner, _StaticShape):
             return self.packages[shape]
         from cmagrounding._io import atomic_path
 
+        from cmagrounding.video import cache_trust
+
         t = time.perf_counter()
         path = self.package_path(shape)
-        if not path.is_file():
+        if not cache_trust.trusted(path):  # native code: only a package this user compiled (docs/security.md)
+            cache_trust.private_dir(path.parent)
             logger.warning(
                 "compiling the I3D extractor for input %s (%s) once; this takes minutes on a small CPU and is cached "
                 "in %s (set CMAGROUNDING_I3D_RUNTIME=fused to skip)", shape, self.precision, path.parent,
@@ -243,6 +246,7 @@ class CompiledRunner(ExtractorRunner, _StaticShape):
                 exported = torch.export.export(trunk, (x,))
                 with atomic_path(path) as tmp:
                     torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp), inductor_configs={"freezing": True})
+            cache_trust.record(path)
         package = torch._inductor.aoti_load_package(str(path))
         self.packages[shape] = package
         self.first_call_s[shape] = time.perf_counter() - t
@@ -313,14 +317,17 @@ class OnnxRunner(ExtractorRunner, _StaticShape):
             return self.sessions[shape]
         import onnxruntime as ort
 
+        from cmagrounding.video import cache_trust
+
         t = time.perf_counter()
         fp32 = onnx_cache_path(self.sha, shape, "fp32")
-        if not fp32.is_file():
-            export_onnx(self.fast, shape, fp32)
+        if not cache_trust.trusted(fp32):  # deserialized by ONNX Runtime: only a file this user exported
+            export_onnx(self.fast, shape, cache_trust.private_dir(fp32.parent) / fp32.name)
+            cache_trust.record(fp32)
         path = fp32
         if self.precision == "int8":
             path = onnx_cache_path(self.sha, shape, "int8")
-            if not path.is_file():
+            if not cache_trust.trusted(path):
                 if self.calibration is not None:
                     batches = self.calibration(shape)
                 elif first is not None:
@@ -329,6 +336,7 @@ class OnnxRunner(ExtractorRunner, _StaticShape):
                 else:
                     raise ConfigError("precision int8 needs calibration clips the first time (none given)")
                 quantize_onnx(fp32, path, batches)
+                cache_trust.record(path)
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -454,7 +462,9 @@ class _CachedCompiledOr(ExtractorRunner):
     def _pick(self, x: torch.Tensor) -> ExtractorRunner:
         shape = tuple(x.shape)
         if shape not in self.chosen:
-            ready = self._compiled.package_path(shape).is_file()
+            from cmagrounding.video.cache_trust import trusted
+
+            ready = trusted(self._compiled.package_path(shape))
             voxels = int(np.prod(shape[2:]))
             if not ready and compile_pays_off(self.expected, voxels) and have_cxx_compiler():
                 logger.info("a job of about %d clips of %s: compiling the extractor first pays off", self.expected, shape[1:])
