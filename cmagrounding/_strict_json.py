@@ -68,12 +68,14 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def loads(text: str | bytes, where: str, error: type[Exception], *, max_depth: int = MAX_DEPTH) -> Any:
+def loads(text: str | bytes, where: str, error: type[Exception], *, max_depth: int = MAX_DEPTH,
+          surrogates: bool = False) -> Any:
     """Parse ``text`` strictly; anything refused raises ``error`` with a message starting ``where: ``.
 
     Refused: nesting deeper than ``max_depth``, integers over :data:`MAX_INT_DIGITS` digits,
     numbers that overflow a float, ``NaN`` / ``Infinity``, a key twice in one object, text that is
-    not UTF-8 or holds a lone surrogate, and malformed JSON.
+    not UTF-8 or holds a lone surrogate (unless ``surrogates``: a path from a non-UTF-8 file system
+    is stored that way), and malformed JSON.
     """
     if isinstance(text, bytes):
         try:
@@ -91,7 +93,8 @@ def loads(text: str | bytes, where: str, error: type[Exception], *, max_depth: i
         raise error(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except RecursionError:  # a depth under max_depth never gets here; kept for a lowered recursion limit
         raise error(f"{where}: JSON nested too deeply") from None
-    _check_text(value, where, error)
+    if not surrogates:
+        _check_text(value, where, error)
     return value
 
 

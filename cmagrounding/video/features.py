@@ -100,7 +100,8 @@ class VideoFeatures:
         from cmagrounding._strict_json import loads
         from cmagrounding.errors import CMAGroundingError
 
-        meta = loads(meta_text, f"{path}: metadata {_META_KEY!r}", DatasetError)
+        # surrogates allowed: the source path of a video whose name is not UTF-8 is stored escaped
+        meta = loads(meta_text, f"{path}: metadata {_META_KEY!r}", DatasetError, surrogates=True)
         if not isinstance(meta, dict):
             raise DatasetError(f"{path}: metadata {_META_KEY!r} must be a JSON object, found {type(meta).__name__}")
         if meta.get("format_version") != FORMAT_VERSION:
