@@ -66,6 +66,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike[str], older_than: float = 3600.0) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when a process was killed
+    (``kill -9`` skips its cleanup), once they are ``older_than`` seconds old: a younger one may
+    belong to a writer still running (e.g. another extraction shard). Returns what was removed."""
+    import time
+
+    removed = []
+    cutoff = time.time() - older_than
+    for path in Path(folder).glob(".*.tmp*"):
+        try:
+            if path.is_file() and ".tmp" in path.name and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone already, or not ours to delete
+    return removed
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:

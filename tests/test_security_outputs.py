@@ -142,3 +142,23 @@ def test_pack_output_that_is_the_source_file_is_refused(tmp_path, capsys):
     assert main(["pack-features", str(h5), "-o", str(h5)]) == 1
     assert f"--output {str(h5)!r} is the source" in capsys.readouterr().err
     assert h5.read_bytes() == b"\x89HDF\r\n\x1a\n"
+
+
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
+    """kill -9 skips atomic_path's cleanup; the next extraction into the folder removes what is left,
+    once old enough that no running writer (another shard) can still own it."""
+    import os
+    import time
+
+    from cmagrounding._io import atomic_path, remove_stale_temporaries
+
+    with atomic_path(tmp_path / "v.npy") as tmp:  # the name a writer uses
+        stale = tmp.with_name(tmp.name.replace(".v.", ".w."))
+    stale.write_bytes(b"half a file")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    fresh = tmp_path / ".x.abc.tmp.npy"
+    fresh.write_bytes(b"being written")
+    keep = tmp_path / "v.npy"
+    keep.write_bytes(b"a finished file")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, keep.name])
