@@ -14,7 +14,6 @@ not installed (``pip install 'cmagrounding[plot]'``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -111,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
             features.save(args.save_features)
         except (CMAGroundingError, OSError) as e:
             failures["save-features"] = e
-    _print_results(args, features, moments, plot_skipped, failures, grounder.card)
+    saved = args.save_features if args.save_features and encoded and "save-features" not in failures else None
+    _print_results(args, features, moments, plot_skipped, failures, grounder.card, saved)
     if failures:
         for what, e in failures.items():
             print(f"cmagrounding localize: error: {what} not written: {e}", file=sys.stderr)
@@ -169,7 +169,7 @@ def _write_outputs(args, grounder, moments, video_file, duration) -> tuple[str |
     return plot_skipped, failures
 
 
-def _print_results(args, features, moments, plot_skipped, failures, card) -> None:
+def _print_results(args, features, moments, plot_skipped, failures, card, saved_features=None) -> None:
     if args.json:
         out = {
             "video": args.video,
@@ -192,7 +192,7 @@ def _print_results(args, features, moments, plot_skipped, failures, card) -> Non
         if args.html:
             out["html"] = args.html if "html" not in failures else None
         if args.save_features:
-            out["save_features"] = args.save_features if "save-features" not in failures else None
+            out["save_features"] = saved_features  # None: not written (failed, or the input was features)
         from cmagrounding._strict_json import dumps
 
         print(dumps(out, where="the --json output", indent=2))

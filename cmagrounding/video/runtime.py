@@ -227,7 +227,6 @@ class CompiledRunner(ExtractorRunner, _StaticShape):
         if shape in self.packages:
             return self.packages[shape]
         from cmagrounding._io import atomic_path
-
         from cmagrounding.video import cache_trust
 
         t = time.perf_counter()
