@@ -143,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
         from cmagrounding.video.config import VideoConfig
 
         try:
-            video_config = VideoConfig.from_dict(json.loads(Path(args.video_config).read_text(encoding="utf-8")))
+            from cmagrounding._strict_json import loads
+            from cmagrounding.errors import ConfigError
+
+            video_config = VideoConfig.from_dict(loads(Path(args.video_config).read_bytes(), args.video_config, ConfigError))
         except (OSError, ValueError) as e:  # ConfigError is a ValueError
             raise SystemExit(f"train: --video-config {args.video_config}: not a readable VideoConfig JSON file ({e})") from None
     if args.videos:
