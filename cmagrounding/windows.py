@@ -137,7 +137,8 @@ class WindowSettings:
 
     def rows(self, spr: float) -> tuple[int, int]:
         """(window, stride) in feature rows of ``spr`` seconds each (at least 1 row each)."""
-        return max(1, int(round(self.size / spr))), max(1, int(round(self.stride / spr)))
+        cap = float(2**53)  # a window of 1e308 s is "longer than any video", not an OverflowError
+        return (max(1, int(round(min(self.size / spr, cap)))), max(1, int(round(min(self.stride / spr, cap)))))
 
 
 def seconds_per_row(times: np.ndarray) -> float:

@@ -229,6 +229,8 @@ def test_infinite_window_is_refused(tiny_folder, window):
         g.localize(features(n=12, duration=6.0), "a person sits", windowed=True, window=window)
     with pytest.raises(ConfigError):
         WindowSettings(size=10.0, stride=float("inf"))
+    with pytest.raises(ConfigError, match="choose a shorter window"):  # finite but huge: no OverflowError either
+        g.localize(features(n=12, duration=6.0), "a person sits", windowed=True, window=1e308)
 
 
 # ---------------------------------------------------------------- features files
