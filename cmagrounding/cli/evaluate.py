@@ -11,6 +11,11 @@ A predictions file holds one JSON object per line, {"video": ID, "query": TEXT, 
 in seconds, or "pred": [[start, end, score], ...] best first (scored as R5@m too); see
 docs/evaluation.md for the matching rules. Exit status: 0 scored, 1 a bad, duplicate or unmatched
 row or missing annotations (the message names the file and line), 2 a wrong combination of options.
+
+Both scoring conventions are printed and written, each labelled: the library's (ground truth
+clipped to the video) and LGI's (the annotation file's ground truth, unclipped; JSON key "lgi").
+A model trained by a paper recipe shows the paper's row too, and which convention it compares with.
+Models are scored in fp32 on every device.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ def _run_predictions(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.predictions} on {annotations.name}/{annotations.split}")
     print(report.table())  # printed before any file is written: a failed write loses nothing
+    _paper_note(args.dataset, None)
     try:
         write_json_atomic(out, report.to_dict())
         print(f"wrote {out}")
@@ -116,6 +122,24 @@ def _check_output_paths(outputs: dict, inputs: dict) -> None:
     for option, path in outputs.items():
         if path is not None:
             check_writable(option, path)
+
+
+def _paper_row(model: str, dataset: str, split: str) -> dict[str, float] | None:
+    """The paper's numbers recorded with the model's recipe, when they are for this dataset's test split."""
+    from cmagrounding._pretrained import read_config
+
+    recipe = read_config(model).get("recipe") or {}
+    if recipe.get("dataset") == dataset and split == recipe.get("test_split", "test") and recipe.get("paper"):
+        return dict(recipe["paper"])
+    return None
+
+
+def _paper_note(dataset: str, paper: dict | None) -> None:
+    """On the paper's datasets, say which row its numbers compare with (the table does when it shows them)."""
+    from cmagrounding.training.metrics import PAPER_CONVENTION_REASON
+
+    if paper is None and dataset in ("charades-sta", "activitynet-captions"):
+        print(PAPER_CONVENTION_REASON)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
         annotations = load_annotations(args.dataset, args.annotations, args.split, durations)
     metrics = evaluate_grounder(grounder, annotations, store, batch_size=args.batch_size)
     print(f"{args.model} on {annotations.name}/{annotations.split}")
-    print(metrics.table(title=annotations.name))
+    paper = _paper_row(args.model, args.dataset, args.split)
+    print(metrics.table(paper, title=annotations.name))
+    _paper_note(args.dataset, paper)
     from cmagrounding._io import write_json_atomic
 
     write_json_atomic(out, {"model": str(args.model), "dataset": annotations.name, "split": annotations.split,

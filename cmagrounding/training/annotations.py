@@ -18,6 +18,9 @@ dropped, so the counts stay those of the paper (12,408 / 3,720; 37,421 / 17,505 
   kept (for the counts) and counted separately.
 * ``start < 0``: clipped to 0.
 
+A repaired row keeps the file's ``(start, end)`` in ``Annotation.raw``: LGI's scoring convention
+uses the ground truth unrepaired (:mod:`cmagrounding.training.metrics`).
+
 One component over ~300 lines: the three formats share the repair rules, their counts and the types.
 """
 
@@ -54,6 +57,9 @@ class Annotation:
     """One query: ``video`` id, ``duration`` (s), the ``query`` sentence and its moment (s).
 
     ``start <= end`` and both lie in ``[0, duration]`` once a loader has repaired the row.
+    ``raw``: the ``(start, end)`` the file gave when the loader repaired them (None: unchanged),
+    for scoring under LGI's convention (raw ground truth, :mod:`cmagrounding.training.metrics`);
+    not part of equality or of :meth:`to_dict`.
     """
 
     video: str
@@ -61,6 +67,12 @@ class Annotation:
     query: str
     start: float
     end: float
+    raw: tuple[float, float] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def raw_span(self) -> tuple[float, float]:
+        """The ground truth as the annotation file gave it (seconds)."""
+        return self.raw if self.raw is not None else (self.start, self.end)
 
     @property
     def ratio(self) -> float:
@@ -68,7 +80,8 @@ class Annotation:
         return (self.end - self.start) / self.duration
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"video": self.video, "duration": self.duration, "query": self.query, "start": self.start,
+                "end": self.end}
 
 
 @dataclass
@@ -158,6 +171,7 @@ def _repair(video: str, duration: float, query: str, start: float, end: float, q
     """Apply the repair rules of the module docstring and count them."""
     if not duration > 0:
         raise DatasetError(f"{where}: video {video!r} has a non-positive duration {duration}")
+    given = (float(start), float(end))
     if start > end:
         start, end = end, start
         quirks.swapped_start_end += 1
@@ -171,7 +185,8 @@ def _repair(video: str, duration: float, query: str, start: float, end: float, q
                 quirks.start_after_duration += 1
         end = duration
         start = min(start, duration)
-    return Annotation(video, float(duration), query.strip(), float(start), float(end))
+    repaired = (float(start), float(end))
+    return Annotation(video, float(duration), query.strip(), *repaired, raw=given if given != repaired else None)
 
 
 def _read_charades_durations(csv_path: Path) -> dict[str, float]:
