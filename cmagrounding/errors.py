@@ -128,8 +128,9 @@ class WeightsValueError(CheckpointError):
     """Stored weights hold NaN / infinity, or a dtype other than the one the network records."""
 
 
-class LimitError(CMAGroundingError, ValueError):
-    """A value read from a file is past a documented bound (nesting depth, number size, a config size)."""
+class LimitError(CheckpointError, ValueError):
+    """A pretrained folder's config.json asks for a size past its documented bound, or of the wrong
+    type (docs/security.md); raised before anything is allocated."""
 
 
 class NonFiniteError(CMAGroundingError, ValueError):
