@@ -61,14 +61,31 @@ class Annotation:
     query: str
     start: float
     end: float
+    #: every ground-truth window (s) when the release gives several (QVHighlights: up to 25); empty
+    #: for one. ``start``/``end`` are then the first, the training target (CMA regresses one span).
+    windows: tuple[tuple[float, float], ...] = ()
+    #: the release's query id (QVHighlights ``qid``), matched by Moment-DETR's predictions rows
+    qid: int | str | None = None
 
     @property
     def ratio(self) -> float:
         """Length of the moment over the duration of the video (Figure 4 of the paper)."""
         return (self.end - self.start) / self.duration
 
+    @property
+    def gt_windows(self) -> tuple[tuple[float, float], ...]:
+        """All ground-truth windows (s): ``windows``, or the one ``(start, end)``."""
+        return self.windows or ((self.start, self.end),)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if not self.windows:  # single-window rows keep the five keys of the JSON Lines format
+            del out["windows"]
+        else:
+            out["windows"] = [list(w) for w in self.windows]
+        if self.qid is None:
+            del out["qid"]
+        return out
 
 
 @dataclass
@@ -313,23 +330,44 @@ _LAYOUT = {
         "test": (("val_1.json", "val_2.json"), None),  # the paper's test split (LGI): merged
     },
 }
+# ActivityNet Captions as 2D-TAN names its files (the same content: val_1 -> val, val_2 -> test)
+_TWO_D_TAN_NAMES = {"val_1.json": "val.json", "val_2.json": "test.json"}
 
 
 def load_annotations(dataset: str, root: str | Path, split: str,
                      durations: Mapping[str, float] | None = None) -> AnnotationSet:
-    """Load ``split`` of a public ``dataset`` ("charades-sta" or "activitynet-captions") from the
-    folder ``root`` holding its original files; with ``dataset == "jsonl"``, ``root`` is a folder
+    """Load ``split`` of a public ``dataset`` ("charades-sta", "activitynet-captions", "qvhighlights",
+    "tacos"; :mod:`cmagrounding.training.releases`) from the folder ``root`` holding its original files
+    (ActivityNet also with 2D-TAN's names ``val.json`` / ``test.json`` for ``val_1`` / ``val_2``); with ``dataset == "jsonl"``, ``root`` is a folder
     of ``<split>.jsonl`` files (``train.jsonl``, ``val.jsonl``, ``test.jsonl``) or one file, and
     ``durations`` fills rows without a ``duration`` (:func:`load_jsonl`)."""
     if dataset == "jsonl":  # a .jsonl file, or a folder of <split>.jsonl files
         path = Path(root)
         return load_jsonl(path / f"{split}.jsonl" if path.is_dir() else path, split=split, durations=durations)
+    if dataset in ("qvhighlights", "tacos"):  # the field's releases (Moment-DETR's, 2D-TAN's)
+        from cmagrounding.training import releases
+
+        names = releases.RELEASE_FILES[dataset]
+        if split not in names:
+            raise DatasetError(f"{dataset} has no split {split!r}; expected one of {sorted(names)}")
+        path = Path(root)
+        path = path / names[split] if path.is_dir() else path
+        if not path.is_file():
+            raise DatasetError(f"{path}: missing the {dataset} {split} file {names[split]}")
+        load = releases.load_qvhighlights if dataset == "qvhighlights" else releases.load_tacos
+        return load(path, split=split)
     if dataset not in _LAYOUT:
-        raise DatasetError(f"unknown dataset {dataset!r}; expected one of {sorted(_LAYOUT)} or 'jsonl'")
+        raise DatasetError(f"unknown dataset {dataset!r}; expected one of "
+                           f"{sorted([*_LAYOUT, 'qvhighlights', 'tacos'])} or 'jsonl'")
     if split not in _LAYOUT[dataset]:
         raise DatasetError(f"{dataset} has no split {split!r}; expected one of {sorted(_LAYOUT[dataset])}")
     root = Path(root)
     files, csv_name = _LAYOUT[dataset][split]
+    if dataset == "activitynet-captions" and not all((root / n).is_file() for n in files):
+        # 2D-TAN ships the same files as train.json, val.json (= val_1) and test.json (= val_2)
+        renamed = tuple(_TWO_D_TAN_NAMES.get(n, n) for n in files)
+        if all((root / n).is_file() for n in renamed):
+            files = renamed
     missing = [n for n in (*files, csv_name) if n and not (root / n).is_file()]
     if missing:
         raise DatasetError(f"{root}: missing {missing} for {dataset}/{split}")
