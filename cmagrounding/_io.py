@@ -245,26 +245,72 @@ def some(items: Sequence[str], limit: int = 10) -> str:
 # ---------------------------------------------------------------- JSON Lines
 
 
+#: digits an integer in a JSON Lines row may have (ids, frame numbers and times need far fewer)
+MAX_INT_DIGITS = 40
+
+
+def _strict_object(where: str) -> Any:
+    """An ``object_pairs_hook`` that refuses a key given twice (json keeps the last one silently)."""
+    from cmagrounding.errors import JSONDuplicateKeyError
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+            raise JSONDuplicateKeyError(f"{where}: key {twice!r} is given twice in one object")
+        return out
+
+    return hook
+
+
+def _strict_int(where: str) -> Any:
+    from cmagrounding.errors import JSONNumberTooLargeError
+
+    def parse(text: str) -> int:
+        if len(text.lstrip("-")) > MAX_INT_DIGITS:
+            raise JSONNumberTooLargeError(f"{where}: an integer of {len(text.lstrip('-'))} digits "
+                                          f"(at most {MAX_INT_DIGITS})")
+        return int(text)
+
+    return parse
+
+
 def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str = "file") -> Iterator[tuple[str, Any]]:
     """``(where, value)`` for each non-blank line of a JSON Lines file, ``where`` being ``path:line``.
 
-    A missing file, text that is not UTF-8 or a line that is not JSON raises ``error`` (the
-    caller's class, e.g. ``DatasetError``) naming the file, or the file and line; ``what`` names
-    the file in the not-found message (``"annotation file"``). What a value must hold is the caller's.
+    The file is read line by line (never held whole). A missing file, text that is not UTF-8 or a
+    line that is not JSON raises ``error`` (the caller's class, e.g. ``DatasetError``) naming the
+    file, or the file and line; ``what`` names the file in the not-found message (``"annotation
+    file"``). Valid JSON is still refused, by a :class:`~cmagrounding.errors.JSONLimitError`
+    subclass naming the line, when an object repeats a key, an integer has more than
+    :data:`MAX_INT_DIGITS` digits, or the nesting is too deep to decode. What a value must hold is
+    the caller's.
     """
+    from cmagrounding.errors import JSONTooDeepError
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        f = open(path, encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
-    except UnicodeDecodeError as e:
-        raise error(f"{path}: not UTF-8 text ({e})") from None
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise error(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
-        yield where, value
+    with f:
+        lineno = 0
+        while True:
+            try:
+                line = f.readline()
+            except UnicodeDecodeError as e:
+                raise error(f"{path}:{lineno + 1}: not UTF-8 text ({e})") from None
+            if not line:
+                break
+            lineno += 1
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                value = json.loads(line, object_pairs_hook=_strict_object(where), parse_int=_strict_int(where))
+            except json.JSONDecodeError as e:
+                raise error(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
+            except RecursionError:
+                raise JSONTooDeepError(f"{where}: nested too deeply to read ({len(line)} characters)") from None
+            yield where, value

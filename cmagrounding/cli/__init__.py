@@ -50,7 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
+    from cmagrounding.errors import CMAGroundingError
+
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except CMAGroundingError as e:  # bad data or files: one line naming them, never a traceback
+        print(f"cmagrounding {args.command}: error: {e}", file=sys.stderr)
+        return 1

@@ -27,20 +27,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="pretrained folder or hub id")
     source.add_argument("--predictions", help="score this JSON Lines predictions file instead of a model")
-    parser.add_argument("--dataset", required=True, choices=["charades-sta", "activitynet-captions", "jsonl", "synthetic"])
+    parser.add_argument("--dataset", required=True,
+                        choices=["charades-sta", "activitynet-captions", "qvhighlights", "tacos", "jsonl", "synthetic"])
     parser.add_argument("--annotations", help="the dataset's folder of original files (or the jsonl folder / file)")
     parser.add_argument("--split", default="test", help="split to score (default test; ActivityNet test = val_1 + val_2)")
     parser.add_argument("--features", help="folder of <video>.npy features (through the packed store in it, if any), "
                         "a packed store, or an .h5/.hdf5 file")
     parser.add_argument("--hdf5-key", help="dataset inside each video's HDF5 group (ActivityNet C3D: c3d_features)")
+    parser.add_argument("--npz-key", help="array inside each .npz feature file (default features)")
     parser.add_argument("--videos", help="extract features from these video files with the model's own extractor")
     parser.add_argument("--feature-cache", help="with --videos: cache extracted features here")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", help="cpu, cuda or cuda:K (default: CUDA when available)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="with --predictions: score annotations without a row as IoU 0 (counted) instead of failing")
-    parser.add_argument("--per-query", help="with --predictions: write each annotation's IoU here (JSON Lines)")
+    parser.add_argument("--per-query", help="write each annotation's IoU here (JSON Lines)")
+    parser.add_argument("--thresholds", type=_thresholds, default=None,
+                        help="comma-separated IoU thresholds of the R1@m printed, in [0.1, 0.95] "
+                        "(default 0.1,0.3,0.5,0.7; Moment-DETR reports 0.5,0.7)")
+    parser.add_argument("--save-predictions", help="with --model: write its answers here as the library's "
+                        "predictions JSON Lines (video, query, pred [[start, end, score]])")
+    parser.add_argument("--save-moment-detr", help="with --model: write its answers here in Moment-DETR's keys "
+                        "(qid, vid, query, pred_relevant_windows [[start, end, score]])")
     parser.add_argument("--json", dest="json_out", help="where to write the result (default eval-<dataset>-<split>.json)")
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    """``"0.5,0.7"`` -> (0.5, 0.7); each in [0.1, 0.95] (argparse reports the ValueError by name)."""
+    try:
+        values = tuple(float(t) for t in text.replace(" ", ",").split(",") if t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    bad = [v for v in values if not 0.1 - 1e-9 <= v <= 0.95 + 1e-9]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: thresholds must lie in [0.1, 0.95]")
+    return values
 
 
 def _synthetic_split(model: str, split: str):
@@ -66,13 +87,14 @@ def _run_predictions(args: argparse.Namespace) -> int:
     from cmagrounding.training.predictions import score_predictions
 
     if args.dataset == "synthetic":
-        print("cmagrounding evaluate: error: --predictions needs --dataset charades-sta, activitynet-captions "
-              "or jsonl (the synthetic split is regenerated from a model's recipe)", file=sys.stderr)
+        print("cmagrounding evaluate: error: --predictions needs --dataset charades-sta, activitynet-captions, "
+              "qvhighlights, tacos or jsonl (the synthetic split is regenerated from a model's recipe)", file=sys.stderr)
         return 2
     if not args.annotations:
         print("cmagrounding evaluate: error: --annotations is required with --predictions", file=sys.stderr)
         return 2
-    model_only = [f"--{k.replace('_', '-')}" for k in ("features", "videos", "feature_cache", "hdf5_key", "device")
+    model_only = [f"--{k.replace('_', '-')}" for k in ("features", "videos", "feature_cache", "hdf5_key", "npz_key", "device",
+                                                        "save_predictions", "save_moment_detr")
                   if getattr(args, k)]
     if model_only:
         print(f"cmagrounding evaluate: error: {', '.join(model_only)} apply to --model, not --predictions",
@@ -80,7 +102,8 @@ def _run_predictions(args: argparse.Namespace) -> int:
         return 2
     try:
         annotations = load_annotations(args.dataset, args.annotations, args.split)
-        report = score_predictions(args.predictions, annotations, allow_missing=args.allow_missing)
+        report = score_predictions(args.predictions, annotations, allow_missing=args.allow_missing,
+                                   **({"thresholds": args.thresholds} if args.thresholds else {}))
     except CMAGroundingError as e:
         print(f"cmagrounding evaluate: error: {e}", file=sys.stderr)
         return 1
@@ -100,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_predictions(args)
     from cmagrounding.grounder import Grounder
     from cmagrounding.training.annotations import load_annotations
-    from cmagrounding.training.evaluation import evaluate_grounder
-    from cmagrounding.training.stores import EncoderStore, open_feature_store, recorded_durations
+    from cmagrounding.training.evaluation import grounder_answers
+    from cmagrounding.training.releases import NoGroundTruthError, require_windows
+    from cmagrounding.training.stores import EncoderStore, align_to_store, open_feature_store, recorded_durations
 
     grounder = Grounder.from_pretrained(args.model, device=args.device)
     if args.dataset == "synthetic":
@@ -113,17 +137,46 @@ def run(args: argparse.Namespace) -> int:
             store = EncoderStore(grounder.video_encoder, video_root=args.videos, cache=args.feature_cache)
         elif args.features:
             key = args.hdf5_key or ("c3d_features" if args.dataset == "activitynet-captions" else None)
-            store = open_feature_store(args.features, key=key)
+            # the model records how its training features were joined and normalized: do the same
+            join = grounder.video_config.extra.get("feature_join") or {}
+            store = open_feature_store(args.features, key=key, npz_key=args.npz_key,
+                                       l2_normalize=bool(join.get("l2_normalize")))
         else:
             raise SystemExit("evaluate: give --features (precomputed) or --videos (extract with the model's extractor)")
         # JSON Lines rows may leave out the durations that extract-features recorded
         durations = recorded_durations(store) if args.dataset == "jsonl" else None
-        annotations = load_annotations(args.dataset, args.annotations, args.split, durations)
-    metrics = evaluate_grounder(grounder, annotations, store, batch_size=args.batch_size)
+        annotations = align_to_store(load_annotations(args.dataset, args.annotations, args.split, durations), store)
+    try:
+        require_windows(annotations)
+    except NoGroundTruthError:
+        if not (args.save_predictions or args.save_moment_detr) or args.per_query:
+            raise
+        # a hidden test split (QVHighlights): answers written for the benchmark's server, nothing scored
+        _, spans, scores = grounder_answers(grounder, annotations, store, batch_size=args.batch_size)
+        print(f"{args.model} on {annotations.name}/{annotations.split}: no ground truth; answers written, not scored")
+        _write_answers(args, list(annotations), spans, scores)
+        return 0
+    metrics, spans, scores = grounder_answers(grounder, annotations, store, batch_size=args.batch_size,
+                                              **({"thresholds": args.thresholds} if args.thresholds else {}))
     print(f"{args.model} on {annotations.name}/{annotations.split}")
     print(metrics.table(title=annotations.name))
     out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
     out.write_text(json.dumps({"model": str(args.model), "dataset": annotations.name, "split": annotations.split,
                                **metrics.to_dict()}, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
+    _write_answers(args, list(annotations), spans, scores)
     return 0
+
+
+def _write_answers(args: argparse.Namespace, annotations: list, spans, scores) -> None:
+    """--save-predictions, --save-moment-detr and --per-query of a model's answers."""
+    from cmagrounding.training.predictions_out import per_query_rows, prediction_rows, write_jsonl
+    from cmagrounding.training.window_metrics import top1_ious
+
+    for path, style in ((args.save_predictions, "cmagrounding"), (args.save_moment_detr, "moment-detr")):
+        if path:
+            write_jsonl(path, prediction_rows(annotations, spans, scores, style))
+            print(f"wrote {path}")
+    if args.per_query:
+        write_jsonl(args.per_query, per_query_rows(annotations, spans, top1_ious(spans, annotations)))
+        print(f"wrote {args.per_query}")

@@ -28,7 +28,7 @@ from cmagrounding.training.distributed import DistContext, init_distributed
 from cmagrounding.training.evaluation import evaluate_network, mean_span_baseline, shuffle_queries
 from cmagrounding.training.metrics import CONVENTION, GroundingMetrics
 from cmagrounding.training.recipes import Recipe
-from cmagrounding.training.stores import FeatureStore, open_feature_store, recorded_durations
+from cmagrounding.training.stores import FeatureStore, align_to_store, open_feature_store, recorded_durations
 from cmagrounding.training.trainer import Callback, Trainer, TrainResult, cpu_threads
 
 _logger = logging.getLogger(__name__)
@@ -97,6 +97,9 @@ def load_recipe_data(recipe: Recipe, annotations: str | Path | None = None, feat
         named_val = None
         if protocol == "val":
             named_val = load_annotations(recipe.dataset, annotations, "val", durations)
+        # every annotated video must have features (ids matched with or without .avi): one message now
+        train, test = align_to_store(train, store), align_to_store(test, store)
+        named_val = align_to_store(named_val, store) if named_val is not None else None
     if protocol == "test":
         return DataSplits(train, test, test, store, "best epoch chosen on the test split (LGI's protocol)")
     if protocol == "holdout":
@@ -144,8 +147,10 @@ def _default_video_config(feature_dim: int, num_clips: int, features: Any) -> An
 
     # Features made elsewhere: their extraction settings are unknown to us, so the model is tied
     # to "precomputed" features of this width (pass video_config to describe them exactly).
-    return VideoConfig(extractor="precomputed", weights=None, feature_dim=feature_dim, num_clips=num_clips,
-                       extra={"features": Path(str(features)).name if features is not None else "synthetic"})
+    extra: dict[str, Any] = {"features": Path(str(features)).name if features is not None else "synthetic"}
+    if hasattr(features, "describe"):  # joined and/or L2-normalized sources: inference must do the same
+        extra = {"features": ",".join(features.describe()["sources"]), "feature_join": features.describe()}
+    return VideoConfig(extractor="precomputed", weights=None, feature_dim=feature_dim, num_clips=num_clips, extra=extra)
 
 
 def run_recipe(recipe: Recipe, output: str | Path, *, annotations: str | Path | None = None,

@@ -20,11 +20,12 @@ Scores and IoUs here are fractions; Moment-DETR prints percent rounded to 2 deci
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["MAP_THRESHOLDS", "LENGTH_RANGES", "best_window_iou", "average_precision", "window_map"]
+__all__ = ["MAP_THRESHOLDS", "LENGTH_RANGES", "best_window_iou", "average_precision", "window_map", "top1_ious",
+           "window_metrics"]
 
 #: Moment-DETR's IoU thresholds for mAP: 0.5, 0.55, ..., 0.95
 MAP_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
@@ -116,3 +117,29 @@ def window_map(candidates: Sequence[tuple[np.ndarray, np.ndarray]], windows: Seq
         return {float(m): 0.0 for m in thresholds}, 0
     mean = np.mean(np.stack(aps), axis=0)
     return {float(m): float(v) for m, v in zip(thresholds, mean)}, len(aps)
+
+
+def top1_ious(spans: np.ndarray, annotations: Sequence) -> np.ndarray:
+    """(M,) IoU of each top-1 span (M, 2) seconds with its annotation's best-matching window, both
+    clipped to [0, duration] (the library's convention); one window: the plain top-1 IoU."""
+    from cmagrounding.spans import temporal_iou
+
+    spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    out = np.zeros(len(spans))
+    for i, a in enumerate(annotations):
+        w = np.clip(np.asarray(a.gt_windows, dtype=np.float64), 0.0, a.duration)
+        s = np.clip(spans[i], 0.0, a.duration)
+        out[i] = temporal_iou(np.repeat(s[None], len(w), axis=0), w).max()
+    return out
+
+
+def window_metrics(spans: np.ndarray, annotations: Sequence, thresholds: Sequence[float] | None = None) -> Any:
+    """R1@m and mIoU (a :class:`~cmagrounding.training.metrics.GroundingMetrics`) of top-1 spans (M, 2)
+    seconds against annotations with several windows each, R1 on the best-matching window."""
+    from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics
+
+    iou = top1_ious(spans, annotations)
+    if len(iou) == 0:
+        raise ValueError("no predictions to score")
+    return GroundingMetrics({float(m): float(np.mean(iou >= m)) for m in (thresholds or THRESHOLDS)},
+                            float(iou.mean()), int(len(iou)))
