@@ -40,7 +40,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from cmagrounding.training.predictions import score_predictions
-    from cmagrounding.training.releases import load_qvhighlights
+    from cmagrounding.training.annotations import load_qvhighlights
 
     report = score_predictions(args.predictions, load_qvhighlights(args.annotations, split="val"),
                                thresholds=(0.5, 0.7)).to_dict()

@@ -77,6 +77,10 @@ class DatasetError(CMAGroundingError, ValueError):
     """An annotation or feature file is malformed."""
 
 
+class NoGroundTruthError(DatasetError):
+    """A split without ground-truth windows (QVHighlights test) was asked to be scored."""
+
+
 class FeaturesMissingError(DatasetError):
     """The features do not cover every annotated video; the message lists the first missing ids and the count."""
 

@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding.grounder import Grounder
     from cmagrounding.training.annotations import load_annotations
     from cmagrounding.training.evaluation import grounder_answers
-    from cmagrounding.training.releases import NoGroundTruthError, require_windows
+    from cmagrounding.errors import NoGroundTruthError
+    from cmagrounding.training.annotations import require_windows
     from cmagrounding.training.stores import EncoderStore, align_to_store, open_feature_store, recorded_durations
 
     grounder = Grounder.from_pretrained(args.model, device=args.device)

@@ -43,7 +43,7 @@ import numpy as np
 from cmagrounding._io import some
 from cmagrounding.errors import PredictionsError, shorten
 from cmagrounding.spans import IOU_CONVENTION, temporal_iou
-from cmagrounding.training.annotations import Annotation, AnnotationSet
+from cmagrounding.training.annotations import Annotation, AnnotationSet, require_windows
 from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics
 from cmagrounding.training.predictions_file import (
     Prediction,
@@ -197,8 +197,6 @@ def score_predictions(
     duplicate row, on missing annotations unless ``allow_missing``, and when no row matches any
     annotation.
     """
-    from cmagrounding.training.releases import require_windows
-
     require_windows(annotations)
     stream, source = stream_predictions(predictions)
     anns = list(annotations)

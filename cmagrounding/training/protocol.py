@@ -97,9 +97,6 @@ def load_recipe_data(recipe: Recipe, annotations: str | Path | None = None, feat
         named_val = None
         if protocol == "val":
             named_val = load_annotations(recipe.dataset, annotations, "val", durations)
-        # every annotated video must have features (ids matched with or without .avi): one message now
-        train, test = align_to_store(train, store), align_to_store(test, store)
-        named_val = align_to_store(named_val, store) if named_val is not None else None
     if protocol == "test":
         return DataSplits(train, test, test, store, "best epoch chosen on the test split (LGI's protocol)")
     if protocol == "holdout":
@@ -111,6 +108,16 @@ def load_recipe_data(recipe: Recipe, annotations: str | Path | None = None, feat
     if protocol == "none":
         return DataSplits(train, None, test, store, "last epoch kept (no validation)")
     raise ConfigError(f"unknown validation protocol {protocol!r}; expected test, holdout, val or none")
+
+
+def _covered(data: DataSplits) -> DataSplits:
+    """``data`` with its splits checked against the store (:func:`align_to_store`: the first missing
+    ids and their count in one error; ids matched with or without ``.avi``)."""
+    import dataclasses
+
+    test = align_to_store(data.test, data.store)
+    val = None if data.val is None else test if data.val is data.test else align_to_store(data.val, data.store)
+    return dataclasses.replace(data, train=align_to_store(data.train, data.store), test=test, val=val)
 
 
 def _feature_dim(store: FeatureStore, annotations: AnnotationSet) -> int:
@@ -182,6 +189,8 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     ctx = ctx or init_distributed(cfg.device)
     t_start = time.perf_counter()
     data = load_recipe_data(recipe, annotations, features, val)
+    if recipe.dataset != "synthetic":  # every annotated video needs features: one message now, not at a batch
+        data = _covered(data)
 
     tokenizer_path = output / "tokenizer.json"
     if resume and tokenizer_path.is_file():

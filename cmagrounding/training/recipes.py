@@ -138,7 +138,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-# The field's other releases (:mod:`cmagrounding.training.releases`). The paper reports neither;
+# The field's other releases (loaded by :mod:`cmagrounding.training.annotations`). The paper reports neither;
 # fallbacks, stated in each description: the paper's model and LGI's protocol (best epoch on the
 # split scored) with the settings of the paper's dataset that is most alike.
 RECIPES.update({
