@@ -7,28 +7,40 @@ A predictions file is JSON Lines, one query per line (extra keys are allowed and
 
 ``pred`` is one span ``[start, end]`` in seconds, or a ranked list of candidates
 ``[[start, end, score], ...]`` best first (``score`` optional; when given it must not increase).
-The scoring conventions are the library's (:data:`cmagrounding.spans.IOU_CONVENTION`): top-1
-metrics come from :func:`~cmagrounding.training.metrics.compute_metrics`, IoUs from
-:func:`cmagrounding.spans.temporal_iou`, predictions and ground truth clipped to [0, duration].
+Moment-DETR's rows (``qid``, ``vid``, ``query``, ``pred_relevant_windows``) are read as they are
+(:mod:`~cmagrounding.training.predictions_file`). The scoring conventions are the library's
+(:data:`cmagrounding.spans.IOU_CONVENTION`): IoUs from :func:`cmagrounding.spans.temporal_iou`,
+predictions and ground truth clipped to [0, duration].
 
 Rules (each counted in the :class:`PredictionsReport`, never a silent drop):
 
 * **matching**: a row answers the annotations of the same ``video`` id (exact string) whose query
   equals its ``query`` after :func:`normalize_query` (whitespace runs collapsed, ends stripped,
-  case folded). Annotations that share a video and a normalized query (24 under 12 keys in
+  case folded); where the annotations carry Moment-DETR's ``qid`` (QVHighlights), a row with that
+  ``qid`` answers it. Annotations that share a video and a normalized query (24 under 12 keys in
   ActivityNet's merged test split, mostly one sentence in both val_1 and val_2, with different
   ground truth) are all answered by the one row: the model saw the same input; each still counts
   as a query (``shared``).
+* **several windows** (QVHighlights): R1@m compares the top-1 candidate with the window it overlaps
+  best; mAP follows Moment-DETR (:mod:`~cmagrounding.training.window_metrics`). One window: the
+  numbers are those of :func:`~cmagrounding.training.metrics.compute_metrics`, to the last digit.
 * **missing** (an annotation without a row): :class:`~cmagrounding.errors.PredictionsError`, or
-  with ``allow_missing=True`` IoU 0 at every threshold, counted in ``missing``.
-* **duplicate** rows (same video and normalized query twice): an error naming both lines.
-* **extra** rows (no annotation matches): counted in ``extra``, listed in ``extra_rows`` and
-  logged; an error only when *no* row matches at all (a wrong file or id convention).
-* **bad rows** (not JSON, wrong types, NaN/inf, negative times, start > end, empty candidate
-  list, increasing scores): an error naming the file and line.
+  with ``allow_missing=True`` IoU 0 at every threshold (AP 0), counted in ``missing``.
+* **duplicate** rows (two rows answering the same annotation): an error naming both lines.
+* **extra** rows (no annotation matches): counted in ``extra``, the first 20 listed in
+  ``extra_rows`` and logged; an error only when *no* row matches at all (a wrong file or id
+  convention). The file is streamed and only matching rows are kept, so memory grows with the
+  annotations, not the file; extra rows are therefore not checked for duplicates among themselves.
+* **out of range**: a candidate before 0 or past the duration (raw regression output) is clipped
+  and counted in ``clipped``.
+* **bad rows** (not JSON, wrong types, NaN/inf, start > end, empty candidate list, increasing
+  scores in the library's rows, a key given twice, a huge integer, deep nesting): an error naming
+  the file and line.
 * **top-k**: when any row gives a candidate list, R5@m counts a query correct when one of its
   first 5 candidates reaches IoU m (a single span is a list of one); ``fewer_than_5`` counts the
-  scored queries with fewer candidates. R1@m and mIoU use the first candidate.
+  scored queries with fewer candidates. R1@m and mIoU use the first candidate. mAP (Moment-DETR's:
+  IoU 0.5:0.05:0.95, the first 10 candidates by score; rank order where no scores are given) is
+  reported with the candidate lists too.
 """
 
 from __future__ import annotations
