@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("evaluate: give --features (precomputed) or --videos (extract with the model's extractor)")
         # JSON Lines rows may leave out the durations that extract-features recorded
         durations = recorded_durations(store) if args.dataset == "jsonl" else None
-        annotations = align_to_store(load_annotations(args.dataset, args.annotations, args.split, durations), store)
+        released = load_annotations(args.dataset, args.annotations, args.split, durations)
+        annotations = align_to_store(released, store)  # ids as the features name them (TACoS: with or without .avi)
     try:
         require_windows(annotations)
     except NoGroundTruthError:
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         # a hidden test split (QVHighlights): answers written for the benchmark's server, nothing scored
         _, spans, scores = grounder_answers(grounder, annotations, store, batch_size=args.batch_size)
         print(f"{args.model} on {annotations.name}/{annotations.split}: no ground truth; answers written, not scored")
-        _write_answers(args, list(annotations), spans, scores)
+        _write_answers(args, list(released), spans, scores)
         return 0
     metrics, spans, scores = grounder_answers(grounder, annotations, store, batch_size=args.batch_size,
                                               **({"thresholds": args.thresholds} if args.thresholds else {}))
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     out.write_text(json.dumps({"model": str(args.model), "dataset": annotations.name, "split": annotations.split,
                                **metrics.to_dict()}, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
-    _write_answers(args, list(annotations), spans, scores)
+    _write_answers(args, list(annotations if args.dataset == "synthetic" else released), spans, scores)  # the release's ids
     return 0
 
 

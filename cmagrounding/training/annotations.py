@@ -463,7 +463,8 @@ def load_annotations(dataset: str, root: str | Path, split: str,
                      durations: Mapping[str, float] | None = None) -> AnnotationSet:
     """Load ``split`` of a public ``dataset`` ("charades-sta", "activitynet-captions", "qvhighlights",
     "tacos") from the folder ``root`` holding its original files
-    (ActivityNet also with 2D-TAN's names ``val.json`` / ``test.json`` for ``val_1`` / ``val_2``); with ``dataset == "jsonl"``, ``root`` is a folder
+    (ActivityNet also with 2D-TAN's names ``val.json`` / ``test.json`` for ``val_1`` / ``val_2``);
+    with ``dataset == "jsonl"``, ``root`` is a folder
     of ``<split>.jsonl`` files (``train.jsonl``, ``val.jsonl``, ``test.jsonl``) or one file, and
     ``durations`` fills rows without a ``duration`` (:func:`load_jsonl`)."""
     if dataset == "jsonl":  # a .jsonl file, or a folder of <split>.jsonl files

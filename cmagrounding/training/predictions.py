@@ -64,7 +64,8 @@ from cmagrounding.training.predictions_file import (
     parse_prediction,
     stream_predictions,
 )
-from cmagrounding.training.window_metrics import LENGTH_RANGES, MAP_THRESHOLDS, window_map
+from cmagrounding.training.stores import id_candidates
+from cmagrounding.training.window_metrics import LENGTH_RANGES, window_map
 
 _logger = logging.getLogger(__name__)
 
@@ -249,8 +250,8 @@ def score_predictions(
         raise PredictionsError(
             f"{source}: none of its {rows} rows matches an annotation (first row: video "
             f"{first.video!r}, query {shorten(first.query)}; first annotation: video {anns[0].video!r}, "
-            f"query {shorten(anns[0].query)}); videos are matched by exact id (or Moment-DETR's qid), "
-            "queries by normalize_query()"
+            f"query {shorten(anns[0].query)}); videos are matched by id (with or without a video suffix "
+            "such as .avi) or by Moment-DETR's qid, queries by normalize_query()"
         )
 
     matched = [(a, by_key.get(_ann_key(a))) for a in anns]
@@ -350,4 +351,10 @@ def _ann_key(a: Annotation) -> tuple[str, str]:
 def _row_key(p: Prediction, ann_keys: Mapping[tuple[str, str], tuple[str, str]]) -> tuple[str, str]:
     if p.qid is not None and ("qid", str(p.qid)) in ann_keys:
         return ("qid", str(p.qid))
+    if p.key in ann_keys:
+        return p.key
+    # the same video under the other id convention (TACoS: s22-d55.avi in 2D-TAN, s22-d55 elsewhere)
+    for other in id_candidates(p.video)[1:]:
+        if (other, p.key[1]) in ann_keys:
+            return (other, p.key[1])
     return p.key
