@@ -249,31 +249,33 @@ def some(items: Sequence[str], limit: int = 10) -> str:
 MAX_INT_DIGITS = 40
 
 
-def _strict_object(where: str) -> Any:
-    """An ``object_pairs_hook`` that refuses a key given twice (json keeps the last one silently)."""
-    from cmagrounding.errors import JSONDuplicateKeyError
+class _Refused(ValueError):
+    """Raised inside the decoder's hooks; :func:`jsonl_rows` re-raises it as the named error."""
 
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out = dict(pairs)
-        if len(out) != len(pairs):
-            seen: set[str] = set()
-            twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-            raise JSONDuplicateKeyError(f"{where}: key {twice!r} is given twice in one object")
-        return out
-
-    return hook
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
 
 
-def _strict_int(where: str) -> Any:
-    from cmagrounding.errors import JSONNumberTooLargeError
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a key given twice is refused (json keeps the last one silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _Refused("duplicate", f"key {twice!r} is given twice in one object")
+    return out
 
-    def parse(text: str) -> int:
-        if len(text.lstrip("-")) > MAX_INT_DIGITS:
-            raise JSONNumberTooLargeError(f"{where}: an integer of {len(text.lstrip('-'))} digits "
-                                          f"(at most {MAX_INT_DIGITS})")
-        return int(text)
 
-    return parse
+def _strict_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _Refused("number", f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+# one decoder for every line (json.loads with hooks would build a new one per call)
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_strict_object, parse_int=_strict_int)
 
 
 def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str = "file") -> Iterator[tuple[str, Any]]:
@@ -287,7 +289,9 @@ def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str =
     :data:`MAX_INT_DIGITS` digits, or the nesting is too deep to decode. What a value must hold is
     the caller's.
     """
-    from cmagrounding.errors import JSONTooDeepError
+    from cmagrounding.errors import JSONDuplicateKeyError, JSONNumberTooLargeError, JSONTooDeepError
+
+    refused = {"duplicate": JSONDuplicateKeyError, "number": JSONNumberTooLargeError}
 
     path = Path(path)
     try:
@@ -308,7 +312,9 @@ def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str =
                 continue
             where = f"{path}:{lineno}"
             try:
-                value = json.loads(line, object_pairs_hook=_strict_object(where), parse_int=_strict_int(where))
+                value = _STRICT_DECODER.decode(line)
+            except _Refused as e:
+                raise refused[e.kind](f"{where}: {e}") from None
             except json.JSONDecodeError as e:
                 raise error(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
             except RecursionError:

@@ -128,9 +128,9 @@ def parse_prediction(obj: Any, where: str) -> Prediction:
         if any(s is None for s in given):
             raise PredictionsError(f"{where}: give a score for every candidate of 'pred' or for none")
         scores = np.array(given, dtype=np.float64)
-        rising = np.flatnonzero(np.diff(scores) > 0)
-        if rising.size:
-            i = int(rising[0])
+        rising = next((i for i in range(len(given) - 1) if given[i + 1] > given[i]), None)  # plain floats: fast
+        if rising is not None:
+            i = rising
             raise PredictionsError(f"{where}: candidates must be best first, but pred[{i + 1}] scores "
                                    f"{scores[i + 1]} > pred[{i}] {scores[i]}")
     spans = np.array([[r[0], r[1]] for r in rows], dtype=np.float64)
