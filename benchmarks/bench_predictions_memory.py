@@ -16,11 +16,9 @@ import json
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 

@@ -13,13 +13,14 @@ import pytest
 
 from cmagrounding.cli import main
 from cmagrounding.errors import (
+    DatasetError,
     JSONDuplicateKeyError,
     JSONNumberTooLargeError,
     JSONTooDeepError,
     NoGroundTruthError,
     PredictionsError,
 )
-from cmagrounding.training.annotations import load_annotations, load_qvhighlights
+from cmagrounding.training.annotations import load_annotations
 from cmagrounding.training.metrics import compute_metrics
 from cmagrounding.training.predictions import score_predictions
 from cmagrounding.training.window_metrics import MAP_THRESHOLDS, average_precision
@@ -52,6 +53,18 @@ def test_qvhighlights_keeps_every_window_and_its_qid(tmp_path):
     assert a.gt_windows == ((0.0, 10.0), (20.0, 30.0)) and (a.start, a.end) == (0.0, 10.0) and a.qid == 7
     assert b.windows == () and b.gt_windows == ((5.0, 15.0),) and b.qid == 8
     assert a.to_dict()["windows"] == [[0.0, 10.0], [20.0, 30.0]] and "windows" not in b.to_dict()
+
+
+def test_several_windows_round_trip_through_the_own_data_format(tmp_path):
+    from cmagrounding.training.annotations import load_jsonl, save_jsonl
+
+    val = load_annotations("qvhighlights", _qvh(tmp_path / "qvh"), "val")
+    save_jsonl(val, tmp_path / "val.jsonl")
+    again = load_jsonl(tmp_path / "val.jsonl")
+    assert [a.gt_windows for a in again] == [a.gt_windows for a in val] and [a.qid for a in again] == [7, 8]
+    (tmp_path / "bad.jsonl").write_text('{"video": "v", "duration": 9, "query": "q", "windows": [[1]]}\n')
+    with pytest.raises(DatasetError, match=r"bad.jsonl:1: 'windows' must be a non-empty list of \[start, end\]"):
+        load_jsonl(tmp_path / "bad.jsonl")
 
 
 def test_the_test_split_has_no_ground_truth_and_scoring_it_is_refused(tmp_path, capsys):

@@ -300,7 +300,9 @@ def load_activitynet_captions(paths: str | Path | Iterable[str | Path], split: s
 def load_jsonl(path: str | Path, name: str | None = None, split: str | None = None,
                durations: Mapping[str, float] | None = None) -> AnnotationSet:
     """Read the JSON Lines format for own data: one object per line with keys
-    ``video`` (id or path of the video), ``duration``, ``query``, ``start``, ``end`` (seconds).
+    ``video`` (id or path of the video), ``duration``, ``query``, ``start``, ``end`` (seconds);
+    optionally ``windows`` ``[[start, end], ...]`` when a query has several ground-truth windows
+    (``start``/``end`` then default to the first; scoring uses the best-matching one).
 
     ``duration`` may be left out of a row when ``durations`` (video id -> seconds, e.g. what
     ``cmagrounding extract-features`` recorded: :func:`cmagrounding.training.stores.recorded_durations`)
@@ -311,6 +313,12 @@ def load_jsonl(path: str | Path, name: str | None = None, split: str | None = No
     for where, obj in jsonl_rows(path, DatasetError, "annotation file"):
         if not isinstance(obj, dict):
             raise DatasetError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        windows = obj.get("windows")
+        if windows is not None:  # several ground-truth windows; start/end default to the first
+            if (not isinstance(windows, list) or not windows
+                    or not all(isinstance(w, list) and len(w) == 2 for w in windows)):
+                raise DatasetError(f"{where}: 'windows' must be a non-empty list of [start, end]")
+            obj = {"start": windows[0][0], "end": windows[0][1], **obj}
         missing = [k for k in ("video", "duration", "query", "start", "end") if k not in obj]
         if missing == ["duration"] and durations is not None and str(obj["video"]) in durations:
             obj = {**obj, "duration": durations[str(obj["video"])]}  # as the feature extraction measured it
@@ -323,9 +331,17 @@ def load_jsonl(path: str | Path, name: str | None = None, split: str | None = No
             raise DatasetError(f"{where}: 'query' must be a non-empty string")
         try:
             duration, start, end = float(obj["duration"]), float(obj["start"]), float(obj["end"])
-        except (TypeError, ValueError):
-            raise DatasetError(f"{where}: duration/start/end must be numbers") from None
-        rows.append(_repair(str(obj["video"]), duration, obj["query"], start, end, quirks, where))
+            spans = [(float(w[0]), float(w[1])) for w in windows] if windows is not None else []
+        except (TypeError, ValueError, OverflowError):
+            raise DatasetError(f"{where}: duration/start/end/windows must be numbers") from None
+        a = _repair(str(obj["video"]), duration, obj["query"], start, end, quirks, where)
+        if len(spans) > 1:  # the first window is ``a`` (counted); the others are repaired and counted too
+            others = [_repair(a.video, duration, a.query, s, e, quirks, where) for s, e in spans[1:]]
+            fixed = ((a.start, a.end),) + tuple((r.start, r.end) for r in others)
+            a = Annotation(a.video, a.duration, a.query, a.start, a.end, fixed, obj.get("qid"))
+        elif obj.get("qid") is not None:
+            a = Annotation(a.video, a.duration, a.query, a.start, a.end, (), obj["qid"])
+        rows.append(a)
     out = AnnotationSet(name or path.stem, split or path.stem, rows, quirks, [str(path)])
     out.log_quirks()
     return out

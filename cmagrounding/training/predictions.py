@@ -96,13 +96,17 @@ class QueryScore:
     iou: float
     iou_top5: float
     where: str | None
+    windows: tuple[tuple[float, float], ...] = ()  # every ground-truth window when there are several
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "video": self.video, "query": self.query, "duration": self.duration, "gt": list(self.gt),
             "pred": None if self.pred is None else list(self.pred), "iou": self.iou,
             "iou_top5": self.iou_top5, "row": self.where,
         }
+        if self.windows:
+            out["windows"] = [list(w) for w in self.windows]
+        return out
 
 
 @dataclass
@@ -303,10 +307,11 @@ def score_predictions(
     k = 0
     for a, p in matched:
         if p is None:
-            per_query.append(QueryScore(a.video, a.query, a.duration, (a.start, a.end), None, 0.0, 0.0, None))
+            per_query.append(QueryScore(a.video, a.query, a.duration, (a.start, a.end), None, 0.0, 0.0, None,
+                                        a.windows))
             continue
         per_query.append(QueryScore(a.video, a.query, a.duration, (a.start, a.end), top1_spans[k],
-                                    float(iou1[k]), float(iou5[k]), p.where))
+                                    float(iou1[k]), float(iou5[k]), p.where, a.windows))
         k += 1
 
     name = getattr(annotations, "name", "")
