@@ -127,6 +127,15 @@ def test_activitynet_under_2d_tan_names_with_npz_features(tmp_path, capsys):
     result = _train_and_score(tmp_path, capsys, "own-data", "activitynet-captions", ann, str(feats), "test",
                               ["--val", "holdout"])
     assert result["count"] == 12
+    # one window per query: evaluate's figures are evaluate_grounder's, to the last digit
+    from cmagrounding import Grounder
+    from cmagrounding.training.evaluation import evaluate_grounder, grounder_answers
+
+    grounder = Grounder.from_pretrained(tmp_path / "run" / "model", device="cpu")
+    store = open_feature_store(feats)
+    before = evaluate_grounder(grounder, test, store).to_dict()
+    after = grounder_answers(grounder, test, store)[0].to_dict()
+    assert after == before and all(result[k] == v for k, v in before.items())
 
 
 def test_npz_folders_pack_and_name_a_missing_key(tmp_path, capsys):
