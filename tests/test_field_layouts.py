@@ -78,6 +78,8 @@ def test_qvhighlights_with_joined_l2_normalized_npz_features(tmp_path, capsys):
     assert config["video"]["extra"]["feature_join"] == {"sources": ["slowfast_features", "clip_features"],
                                                          "l2_normalize": True}
     assert result["count"] == 6 and result["dataset"] == "qvhighlights"
+    again = json.loads((tmp_path / "again.json").read_text())  # the written answers scored through --predictions
+    assert result["mAP"] == pytest.approx(again["mAP"], abs=1e-12) and "mAP@0.75" in result
 
 
 def test_tacos_from_2d_tan_json_with_features_named_without_avi(tmp_path, capsys):

@@ -162,12 +162,31 @@ def run(args: argparse.Namespace) -> int:
                                               **({"thresholds": args.thresholds} if args.thresholds else {}))
     print(f"{args.model} on {annotations.name}/{annotations.split}")
     print(metrics.table(title=annotations.name))
+    extra = _window_map(list(annotations), spans, scores)
     out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
     out.write_text(json.dumps({"model": str(args.model), "dataset": annotations.name, "split": annotations.split,
-                               **metrics.to_dict()}, indent=2) + "\n", encoding="utf-8")
+                               **metrics.to_dict(), **extra}, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     _write_answers(args, list(annotations if args.dataset == "synthetic" else released), spans, scores)  # the release's ids
     return 0
+
+
+def _window_map(annotations: list, spans, scores) -> dict:
+    """Moment-DETR's mAP of a model's answers where queries have several windows (QVHighlights),
+    printed and returned for the JSON; {} otherwise (one window: the paper reports R1 and mIoU)."""
+    if not any(a.windows for a in annotations):
+        return {}
+    import numpy as np
+
+    from cmagrounding.training.window_metrics import window_map
+
+    cands = [(np.clip(spans[i : i + 1], 0.0, a.duration), scores[i : i + 1]) for i, a in enumerate(annotations)]
+    windows = [np.clip(np.asarray(a.gt_windows, dtype=np.float64), 0.0, a.duration) for a in annotations]
+    per_t, _ = window_map(cands, windows)
+    out = {"mAP": float(np.mean(list(per_t.values()))), "mAP@0.5": per_t[0.5], "mAP@0.75": per_t[0.75]}
+    print("mAP: " + "  ".join(f"{k} {100 * v:.2f}" for k, v in out.items())
+          + " (Moment-DETR's rules; one candidate per query)")
+    return out
 
 
 def _write_answers(args: argparse.Namespace, annotations: list, spans, scores) -> None:
