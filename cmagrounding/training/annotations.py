@@ -33,6 +33,8 @@ The field's other releases, with the same repair rules applied to every window:
   ``duration = num_frames / fps`` and a moment is ``timestamps / fps`` seconds. Ids keep 2D-TAN's
   ``.avi`` suffix (``s22-d55.avi``); feature stores match them with or without it
   (:func:`cmagrounding.training.stores.id_candidates`), VSLNet's and Lighthouse's files being ``s22-d55``.
+  2D-TAN skips rows whose start frame is not before the end frame; here they are repaired by the
+  rules above (swapped and counted; a zero-length row kept), so that no query disappears silently.
 
 One component: the five formats share the repair rules, their counts and the types.
 """
