@@ -200,3 +200,21 @@ def test_the_predictions_file_is_streamed_not_held(tmp_path, monkeypatch):
     r = score_predictions(path, load_annotations("jsonl", folder, "test"))
     assert (r.rows, r.extra, r.scored, r["R1@0.5"]) == (20003, 20000, 3, 1.0)
     assert len(r.extra_rows) == 20 and peak[0] <= 10
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("CMAGROUNDING_MOMENT_DETR"),
+                    reason="opt-in: CMAGROUNDING_MOMENT_DETR=<a checkout of Moment-DETR's public repository>")
+def test_moment_detr_sample_predictions_reproduce_its_printed_metrics():
+    """Moment-DETR's own sample predictions against QVHighlights val: every brief moment-retrieval
+    figure of its sample_val_preds_metrics_raw.json to 0.01 (its files are never part of this project)."""
+    import os
+
+    repo = Path(os.environ["CMAGROUNDING_MOMENT_DETR"])
+    brief = json.loads((repo / "standalone_eval" / "sample_val_preds_metrics_raw.json").read_text())["brief"]
+    report = score_predictions(repo / "standalone_eval" / "sample_val_preds.jsonl",
+                               load_annotations("qvhighlights", repo / "data", "val"), thresholds=(0.5, 0.7)).to_dict()
+    ours = {"MR-full-R1@0.5": "R1@0.5", "MR-full-R1@0.7": "R1@0.7", "MR-full-mAP": "mAP", "MR-full-mAP@0.5": "mAP@0.5",
+            "MR-full-mAP@0.75": "mAP@0.75", "MR-short-mAP": "mAP-short", "MR-middle-mAP": "mAP-middle",
+            "MR-long-mAP": "mAP-long"}
+    for theirs, key in ours.items():
+        assert abs(round(100 * report[key], 2) - brief[theirs]) <= 0.01 + 1e-9, (theirs, report[key], brief[theirs])
