@@ -105,6 +105,11 @@ def test_tacos_from_2d_tan_json_with_features_named_without_avi(tmp_path, capsys
     assert (a.start, a.end) == pytest.approx((raw["timestamps"][0][0] / 29.4, raw["timestamps"][0][1] / 29.4))
     aligned = align_to_store(test, open_feature_store(feats))
     assert aligned[0].video == videos[0][:-4] and len(aligned) == len(test)
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "tall_c3d_features.hdf5", "w") as f:  # 2D-TAN's: top-level ids with .avi
+        for v in videos:
+            f[v] = rng.standard_normal((40, 8)).astype(np.float32)
+    assert align_to_store(test, open_feature_store(tmp_path / "tall_c3d_features.hdf5")) is test  # nothing renamed
     result = _train_and_score(tmp_path, capsys, "tacos-simple", "tacos", ann, str(feats), "test")
     assert result["count"] == 8
 
