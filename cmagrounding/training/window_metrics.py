@@ -3,7 +3,7 @@
 The reference is Moment-DETR's ``standalone_eval/eval.py`` (QVHighlights); its rules, restated:
 
 * **R1@m** with several windows: the top-1 prediction is compared with the window it overlaps
-  best (:func:`best_window_iou`); with one window this is the usual top-1 IoU.
+  best (:func:`top1_ious`); with one window this is the usual top-1 IoU.
 * **AP** of one query at IoU threshold m (:func:`average_precision`): its first ``max_pred``
   (10) candidates are sorted by decreasing score (stable); each, in turn, is a true positive when
   the highest-IoU window it reaches (IoU >= m) is not yet taken by a better-scored candidate
@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["MAP_THRESHOLDS", "LENGTH_RANGES", "best_window_iou", "average_precision", "window_map", "top1_ious",
+__all__ = ["MAP_THRESHOLDS", "LENGTH_RANGES", "average_precision", "window_map", "top1_ious",
            "window_metrics"]
 
 #: Moment-DETR's IoU thresholds for mAP: 0.5, 0.55, ..., 0.95
@@ -42,15 +42,6 @@ def _cross_iou(spans: np.ndarray, windows: np.ndarray) -> np.ndarray:
                     - np.maximum(spans[:, None, 0], windows[None, :, 0]), 0.0, None)
     union = (spans[:, 1] - spans[:, 0])[:, None] + (windows[:, 1] - windows[:, 0])[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def best_window_iou(span: Sequence[float], windows: np.ndarray | Sequence[Sequence[float]]) -> float:
-    """IoU of one span with the window (G, 2) it overlaps best (R1's rule with several windows),
-    through :func:`cmagrounding.spans.temporal_iou`, the library's one IoU."""
-    from cmagrounding.spans import temporal_iou
-
-    w = np.asarray(windows, dtype=np.float64).reshape(-1, 2)
-    return float(temporal_iou(np.repeat(np.asarray(span, dtype=np.float64).reshape(1, 2), len(w), axis=0), w).max())
 
 
 def average_precision(spans: np.ndarray, scores: np.ndarray, windows: np.ndarray,
