@@ -179,3 +179,22 @@ def test_training_on_features_that_miss_videos_is_refused_in_one_line(tmp_path, 
                  "--output", str(tmp_path / "run"), *SMALL])
     err = capsys.readouterr().err
     assert code == 1 and "no features for 7 of the 12 videos" in err and "(2 more)" in err and "Traceback" not in err
+
+
+def test_a_data_error_from_a_dataloader_worker_is_one_line(tmp_path, capsys):
+    """With --num-workers, torch re-raises a worker's DatasetError with the worker's traceback in
+    its message; the command line prints the error's own line only."""
+    rng = np.random.default_rng(4)
+    folder, feats = tmp_path / "own", tmp_path / "feats"
+    folder.mkdir()
+    feats.mkdir()
+    for split in ("train", "val", "test"):
+        rows = [{"video": f"v{i}", "duration": 30.0, "query": _sentence(rng), "start": 1.0, "end": 9.0} for i in range(8)]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for i in range(8):
+        np.save(feats / f"v{i}.npy", rng.standard_normal((10, 4)).astype(np.float32))
+    (feats / "v5.npy").write_bytes(b"not an array")  # present (the coverage check passes), unreadable
+    code = main(["train", "--recipe", "own-data", "--annotations", str(folder), "--features", str(feats),
+                 "--output", str(tmp_path / "run"), "--num-workers", "1", *SMALL])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "v5.npy" in err and "Traceback" not in err

@@ -57,5 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except CMAGroundingError as e:  # bad data or files: one line naming them, never a traceback
-        print(f"cmagrounding {args.command}: error: {e}", file=sys.stderr)
+        message = str(e)
+        if "Original Traceback" in message:  # re-raised from a DataLoader worker: its last line is the error
+            message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+        print(f"cmagrounding {args.command}: error: {message}", file=sys.stderr)
         return 1
