@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=["charades-sta", "activitynet-captions", "qvhighlights", "tacos", "jsonl", "synthetic"])
     parser.add_argument("--annotations", help="the dataset's folder of original files (or the jsonl folder / file)")
     parser.add_argument("--split", default="test", help="split to score (default test; ActivityNet test = val_1 + val_2)")
-    parser.add_argument("--features", help="folder of <video>.npy features (through the packed store in it, if any), "
-                        "a packed store, or an .h5/.hdf5 file")
+    parser.add_argument("--features", help="folder of <video>.npy or .npz features (through the packed store in it, "
+                        "if any), a packed store, or an .h5/.hdf5 file; A,B joins two sources (as the model records)")
     parser.add_argument("--hdf5-key", help="dataset inside each video's HDF5 group (ActivityNet C3D: c3d_features)")
     parser.add_argument("--npz-key", help="array inside each .npz feature file (default features)")
     parser.add_argument("--videos", help="extract features from these video files with the model's own extractor")

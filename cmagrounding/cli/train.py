@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", choices=["charades-sta", "activitynet-captions", "qvhighlights", "tacos", "jsonl"],
                       help="override the recipe's dataset (jsonl: a folder of train/val/test.jsonl for own data)")
     data.add_argument("--annotations", help="folder of the dataset's original annotation files (or the jsonl folder)")
-    data.add_argument("--features", help="folder of <video>.npy features (read through the packed store in it when "
-                      "there is one: cmagrounding pack-features), a packed store, or an .h5/.hdf5 file")
+    data.add_argument("--features", help="folder of <video>.npy or .npz features (read through the packed store in it "
+                      "when there is one: cmagrounding pack-features), a packed store, or an .h5/.hdf5 file; "
+                      "A,B joins sources along the feature dimension (rows cut to the shorter)")
     data.add_argument("--hdf5-key", help="dataset inside each video's HDF5 group (ActivityNet C3D: c3d_features)")
     data.add_argument("--npz-key", help="array inside each .npz feature file (default features, as HERO's releases)")
     data.add_argument("--l2-normalize", action="store_true",
