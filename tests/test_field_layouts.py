@@ -22,7 +22,8 @@ from cmagrounding.training.annotations import load_annotations
 from cmagrounding.training.stores import JoinedStore, NpzFolderStore, align_to_store, open_feature_store
 
 SMALL = ["--epochs", "1", "--batch-size", "8", "--threads", "1", "--set", "model.hidden=32",
-         "--set", "model.lstm_hidden=16", "--set", "model.num_clips=16", "--no-progress"]
+         "--set", "model.lstm_hidden=16", "--set", "model.num_clips=16", "--set", "model.freeze_embeddings=false",
+         "--no-progress"]
 WORDS = "man woman dog cat walks runs opens closes door car table kitchen".split()
 
 

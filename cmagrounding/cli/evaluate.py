@@ -11,6 +11,11 @@ A predictions file holds one JSON object per line, {"video": ID, "query": TEXT, 
 in seconds, or "pred": [[start, end, score], ...] best first (scored as R5@m too); see
 docs/evaluation.md for the matching rules. Exit status: 0 scored, 1 a bad, duplicate or unmatched
 row or missing annotations (the message names the file and line), 2 a wrong combination of options.
+
+Both scoring conventions are printed and written, each labelled: the library's (ground truth
+clipped to the video) and LGI's (the annotation file's ground truth, unclipped; JSON key "lgi").
+A model trained by a paper recipe shows the paper's row too, and which convention it compares with.
+Models are scored in fp32 on every device.
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ def _run_predictions(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.predictions} on {annotations.name}/{annotations.split}")
     print(report.table())
+    _paper_note(args.dataset, None)
     out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
     write_json_atomic(out, report.to_dict())
     print(f"wrote {out}")
@@ -116,6 +122,24 @@ def _run_predictions(args: argparse.Namespace) -> int:
         write_text_atomic(args.per_query, "".join(json.dumps(q.to_dict()) + "\n" for q in report.per_query))
         print(f"wrote {args.per_query}")
     return 0
+
+
+def _paper_row(model: str, dataset: str, split: str) -> dict[str, float] | None:
+    """The paper's numbers recorded with the model's recipe, when they are for this dataset's test split."""
+    from cmagrounding._pretrained import read_config
+
+    recipe = read_config(model).get("recipe") or {}
+    if recipe.get("dataset") == dataset and split == recipe.get("test_split", "test") and recipe.get("paper"):
+        return dict(recipe["paper"])
+    return None
+
+
+def _paper_note(dataset: str, paper: dict | None) -> None:
+    """On the paper's datasets, say which row its numbers compare with (the table does when it shows them)."""
+    from cmagrounding.training.metrics import PAPER_CONVENTION_REASON
+
+    if paper is None and dataset in ("charades-sta", "activitynet-captions"):
+        print(PAPER_CONVENTION_REASON)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
     metrics, spans, scores = grounder_answers(grounder, annotations, store, batch_size=args.batch_size,
                                               **({"thresholds": args.thresholds} if args.thresholds else {}))
     print(f"{args.model} on {annotations.name}/{annotations.split}")
-    print(metrics.table(title=annotations.name))
+    paper = _paper_row(args.model, args.dataset, args.split)
+    print(metrics.table(paper, title=annotations.name))
+    _paper_note(args.dataset, paper)
     extra = _window_map(list(annotations), spans, scores)
     out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
     out.write_text(json.dumps({"model": str(args.model), "dataset": annotations.name, "split": annotations.split,

@@ -5,7 +5,7 @@
         --features data/charades_i3d --glove glove.840B.300d.txt
     torchrun --nproc_per_node 4 -m cmagrounding train --recipe activitynet-full ...   # DDP
     cmagrounding train --recipe charades-simple --dataset jsonl --annotations my_data/ \\
-        --features my_data/features                            # own data: train/val/test.jsonl
+        --features my_data/features --glove glove.840B.300d.txt  # own data: train/val/test.jsonl
     cmagrounding train --recipe own-data --annotations my_data/ --features feats \\
         --set model.hidden=64 --set model.lstm_hidden=32       # own data, a smaller model (README.md)
 """
@@ -159,6 +159,13 @@ def run(args: argparse.Namespace) -> int:
         encoder = VideoEncoder(video_config or VideoConfig.for_extractor(args.extractor))
         video_config = encoder.config  # with the checksum of the weights actually loaded
         features = EncoderStore(encoder, video_root=args.videos, cache=args.feature_cache)
+    from cmagrounding.errors import ConfigError
+    from cmagrounding.training.recipes import require_word_vectors
+
+    try:
+        require_word_vectors(recipe, args.glove)
+    except ConfigError as e:
+        raise SystemExit(f"train: {e}") from None
     if isinstance(features, str) and (args.npz_key or args.l2_normalize or "," in features):
         from cmagrounding.training.stores import open_feature_store
 

@@ -36,6 +36,9 @@ The field's other releases, with the same repair rules applied to every window:
   2D-TAN skips rows whose start frame is not before the end frame; here they are repaired by the
   rules above (swapped and counted; a zero-length row kept), so that no query disappears silently.
 
+A repaired row keeps the file's ``(start, end)`` in ``Annotation.raw``: LGI's scoring convention
+uses the ground truth unrepaired (:mod:`cmagrounding.training.metrics`; one window per query).
+
 One component: the five formats share the repair rules, their counts and the types.
 """
 
@@ -75,6 +78,9 @@ class Annotation:
     """One query: ``video`` id, ``duration`` (s), the ``query`` sentence and its moment (s).
 
     ``start <= end`` and both lie in ``[0, duration]`` once a loader has repaired the row.
+    ``raw``: the ``(start, end)`` the file gave when the loader repaired them (None: unchanged),
+    for scoring under LGI's convention (raw ground truth, :mod:`cmagrounding.training.metrics`);
+    not part of equality or of :meth:`to_dict`. ``windows`` and ``qid``: see their comments.
     """
 
     video: str
@@ -82,11 +88,17 @@ class Annotation:
     query: str
     start: float
     end: float
+    raw: tuple[float, float] | None = field(default=None, compare=False, repr=False)
     #: every ground-truth window (s) when the release gives several (QVHighlights: up to 25); empty
     #: for one. ``start``/``end`` are then the first, the training target (CMA regresses one span).
     windows: tuple[tuple[float, float], ...] = ()
     #: the release's query id (QVHighlights ``qid``), matched by Moment-DETR's predictions rows
     qid: int | str | None = None
+
+    @property
+    def raw_span(self) -> tuple[float, float]:
+        """The ground truth as the annotation file gave it (seconds)."""
+        return self.raw if self.raw is not None else (self.start, self.end)
 
     @property
     def ratio(self) -> float:
@@ -99,13 +111,12 @@ class Annotation:
         return self.windows or ((self.start, self.end),)
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        if not self.windows:  # single-window rows keep the five keys of the JSON Lines format
-            del out["windows"]
-        else:
+        out = {"video": self.video, "duration": self.duration, "query": self.query, "start": self.start,
+               "end": self.end}
+        if self.windows:  # several windows; single-window rows keep the five keys of the JSON Lines format
             out["windows"] = [list(w) for w in self.windows]
-        if self.qid is None:
-            del out["qid"]
+        if self.qid is not None:
+            out["qid"] = self.qid
         return out
 
 
@@ -196,6 +207,7 @@ def _repair(video: str, duration: float, query: str, start: float, end: float, q
     """Apply the repair rules of the module docstring and count them."""
     if not duration > 0:
         raise DatasetError(f"{where}: video {video!r} has a non-positive duration {duration}")
+    given = (float(start), float(end))
     if start > end:
         start, end = end, start
         quirks.swapped_start_end += 1
@@ -209,7 +221,8 @@ def _repair(video: str, duration: float, query: str, start: float, end: float, q
                 quirks.start_after_duration += 1
         end = duration
         start = min(start, duration)
-    return Annotation(video, float(duration), query.strip(), float(start), float(end))
+    repaired = (float(start), float(end))
+    return Annotation(video, float(duration), query.strip(), *repaired, raw=given if given != repaired else None)
 
 
 def _read_charades_durations(csv_path: Path) -> dict[str, float]:
@@ -340,9 +353,9 @@ def load_jsonl(path: str | Path, name: str | None = None, split: str | None = No
         if len(spans) > 1:  # the first window is ``a`` (counted); the others are repaired and counted too
             others = [_repair(a.video, duration, a.query, s, e, quirks, where) for s, e in spans[1:]]
             fixed = ((a.start, a.end),) + tuple((r.start, r.end) for r in others)
-            a = Annotation(a.video, a.duration, a.query, a.start, a.end, fixed, obj.get("qid"))
+            a = Annotation(a.video, a.duration, a.query, a.start, a.end, raw=a.raw, windows=fixed, qid=obj.get("qid"))
         elif obj.get("qid") is not None:
-            a = Annotation(a.video, a.duration, a.query, a.start, a.end, (), obj["qid"])
+            a = Annotation(a.video, a.duration, a.query, a.start, a.end, raw=a.raw, qid=obj["qid"])
         rows.append(a)
     out = AnnotationSet(name or path.stem, split or path.stem, rows, quirks, [str(path)])
     out.log_quirks()
@@ -386,20 +399,20 @@ def load_qvhighlights(path: str | Path, split: str | None = None) -> AnnotationS
         if raw is None:  # the test split: no ground truth published
             if not duration > 0:
                 raise DatasetError(f"{where}: video {obj['vid']!r} has a non-positive duration {duration}")
-            rows.append(Annotation(str(obj["vid"]), duration, obj["query"].strip(), 0.0, 0.0, (), obj["qid"]))
+            rows.append(Annotation(str(obj["vid"]), duration, obj["query"].strip(), 0.0, 0.0, qid=obj["qid"]))
             continue
         if not isinstance(raw, list) or not raw:
             raise DatasetError(f"{where}: 'relevant_windows' must be a non-empty list of [start, end]")
-        windows = []
+        repaired = []
         for i, w in enumerate(raw):
             if not isinstance(w, list) or len(w) != 2:
                 raise DatasetError(f"{where}: relevant_windows[{i}] must be [start, end], got {w!r}")
-            a = _repair(str(obj["vid"]), duration, obj["query"], _number(w[0], "a window start", where),
-                        _number(w[1], "a window end", where), quirks, where)
-            windows.append((a.start, a.end))
-        first = windows[0]
-        rows.append(Annotation(a.video, a.duration, a.query, first[0], first[1],
-                               tuple(windows) if len(windows) > 1 else (), obj["qid"]))
+            repaired.append(_repair(str(obj["vid"]), duration, obj["query"], _number(w[0], "a window start", where),
+                                    _number(w[1], "a window end", where), quirks, where))
+        first = repaired[0]  # the training target; its raw span is LGI's ground truth
+        windows = tuple((a.start, a.end) for a in repaired) if len(repaired) > 1 else ()
+        rows.append(Annotation(first.video, first.duration, first.query, first.start, first.end, raw=first.raw,
+                               windows=windows, qid=obj["qid"]))
     out = AnnotationSet("qvhighlights", split, rows, quirks, [str(path)])
     out.log_quirks()
     return out

@@ -11,6 +11,9 @@ Moment-DETR's rows (``qid``, ``vid``, ``query``, ``pred_relevant_windows``) are 
 (:mod:`~cmagrounding.training.predictions_file`). The scoring conventions are the library's
 (:data:`cmagrounding.spans.IOU_CONVENTION`): IoUs from :func:`cmagrounding.spans.temporal_iou`,
 predictions and ground truth clipped to [0, duration].
+Top-1 R1@m and mIoU are also given under LGI's convention (``"lgi"``: the annotation file's ground
+truth and the rows' spans, unclipped; :data:`~cmagrounding.training.metrics.CONVENTIONS`) where
+each query has one window.
 
 Rules (each counted in the :class:`PredictionsReport`, never a silent drop):
 
@@ -56,7 +59,7 @@ from cmagrounding._io import some
 from cmagrounding.errors import PredictionsError, shorten
 from cmagrounding.spans import IOU_CONVENTION, temporal_iou
 from cmagrounding.training.annotations import Annotation, AnnotationSet, require_windows
-from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics
+from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics, compute_metrics
 from cmagrounding.training.predictions_file import (
     Prediction,
     load_predictions,
@@ -161,13 +164,16 @@ class PredictionsReport:
             missing_queries=self.missing_queries[:20], extra_rows=self.extra_rows[:20],
             predictions=self.source, dataset=self.dataset, split=self.split, convention=self.convention,
         )
+        for name, other in self.top1.alternatives.items():  # top-1 under other conventions, e.g. "lgi"
+            out[name] = other.to_dict()
         return out
 
     def table(self) -> str:
         """The R1@m / mIoU table of :class:`GroundingMetrics`, then R5@m and the counts."""
         lines = [self.top1.table(title=self.dataset or "predictions")]
         if self.recall5 is not None:
-            lines.append("R5: " + "  ".join(f"R5@{m:g} {100 * v:.2f}" for m, v in self.recall5.items())
+            lines.append("R5 (library convention): "
+                         + "  ".join(f"R5@{m:g} {100 * v:.2f}" for m, v in self.recall5.items())
                          + (f"  ({self.fewer_than_5} queries ranked fewer than {TOP_K} candidates)"
                             if self.fewer_than_5 else ""))
         if self.mean_ap is not None:
@@ -285,6 +291,15 @@ def score_predictions(
     # Missing annotations count as IoU 0: they add to the denominator only.
     top1_metrics = GroundingMetrics({m: r * n / total for m, r in m1.recall.items()}, m1.miou * n / total, total,
                                     convention=IOU_CONVENTION)
+    if not any(a.windows for a, _ in scored):
+        # LGI's convention beside it: the annotation file's ground truth and the rows' spans, unclipped
+        # (one window per query: LGI's evaluator knows no other)
+        top1 = np.array([p.spans[0] for _, p in scored], dtype=np.float64).reshape(-1, 2)
+        raw = np.array([getattr(a, "raw_span", (a.start, a.end)) for a, _ in scored], dtype=np.float64).reshape(-1, 2)
+        durations = np.array([a.duration for a, _ in scored], dtype=np.float64)
+        lgi = compute_metrics(top1, raw, durations, thresholds, convention="lgi")
+        top1_metrics.alternatives["lgi"] = GroundingMetrics(
+            {m: r * n / total for m, r in lgi.recall.items()}, lgi.miou * n / total, total, convention=lgi.convention)
     recall5 = None
     mean_ap: dict[float, float] | None = None
     map_ranges: dict[str, float] = {}

@@ -26,8 +26,8 @@ from cmagrounding.training.annotations import AnnotationSet, load_annotations
 from cmagrounding.training.dataset import GroundingDataset
 from cmagrounding.training.distributed import DistContext, init_distributed
 from cmagrounding.training.evaluation import evaluate_network, mean_span_baseline, shuffle_queries
-from cmagrounding.training.metrics import CONVENTION, GroundingMetrics
-from cmagrounding.training.recipes import Recipe
+from cmagrounding.training.metrics import CONVENTION, CONVENTIONS, PAPER_CONVENTION, GroundingMetrics
+from cmagrounding.training.recipes import Recipe, require_word_vectors
 from cmagrounding.training.stores import FeatureStore, align_to_store, open_feature_store, recorded_durations
 from cmagrounding.training.trainer import Callback, Trainer, TrainResult, cpu_threads
 
@@ -185,6 +185,7 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     from cmagrounding.model.presets import get_preset
     from cmagrounding.text.tokenizer import WordTokenizer
 
+    require_word_vectors(recipe, glove)  # before any data is read: no run on frozen random embeddings
     cfg = recipe.train
     ctx = ctx or init_distributed(cfg.device)
     t_start = time.perf_counter()
@@ -243,11 +244,11 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     extra: dict[str, dict[str, Any]] = {}
     if ctx.is_main:
         test_ds = GroundingDataset(data.test, data.store, tok, n, words)
-        test_metrics = evaluate_network(network, test_ds, cfg.eval_batch_size, ctx.device, trainer.amp)
+        test_metrics = evaluate_network(network, test_ds, cfg.eval_batch_size, ctx.device)  # fp32
         if baselines if baselines is not None else recipe.dataset == "synthetic":
             extra["mean_training_span"] = mean_span_baseline(data.train, data.test).to_dict()
             shuffled = GroundingDataset(shuffle_queries(data.test, seed=cfg.seed), data.store, tok, n, words)
-            extra["shuffled_queries"] = evaluate_network(network, shuffled, cfg.eval_batch_size, ctx.device, trainer.amp).to_dict()
+            extra["shuffled_queries"] = evaluate_network(network, shuffled, cfg.eval_batch_size, ctx.device).to_dict()
         from cmagrounding.grounder import Grounder
 
         vcfg = video_config or _store_video_config(data.store, dim, n) or _default_video_config(dim, n, features)
@@ -256,6 +257,7 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
             "validation": train_result.best_metrics, "best_epoch": train_result.best_epoch,
             "epochs": train_result.epochs_completed, "val_protocol": data.val_protocol,
             "paper": recipe.paper or None, "paper_source": recipe.source or None, "convention": CONVENTION,
+            "conventions": CONVENTIONS, "paper_convention": PAPER_CONVENTION,  # test["lgi"]: LGI's scores
             **({"baselines": extra} if extra else {}),
         }
         model_dir = output / "model"
