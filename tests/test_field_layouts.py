@@ -79,6 +79,10 @@ def test_qvhighlights_with_joined_l2_normalized_npz_features(tmp_path, capsys):
     assert config["video"]["extra"]["feature_join"] == {"sources": ["slowfast_features", "clip_features"],
                                                          "l2_normalize": True}
     assert result["count"] == 6 and result["dataset"] == "qvhighlights"
+    code = main(["evaluate", "--model", str(tmp_path / "run" / "model"), "--dataset", "qvhighlights", "--annotations",
+                 str(qvh), "--split", "val", "--features", str(slowfast), "--json", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "trained on 2 joined feature sources (slowfast_features, clip_features)" in err
     again = json.loads((tmp_path / "again.json").read_text())  # the written answers scored through --predictions
     assert result["mAP"] == pytest.approx(again["mAP"], abs=1e-12) and "mAP@0.75" in result
 

@@ -150,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding.training.evaluation import grounder_answers
     from cmagrounding.errors import NoGroundTruthError
     from cmagrounding.training.annotations import require_windows
-    from cmagrounding.training.stores import EncoderStore, align_to_store, open_feature_store, recorded_durations
+    from cmagrounding.errors import ConfigError
+    from cmagrounding.training.stores import (EncoderStore, align_to_store, feature_sources, open_feature_store,
+                                             recorded_durations)
 
     grounder = Grounder.from_pretrained(args.model, device=args.device)
     if args.dataset == "synthetic":
@@ -164,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
             key = args.hdf5_key or ("c3d_features" if args.dataset == "activitynet-captions" else None)
             # the model records how its training features were joined and normalized: do the same
             join = grounder.video_config.extra.get("feature_join") or {}
+            if join.get("sources") and len(join["sources"]) != len(feature_sources(args.features)):
+                raise ConfigError(f"{args.model} was trained on {len(join['sources'])} joined feature sources "
+                                  f"({', '.join(join['sources'])}); --features gives {args.features!r}: "
+                                  "give the same sources, comma-separated, in the same order")
             store = open_feature_store(args.features, key=key, npz_key=args.npz_key,
                                        l2_normalize=bool(join.get("l2_normalize")))
         else:

@@ -32,7 +32,7 @@ from cmagrounding.errors import DatasetError
 _logger = logging.getLogger(__name__)
 
 __all__ = ["FeatureStore", "MemoryStore", "ChainStore", "NpyFolderStore", "NpzFolderStore", "JoinedStore", "HDF5Store",
-           "EncoderStore", "open_feature_store", "open_one_store", "store_videos", "recorded_durations",
+           "EncoderStore", "open_feature_store", "open_one_store", "feature_sources", "store_videos", "recorded_durations",
            "l2_normalize_rows", "id_candidates", "align_to_store"]
 
 
@@ -413,12 +413,18 @@ def open_feature_store(spec: str | Path, key: str | None = None, *, npz_key: str
     """:func:`open_one_store`, or with ``spec`` a comma-separated list of sources (e.g. QVHighlights'
     ``slowfast_features,clip_features``) a :class:`JoinedStore` of them; ``l2_normalize`` normalizes
     each source's rows first (a single source too). ``npz_key`` names the array in ``.npz`` files."""
-    text = str(spec)
-    parts = [p for p in text.split(",") if p] if "," in text and not Path(text).exists() else [text]
+    parts = feature_sources(spec)
     stores = [open_one_store(p, key, npz_key=npz_key) for p in parts]
     if len(stores) == 1 and not l2_normalize:
         return stores[0]
     return JoinedStore(stores, l2_normalize, names=[Path(p).name for p in parts])
+
+
+def feature_sources(spec: str | Path) -> list[str]:
+    """The sources of a ``--features`` value: comma-separated paths (a path that exists as given,
+    commas and all, is one source)."""
+    text = str(spec)
+    return [p for p in text.split(",") if p] if "," in text and not Path(text).exists() else [text]
 
 
 def open_one_store(spec: str | Path, key: str | None = None, *, npz_key: str | None = None) -> FeatureStore:
