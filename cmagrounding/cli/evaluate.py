@@ -145,12 +145,10 @@ def _paper_note(dataset: str, paper: dict | None) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.predictions:
         return _run_predictions(args)
+    from cmagrounding.errors import ConfigError, NoGroundTruthError
     from cmagrounding.grounder import Grounder
-    from cmagrounding.training.annotations import load_annotations
+    from cmagrounding.training.annotations import load_annotations, require_windows
     from cmagrounding.training.evaluation import grounder_answers
-    from cmagrounding.errors import NoGroundTruthError
-    from cmagrounding.training.annotations import require_windows
-    from cmagrounding.errors import ConfigError
     from cmagrounding.training.stores import (EncoderStore, align_to_store, feature_sources, open_feature_store,
                                              recorded_durations)
 
