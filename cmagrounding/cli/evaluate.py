@@ -6,10 +6,15 @@ print a table, write JSON.
     cmagrounding evaluate --model runs/synthetic/model --dataset synthetic
     cmagrounding evaluate --predictions preds.jsonl --dataset activitynet-captions \\
         --annotations data/activitynet_captions --split val_1 [--allow-missing]
+    cmagrounding evaluate --predictions sample_val_preds.jsonl --dataset qvhighlights \\
+        --annotations data/qvhighlights --split val --thresholds 0.5,0.7     # Moment-DETR's rows and rules
+    cmagrounding evaluate --model run/model --dataset qvhighlights --annotations data/qvhighlights \\
+        --split val --features slowfast_features,clip_features --save-moment-detr val_preds.jsonl
 
 A predictions file holds one JSON object per line, {"video": ID, "query": TEXT, "pred": [start, end]}
-in seconds, or "pred": [[start, end, score], ...] best first (scored as R5@m too); see
-docs/evaluation.md for the matching rules. Exit status: 0 scored, 1 a bad, duplicate or unmatched
+in seconds, or "pred": [[start, end, score], ...] best first (scored as R5@m and mAP too), or
+Moment-DETR's {"qid", "vid", "query", "pred_relevant_windows"}; see docs/evaluation.md for the
+matching rules. Exit status: 0 scored, 1 a bad, duplicate or unmatched
 row or missing annotations (the message names the file and line), 2 a wrong combination of options.
 
 Both scoring conventions are printed and written, each labelled: the library's (ground truth
