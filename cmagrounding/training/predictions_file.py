@@ -60,16 +60,24 @@ class Prediction:
         return self.scores if self.scores is not None else -np.arange(len(self.spans), dtype=np.float64)
 
 
-def _time(value: Any, what: str, where: str) -> float:
+def _time(value: Any, label: str, part: str, where: str) -> float:
+    """A finite number of seconds (messages built only on error: this runs for every candidate)."""
+    if type(value) is float or (type(value) is int and -_BIG < value < _BIG):  # the common case, checked fast
+        if math.isfinite(value):
+            return float(value)  # before 0 or past the duration: clipped and counted when scored
+        raise PredictionsError(f"{where}: {label} {part} is {value!r}; times must be finite")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PredictionsError(f"{where}: {what} must be a number of seconds, got {value!r}")
+        raise PredictionsError(f"{where}: {label} {part} must be a number of seconds, got {shorten(value)}")
     try:
         x = float(value)
     except OverflowError:  # an integer too large for a float
-        raise PredictionsError(f"{where}: {what} is too large a number ({shorten(value)})") from None
+        raise PredictionsError(f"{where}: {label} {part} is too large a number ({shorten(value)})") from None
     if not math.isfinite(x):
-        raise PredictionsError(f"{where}: {what} is {value!r}; times must be finite")
-    return x  # before 0 or past the duration: clipped and counted when scored
+        raise PredictionsError(f"{where}: {label} {part} is {value!r}; times must be finite")
+    return x
+
+
+_BIG = 2**53  # integers below this convert to float exactly
 
 
 def _float(value: int | float) -> float:
@@ -81,20 +89,21 @@ def _float(value: int | float) -> float:
 
 def _span(item: Any, where: str, rank: int | None) -> tuple[float, float, float | None]:
     label = "pred" if rank is None else f"pred[{rank}]"
-    size = "[start, end]" if rank is None else "[start, end] or [start, end, score]"
     if not isinstance(item, (list, tuple)) or len(item) not in ((2,) if rank is None else (2, 3)):
-        raise PredictionsError(f"{where}: {label} must be {size}, got {item!r}")
-    start = _time(item[0], f"{label} start", where)
-    end = _time(item[1], f"{label} end", where)
+        size = "[start, end]" if rank is None else "[start, end] or [start, end, score]"
+        raise PredictionsError(f"{where}: {label} must be {size}, got {shorten(item)}")
+    start = _time(item[0], label, "start", where)
+    end = _time(item[1], label, "end", where)
     if start > end:
         raise PredictionsError(f"{where}: {label} starts after it ends ({start} > {end})")
-    score = None
-    if len(item) == 3:
-        s = item[2]
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(_float(s)):
-            raise PredictionsError(f"{where}: {label} score must be a finite number, got {shorten(s)}")
-        score = float(s)
-    return start, end, score
+    if len(item) == 2:
+        return start, end, None
+    s = item[2]
+    if type(s) is float and math.isfinite(s):  # the common case
+        return start, end, s
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(_float(s)):
+        raise PredictionsError(f"{where}: {label} score must be a finite number, got {shorten(s)}")
+    return start, end, float(s)
 
 
 def parse_prediction(obj: Any, where: str) -> Prediction:
