@@ -297,26 +297,78 @@ def some(items: Sequence[str], limit: int = 10) -> str:
 # ---------------------------------------------------------------- JSON Lines
 
 
+#: digits an integer in a JSON Lines row may have (ids, frame numbers and times need far fewer)
+MAX_INT_DIGITS = 40
+
+
+class _Refused(ValueError):
+    """Raised inside the decoder's hooks; :func:`jsonl_rows` re-raises it as the named error."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a key given twice is refused (json keeps the last one silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _Refused("duplicate", f"key {twice!r} is given twice in one object")
+    return out
+
+
+def _strict_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _Refused("number", f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+# one decoder for every line (json.loads with hooks would build a new one per call)
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_strict_object, parse_int=_strict_int)
+
+
 def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str = "file") -> Iterator[tuple[str, Any]]:
     """``(where, value)`` for each non-blank line of a JSON Lines file, ``where`` being ``path:line``.
 
-    A missing file, text that is not UTF-8 or a line that is not JSON raises ``error`` (the
-    caller's class, e.g. ``DatasetError``) naming the file, or the file and line; ``what`` names
-    the file in the not-found message (``"annotation file"``). What a value must hold is the caller's.
+    The file is read line by line (never held whole). A missing file, text that is not UTF-8 or a
+    line that is not JSON raises ``error`` (the caller's class, e.g. ``DatasetError``) naming the
+    file, or the file and line; ``what`` names the file in the not-found message (``"annotation
+    file"``). Valid JSON is still refused, by a :class:`~cmagrounding.errors.JSONLimitError`
+    subclass naming the line, when an object repeats a key, an integer has more than
+    :data:`MAX_INT_DIGITS` digits, or the nesting is too deep to decode. What a value must hold is
+    the caller's.
     """
+    from cmagrounding.errors import JSONDuplicateKeyError, JSONNumberTooLargeError, JSONTooDeepError
+
+    refused = {"duplicate": JSONDuplicateKeyError, "number": JSONNumberTooLargeError}
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        f = open(path, encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
-    except UnicodeDecodeError as e:
-        raise error(f"{path}: not UTF-8 text ({e})") from None
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise error(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
-        yield where, value
+    with f:
+        lineno = 0
+        while True:
+            try:
+                line = f.readline()
+            except UnicodeDecodeError as e:
+                raise error(f"{path}:{lineno + 1}: not UTF-8 text ({e})") from None
+            if not line:
+                break
+            lineno += 1
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                value = _STRICT_DECODER.decode(line)
+            except _Refused as e:
+                raise refused[e.kind](f"{where}: {e}") from None
+            except json.JSONDecodeError as e:
+                raise error(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
+            except RecursionError:
+                raise JSONTooDeepError(f"{where}: nested too deeply to read ({len(line)} characters)") from None
+            yield where, value

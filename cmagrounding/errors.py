@@ -77,6 +77,14 @@ class DatasetError(CMAGroundingError, ValueError):
     """An annotation or feature file is malformed."""
 
 
+class NoGroundTruthError(DatasetError):
+    """A split without ground-truth windows (QVHighlights test) was asked to be scored."""
+
+
+class FeaturesMissingError(DatasetError):
+    """The features do not cover every annotated video; the message lists the first missing ids and the count."""
+
+
 # --- pretrained folders and queries (added by the Grounder facade; see docs/pretrained-format.md) ---
 
 
@@ -152,6 +160,25 @@ class CacheTrustWarning(UserWarning):
 
 class PredictionsError(DatasetError):
     """A predictions file has a bad, duplicate or unmatched row, or misses annotations; names file:line."""
+
+
+# --- JSON text that decodes but must not be used (cmagrounding._io.jsonl_rows) ---
+
+
+class JSONLimitError(DatasetError):
+    """A JSON Lines row is valid JSON that is refused: a duplicated key, a huge number, deep nesting."""
+
+
+class JSONDuplicateKeyError(JSONLimitError):
+    """An object in a row names the same key twice (JSON keeps the last silently; we refuse)."""
+
+
+class JSONNumberTooLargeError(JSONLimitError):
+    """A row holds an integer of more digits than any time, score or id needs."""
+
+
+class JSONTooDeepError(JSONLimitError):
+    """A row nests arrays or objects deeper than the decoder's recursion allows."""
 
 
 # --- quoting user values in messages ---

@@ -12,8 +12,6 @@ import logging
 import sys
 from typing import Sequence
 
-from cmagrounding.errors import CMAGroundingError
-
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "localize": ("cmagrounding.cli.localize", "find the moment a sentence describes in a video"),
@@ -55,12 +53,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     module = importlib.import_module(COMMANDS[args.command][0])
+    from cmagrounding.errors import CMAGroundingError
+
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except CMAGroundingError as e:  # every deliberate error is one line, whichever command raised it
-        print(f"cmagrounding {args.command}: error: {e}", file=sys.stderr)
+    except CMAGroundingError as e:  # bad data or files: one line naming them, never a traceback
+        message = str(e)
+        if "Original Traceback" in message:  # re-raised from a DataLoader worker: its last line is the error
+            message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+        print(f"cmagrounding {args.command}: error: {message}", file=sys.stderr)
         return 1
     except BaseException as e:
         if type(e).__name__ != "PanicException":  # a Rust panic (tokenizers) derives from BaseException
