@@ -61,6 +61,19 @@ def main() -> None:
         lgi = LGI_PARAMS[name.split("-")[0]]
         print(f"{name:20s} {total:12,d} {train:12,d} {lgi:12,d} {total / lgi:6.2f}")
 
+    # the recipes that switch one choice the paper does not state (docs/reproduce.md): the
+    # parameter claim ("less than half of LGI's") is what argues against the feed-forward
+    from cmagrounding.training.recipes import RECIPES
+
+    print(f"\n{'unstated-choice recipe':30s} {'total':>12s} {'vs preset':>10s} {'LGI ratio':>9s}")
+    for r in RECIPES.values():
+        if "unstated choice" not in r.source:
+            continue
+        base = get_preset(r.preset).model
+        total = sum(p.numel() for p in CMANetwork(base.replace(**r.model)).parameters())
+        ref = sum(p.numel() for p in CMANetwork(base).parameters())
+        print(f"{r.name:30s} {total:12,d} {total - ref:+10,d} {total / LGI_PARAMS[r.preset.split('-')[0]]:9.2f}")
+
     repeats = 3 if args.quick else 10
     print(f"\nForward latency, N = 128, median of {repeats} (ms):")
     print(f"{'preset':20s} {'B':>4s} {'L':>3s} {'fp32 eager':>11s} {'fast':>9s} {'speed-up':>9s}")

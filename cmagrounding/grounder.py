@@ -262,8 +262,10 @@ class Grounder:
             raise ExtractorMismatchError(
                 f"features of {source} are {dim}-d but the model takes {self.network.config.video_dim}-d features"
             )
-        if not float(features.duration) > 0:
-            raise VideoError(f"features of {source} have a non-positive duration {features.duration!r}")
+        if not 0 < float(features.duration) < float("inf"):
+            raise VideoError(f"features of {source} have a non-positive or non-finite duration {features.duration!r}")
+        if not np.isfinite(np.asarray(features.features)).all():
+            raise VideoError(f"features of {source} hold NaN or infinite values; refusing to answer from them")
 
     def _clips(self, feats: VideoFeatures) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         """(clips (1, n, D), mask (1, n) on the device, index (n,) into the feature rows), n <= N.

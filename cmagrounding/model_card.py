@@ -62,6 +62,16 @@ _EXTRACTOR_LICENCES = {
 }
 
 
+def _unstated_choices(model: dict[str, Any]) -> str:
+    """The settings the paper leaves open, where a model departs from the default (docs/reproduce.md)."""
+    parts = []
+    if model.get("fusion_projection", "plain") != "plain":
+        parts.append(f"fusion projection `{model['fusion_projection']}`")
+    if model.get("span_activation", "sigmoid") != "sigmoid":
+        parts.append(f"span activation `{model['span_activation']}`")
+    return "".join(f", {p}" for p in parts)
+
+
 def render_model_card(
     config: dict[str, Any], *, notes: str | None = None, license: str = "apache-2.0", num_parameters: int | None = None
 ) -> str:
@@ -86,6 +96,7 @@ def render_model_card(
         *_card_lines(card),
         f"Cross-Modality Attention (CMA) network, {kind} model, structure `{model.get('structure')}`, "
         f"fusion `{model.get('fusion')}`, position encoding `{model.get('position')}`"
+        + _unstated_choices(model)
         + (f", {num_parameters:,} parameters" if num_parameters is not None else "")
         + ". Give it a video file and a sentence; it returns the moment's start and end in seconds.",
         "",

@@ -81,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  format version {info['format_version']}, written by cmagrounding {info['library_version']}")
     print("  files: " + ", ".join(f"{k} ({n:,} B)" for k, n in info["files"].items()))
     print(
-        f"  network: K={m.get('num_phrases')} phrases, structure={m.get('structure')}, fusion={m.get('fusion')}, "
+        f"  network: K={m.get('num_phrases')} phrases, structure={m.get('structure')}, fusion={m.get('fusion')}"
+        f"{'' if m.get('fusion_projection', 'plain') == 'plain' else ' (' + m['fusion_projection'] + ' projection)'}, "
+        f"span activation={m.get('span_activation', 'sigmoid')}, feed-forward={m.get('ffn_dim', 0)}, "
         f"position={m.get('position')}, hidden={m.get('hidden')}, N={m.get('num_clips')} clips, "
         f"video_dim={m.get('video_dim')}; {p['network_values']:,} values in {p['network_tensors']} tensors"
     )

@@ -20,6 +20,8 @@ FUSIONS = ("hadamard", "concat", "add")
 STRUCTURES = ("full", "encoder_only", "decoder_only")
 POSITIONS = ("none", "learned", "sincos")
 LOSS_KINDS = ("task", "smooth_l1")
+FUSION_PROJECTIONS = ("plain", "lgi")
+SPAN_ACTIVATIONS = ("sigmoid", "relu")
 
 
 class _JsonConfig:
@@ -84,14 +86,23 @@ class CMAConfig(_JsonConfig):
     lstm_hidden: int = 256  # paper
     lstm_layers: int = 2  # paper
     spe_hidden: int = 256  # d_s of Eq. 7; fallback (LGI-sized)
-    # Feed-forward width inside each attention block; 0 = none. Fallback: the paper shows SA / BA
-    # blocks without a feed-forward sublayer and claims under half of LGI's 33.8 M parameters;
-    # with a 1024-wide feed-forward in all ten blocks the Charades model would have 25 M.
+    # Feed-forward width inside each attention block; 0 = none. Fallback: the paper says
+    # "transformer" but shows SA / BA blocks without a feed-forward sublayer and claims under half
+    # of LGI's parameters (33.8 M / 53.6 M); a 1024-wide feed-forward in every block would give
+    # 23.0 M (charades-simple) / 27.5 M (activitynet-full), over half. Recipes *-ffn try it.
     ffn_dim: int = 0
     head_hidden: int = 512  # hidden width of the regression MLP, Eq. 20; fallback (LGI 512 -> 512 -> 2)
+    # Activation of Eq. 20's MLP output before the span is ordered. Fallback: "sigmoid" keeps the
+    # span inside (0, 1) (LGI on ActivityNet); LGI uses "relu" on Charades-STA (span in [0, inf),
+    # clipped to the video at the facade and at scoring). The paper is silent.
+    span_activation: str = "sigmoid"
     # structure
     num_phrases: int = 1  # K; 1 is the simple model (uses s_global, Eq. 12); fallback K = 3 / 5 for "+"
     fusion: str = "hadamard"  # paper: Hadamard best, Table 5
+    # Hadamard fusion's form. Fallback "plain": f_u(v, g) = v * g as Eq. 9 reads; "lgi": LGI's
+    # "mul" fusion relu(W3 (relu(W1 v) * relu(W2 g))), whose Table 5 options CMA copies. Only for
+    # "hadamard": "concat" already uses LGI's projection and LGI's "add" has none.
+    fusion_projection: str = "plain"
     structure: str = "full"  # paper: encoder + decoder best, Table 3
     position: str = "sincos"  # paper: sin/cos best, Table 4
     num_heads: int = 4  # paper
@@ -110,6 +121,13 @@ class CMAConfig(_JsonConfig):
         _check_choice("fusion", self.fusion, FUSIONS)
         _check_choice("structure", self.structure, STRUCTURES)
         _check_choice("position", self.position, POSITIONS)
+        _check_choice("fusion_projection", self.fusion_projection, FUSION_PROJECTIONS)
+        _check_choice("span_activation", self.span_activation, SPAN_ACTIVATIONS)
+        if self.fusion_projection != "plain" and self.fusion != "hadamard":
+            raise ConfigError(
+                f"fusion_projection {self.fusion_projection!r} applies to fusion 'hadamard' only, not "
+                f"{self.fusion!r} ('concat' already has LGI's projection, 'add' has none in LGI)"
+            )
         if not isinstance(self.num_phrases, int) or self.num_phrases < 1:
             raise ConfigError(f"num_phrases (K) must be an integer >= 1, got {self.num_phrases!r}")
         _check_positive(

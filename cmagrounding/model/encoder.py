@@ -20,7 +20,7 @@ class CMAEncoder(nn.Module):
     def __init__(self, config: CMAConfig) -> None:
         super().__init__()
         c = config
-        self.fusion = Fusion(c.fusion, c.hidden)
+        self.fusion = Fusion(c.fusion, c.hidden, c.fusion_projection)
         self.layers = nn.ModuleList(
             AttentionBlock(c.hidden, c.num_heads, c.ffn_dim, c.dropout) for _ in range(c.encoder_layers)
         )

@@ -11,8 +11,10 @@ from cmagrounding.model.config import CMAConfig
 class GroundingHead(nn.Module):
     """B = tanh(W_b F) (Eq. 17), a = softmax(u^T B) (Eq. 18), f = sum_i a_i F_i (Eq. 19), MLP(f) (Eq. 20).
 
-    The span is guaranteed ordered and inside [0, 1]: the MLP's two outputs go through a sigmoid
-    (inside (0, 1)) and are then sorted, so start = min and end = max. Sorting is differentiable
+    The span is guaranteed ordered: the MLP's two outputs go through the activation
+    ``config.span_activation`` and are then sorted, so start = min and end = max. With "sigmoid"
+    (the default) the span lies inside (0, 1); with "relu" (LGI's on Charades-STA) in [0, inf),
+    clipped to the video where it becomes seconds and at scoring. Sorting is differentiable
     almost everywhere (it routes each gradient to the output that holds the value).
     """
 
@@ -22,6 +24,7 @@ class GroundingHead(nn.Module):
         self.w_b = nn.Linear(d, d)  # W_b in R^{d x d}
         self.u = nn.Linear(d, 1, bias=False)  # u_ta in R^d
         self.mlp = nn.Sequential(nn.Linear(d, config.head_hidden), nn.ReLU(), nn.Linear(config.head_hidden, 2))
+        self.activation = torch.relu if config.span_activation == "relu" else torch.sigmoid
 
     def forward(
         self, f: torch.Tensor, video_mask: torch.Tensor
@@ -31,5 +34,5 @@ class GroundingHead(nn.Module):
         logits = logits.masked_fill(~video_mask, float("-inf"))
         a = torch.softmax(logits, dim=-1)  # Eq. 18; exactly 0 on padded clips
         pooled = torch.einsum("bn,bnd->bd", a, f)  # Eq. 19
-        span, _ = torch.sort(torch.sigmoid(self.mlp(pooled)), dim=-1)  # Eq. 20, ordered in (0, 1)
+        span, _ = torch.sort(self.activation(self.mlp(pooled)), dim=-1)  # Eq. 20, ordered
         return span, a, logits, pooled

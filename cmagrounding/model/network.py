@@ -23,7 +23,8 @@ class CMAOutput:
     """What the network returns for a batch.
 
     Attributes:
-        span: (B, 2) normalized (t_s, t_e) with 0 < t_s <= t_e < 1 (Eq. 20, 22).
+        span: (B, 2) normalized (t_s, t_e), t_s <= t_e (Eq. 20, 22): inside (0, 1) with the default
+            sigmoid, in [0, inf) with ``span_activation="relu"`` (then clipped where it is used).
         attention: (B, N) temporal attention a of Eq. 18; sums to 1 over real clips, 0 on padding.
         attention_logits: (B, N) u^T B before the softmax (-inf on padding), for a stable Eq. 25.
         phrase_attention: (B, K, L) SPE matrix A_spe of Eq. 7 (0 on padded words); None for the

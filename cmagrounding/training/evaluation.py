@@ -2,15 +2,20 @@
 
 Evaluation samples every video with offset 0 (LGI's evaluation), predicts one span per query, maps it to
 seconds with the video's duration (the targets' axis, ``seconds / duration``) and scores it with
-:func:`~cmagrounding.training.metrics.compute_metrics` (the conventions are stated there and in
-every result). Two query-blind baselines tell whether a model reads its query at all.
+:func:`~cmagrounding.training.metrics.compute_conventions`: the library's convention, with LGI's
+(raw ground truth) beside it, each stated in the result. Two query-blind baselines tell whether a
+model reads its query at all.
+
+Evaluation runs in fp32 on every device, whatever precision training used: under bf16 autocast a
+span would come out with 8 significant bits, about 1/256 of the video's duration.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from cmagrounding.training.annotations import Annotation, AnnotationSet
 from cmagrounding.training.dataset import GroundingDataset, collate
-from cmagrounding.training.metrics import GroundingMetrics, compute_metrics
+from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics, compute_conventions
 from cmagrounding.training.stores import FeatureStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,25 +31,32 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "predict_spans",
+    "predict_spans_scores",
     "evaluate_network",
     "evaluate_grounder",
+    "grounder_answers",
     "shuffle_queries",
     "mean_span_baseline",
 ]
 
 
-def _autocast(device: torch.device, amp: bool) -> Any:
-    if amp and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
+def _fp32(device: torch.device, amp: bool) -> Any:
+    """fp32, even inside a caller's autocast region (e.g. a training step's)."""
+    if amp:
+        warnings.warn("evaluation runs in fp32 whatever amp says (reduced precision quantizes spans to about "
+                      "1/256 of the duration); the amp argument is ignored", DeprecationWarning, stacklevel=4)
+    return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()
 
 
 @torch.no_grad()
 def predict_spans(network: torch.nn.Module, dataset: GroundingDataset, batch_size: int = 256,
                   device: torch.device | str | None = None, amp: bool = False,
                   num_workers: int = 0) -> np.ndarray:
-    """Normalized top-1 spans (M, 2) for the M items of ``dataset``, in its order."""
+    """Normalized top-1 spans (M, 2) for the M items of ``dataset``, in its order.
+
+    Always in fp32 on every device (training precision does not carry over); ``amp`` is ignored,
+    kept so that older calls still run (True warns).
+    """
     device = torch.device(device) if device is not None else next(network.parameters()).device
     was_training = network.training
     network.eval()
@@ -55,7 +67,7 @@ def predict_spans(network: torch.nn.Module, dataset: GroundingDataset, batch_siz
     try:
         for batch in loader:
             b = batch.to(device)
-            with _autocast(device, amp):
+            with _fp32(device, amp):
                 spans = network(b["video"], b["video_mask"], b["words"], b["word_mask"]).span
             out[batch["index"].numpy()] = spans.float().cpu().numpy()
     finally:
@@ -63,16 +75,58 @@ def predict_spans(network: torch.nn.Module, dataset: GroundingDataset, batch_siz
     return out
 
 
-def _score(dataset: GroundingDataset, spans: np.ndarray) -> GroundingMetrics:
-    durations = np.array([a.duration for a in dataset.annotations])
-    gt = np.array([[a.start, a.end] for a in dataset.annotations])
-    return compute_metrics(spans * durations[:, None], gt, durations)
+@torch.no_grad()
+def predict_spans_scores(network: torch.nn.Module, dataset: GroundingDataset, batch_size: int = 256,
+                         device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized top-1 spans (M, 2) and their scores (M,) for the M items of ``dataset``: the
+    confidence head's probability where the network has one, else 1.0 (one candidate per query);
+    in fp32, as :func:`predict_spans`."""
+    device = torch.device(device) if device is not None else next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    pad = getattr(dataset.tokenizer, "pad_id", 0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                        collate_fn=functools.partial(collate, pad_id=pad))
+    spans = np.zeros((len(dataset), 2), dtype=np.float64)
+    scores = np.ones(len(dataset), dtype=np.float64)
+    try:
+        for batch in loader:
+            b = batch.to(device)
+            with _fp32(device, False):
+                out = network(b["video"], b["video_mask"], b["words"], b["word_mask"])
+            index = batch["index"].numpy()
+            spans[index] = out.span.float().cpu().numpy()
+            if out.confidence_logit is not None:
+                scores[index] = torch.sigmoid(out.confidence_logit.float()).cpu().numpy()
+    finally:
+        network.train(was_training)
+    return spans, scores
+
+
+def _score(dataset: GroundingDataset, spans: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> GroundingMetrics:
+    return _score_rows(dataset.annotations, spans * np.array([a.duration for a in dataset.annotations])[:, None],
+                       thresholds)
+
+
+def _score_rows(annotations: Any, pred: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> GroundingMetrics:
+    """``pred`` (M, 2) seconds against the M annotations, under both conventions; where a query has
+    several windows (QVHighlights), R1 on the best-matching one (Moment-DETR's rule; the library's
+    convention only: LGI's scores one span)."""
+    if any(getattr(a, "windows", ()) for a in annotations):
+        from cmagrounding.training.window_metrics import window_metrics
+
+        return window_metrics(pred, annotations, thresholds)
+    durations = np.array([a.duration for a in annotations])
+    gt = np.array([[a.start, a.end] for a in annotations])
+    raw = np.array([getattr(a, "raw_span", (a.start, a.end)) for a in annotations])
+    return compute_conventions(pred, gt, raw, durations, thresholds)
 
 
 def evaluate_network(network: torch.nn.Module, dataset: GroundingDataset, batch_size: int = 256,
                      device: torch.device | str | None = None, amp: bool = False,
                      num_workers: int = 0) -> GroundingMetrics:
-    """R1@{0.1,0.3,0.5,0.7} and mIoU of ``network`` on ``dataset`` (evaluation sampling)."""
+    """R1@{0.1,0.3,0.5,0.7} and mIoU of ``network`` on ``dataset`` (evaluation sampling, fp32),
+    under the library's convention with LGI's in ``alternatives["lgi"]``."""
     if dataset.train:
         raise ValueError("evaluate on a dataset built with train=False (no random sampling offset)")
     return _score(dataset, predict_spans(network, dataset, batch_size, device, amp, num_workers))
@@ -85,6 +139,18 @@ def evaluate_grounder(grounder: "Grounder", annotations: AnnotationSet | list[An
     cfg = grounder.network.config
     dataset = GroundingDataset(annotations, store, grounder.tokenizer, cfg.num_clips, cfg.max_words, train=False)
     return evaluate_network(grounder.network, dataset, batch_size, grounder.device, amp)
+
+
+def grounder_answers(grounder: "Grounder", annotations: AnnotationSet | list[Annotation], store: FeatureStore,
+                     batch_size: int = 256, thresholds: Sequence[float] = THRESHOLDS
+                     ) -> tuple[GroundingMetrics, np.ndarray, np.ndarray]:
+    """:func:`evaluate_grounder`'s metrics (R1 at ``thresholds``) with the answers they score: spans
+    (M, 2) in seconds and their scores (M,) (:func:`predict_spans_scores`), for writing them out."""
+    cfg = grounder.network.config
+    dataset = GroundingDataset(annotations, store, grounder.tokenizer, cfg.num_clips, cfg.max_words, train=False)
+    spans, scores = predict_spans_scores(grounder.network, dataset, batch_size, grounder.device)
+    durations = np.array([a.duration for a in dataset.annotations])
+    return _score(dataset, spans, thresholds), spans * durations[:, None], scores
 
 
 def shuffle_queries(annotations: AnnotationSet, seed: int = 0) -> AnnotationSet:
@@ -102,7 +168,8 @@ def shuffle_queries(annotations: AnnotationSet, seed: int = 0) -> AnnotationSet:
                 if rows[perm[j]].video != rows[i].video and rows[perm[i]].video != rows[j].video:
                     perm[i], perm[j] = perm[j], perm[i]
                     break
-    shuffled = [Annotation(a.video, a.duration, rows[p].query, a.start, a.end) for a, p in zip(rows, perm)]
+    shuffled = [Annotation(a.video, a.duration, rows[p].query, a.start, a.end, raw=a.raw, windows=a.windows)
+                for a, p in zip(rows, perm)]
     return AnnotationSet(annotations.name, f"{annotations.split}-shuffled-queries", shuffled,
                          annotations.quirks, annotations.sources)
 
@@ -111,5 +178,4 @@ def mean_span_baseline(train: AnnotationSet, test: AnnotationSet) -> GroundingMe
     """Predict, for every test query, the mean normalized training span (ignores video and query)."""
     mean = np.mean([[a.start / a.duration, a.end / a.duration] for a in train], axis=0)
     durations = np.array([a.duration for a in test])
-    gt = np.array([[a.start, a.end] for a in test])
-    return compute_metrics(mean[None, :] * durations[:, None], gt, durations)
+    return _score_rows(list(test), mean[None, :] * durations[:, None])

@@ -26,9 +26,9 @@ from cmagrounding.training.annotations import AnnotationSet, load_annotations
 from cmagrounding.training.dataset import GroundingDataset
 from cmagrounding.training.distributed import DistContext, init_distributed
 from cmagrounding.training.evaluation import evaluate_network, mean_span_baseline, shuffle_queries
-from cmagrounding.training.metrics import CONVENTION, GroundingMetrics
-from cmagrounding.training.recipes import Recipe
-from cmagrounding.training.stores import FeatureStore, open_feature_store, recorded_durations
+from cmagrounding.training.metrics import CONVENTION, CONVENTIONS, PAPER_CONVENTION, GroundingMetrics
+from cmagrounding.training.recipes import Recipe, require_word_vectors
+from cmagrounding.training.stores import FeatureStore, align_to_store, open_feature_store, recorded_durations
 from cmagrounding.training.trainer import Callback, Trainer, TrainResult, cpu_threads
 
 _logger = logging.getLogger(__name__)
@@ -110,6 +110,16 @@ def load_recipe_data(recipe: Recipe, annotations: str | Path | None = None, feat
     raise ConfigError(f"unknown validation protocol {protocol!r}; expected test, holdout, val or none")
 
 
+def _covered(data: DataSplits) -> DataSplits:
+    """``data`` with its splits checked against the store (:func:`align_to_store`: the first missing
+    ids and their count in one error; ids matched with or without ``.avi``)."""
+    import dataclasses
+
+    test = align_to_store(data.test, data.store)
+    val = None if data.val is None else test if data.val is data.test else align_to_store(data.val, data.store)
+    return dataclasses.replace(data, train=align_to_store(data.train, data.store), test=test, val=val)
+
+
 def _feature_dim(store: FeatureStore, annotations: AnnotationSet) -> int:
     video = annotations[0].video
     try:
@@ -144,8 +154,10 @@ def _default_video_config(feature_dim: int, num_clips: int, features: Any) -> An
 
     # Features made elsewhere: their extraction settings are unknown to us, so the model is tied
     # to "precomputed" features of this width (pass video_config to describe them exactly).
-    return VideoConfig(extractor="precomputed", weights=None, feature_dim=feature_dim, num_clips=num_clips,
-                       extra={"features": Path(str(features)).name if features is not None else "synthetic"})
+    extra: dict[str, Any] = {"features": Path(str(features)).name if features is not None else "synthetic"}
+    if hasattr(features, "describe"):  # joined and/or L2-normalized sources: inference must do the same
+        extra = {"features": ",".join(features.describe()["sources"]), "feature_join": features.describe()}
+    return VideoConfig(extractor="precomputed", weights=None, feature_dim=feature_dim, num_clips=num_clips, extra=extra)
 
 
 def run_recipe(recipe: Recipe, output: str | Path, *, annotations: str | Path | None = None,
@@ -173,10 +185,13 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     from cmagrounding.model.presets import get_preset
     from cmagrounding.text.tokenizer import WordTokenizer
 
+    require_word_vectors(recipe, glove)  # before any data is read: no run on frozen random embeddings
     cfg = recipe.train
     ctx = ctx or init_distributed(cfg.device)
     t_start = time.perf_counter()
     data = load_recipe_data(recipe, annotations, features, val)
+    if recipe.dataset != "synthetic":  # every annotated video needs features: one message now, not at a batch
+        data = _covered(data)
 
     tokenizer_path = output / "tokenizer.json"
     if resume and tokenizer_path.is_file():
@@ -229,11 +244,11 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     extra: dict[str, dict[str, Any]] = {}
     if ctx.is_main:
         test_ds = GroundingDataset(data.test, data.store, tok, n, words)
-        test_metrics = evaluate_network(network, test_ds, cfg.eval_batch_size, ctx.device, trainer.amp)
+        test_metrics = evaluate_network(network, test_ds, cfg.eval_batch_size, ctx.device)  # fp32
         if baselines if baselines is not None else recipe.dataset == "synthetic":
             extra["mean_training_span"] = mean_span_baseline(data.train, data.test).to_dict()
             shuffled = GroundingDataset(shuffle_queries(data.test, seed=cfg.seed), data.store, tok, n, words)
-            extra["shuffled_queries"] = evaluate_network(network, shuffled, cfg.eval_batch_size, ctx.device, trainer.amp).to_dict()
+            extra["shuffled_queries"] = evaluate_network(network, shuffled, cfg.eval_batch_size, ctx.device).to_dict()
         from cmagrounding.grounder import Grounder
 
         vcfg = video_config or _store_video_config(data.store, dim, n) or _default_video_config(dim, n, features)
@@ -242,6 +257,7 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
             "validation": train_result.best_metrics, "best_epoch": train_result.best_epoch,
             "epochs": train_result.epochs_completed, "val_protocol": data.val_protocol,
             "paper": recipe.paper or None, "paper_source": recipe.source or None, "convention": CONVENTION,
+            "conventions": CONVENTIONS, "paper_convention": PAPER_CONVENTION,  # test["lgi"]: LGI's scores
             **({"baselines": extra} if extra else {}),
         }
         model_dir = output / "model"

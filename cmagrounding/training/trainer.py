@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from cmagrounding._io import write_text_atomic
-from cmagrounding.errors import CheckpointError
+from cmagrounding.errors import CheckpointError, ConfigError
 from cmagrounding.training.checkpoint import (
     TrainingState,
     latest_checkpoint,
@@ -80,6 +80,19 @@ def cpu_threads(n: int | None):
 
 def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _same_model(saved: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Whether a checkpoint's model configuration is this run's; a setting added to CMAConfig after
+    the checkpoint was written counts as its default (the behaviour the checkpoint was trained with)."""
+    if current is None or saved == current:
+        return True
+    from cmagrounding.model.config import CMAConfig
+
+    try:
+        return CMAConfig.from_dict(saved) == CMAConfig.from_dict(current)
+    except ConfigError:  # not CMA configurations: only an exact match counts
+        return False
 
 
 class Trainer:
@@ -155,7 +168,7 @@ class Trainer:
         if self.val_set is None:
             return None
         return evaluate_network(self.network, self.val_set, self.config.eval_batch_size,
-                                self.ctx.device, self.amp).to_dict()
+                                self.ctx.device).to_dict()  # fp32 whatever the training precision
 
     def _resume(self) -> tuple[int, dict[str, Any]]:
         path = latest_checkpoint(self.checkpoint_dir)
@@ -164,7 +177,7 @@ class Trainer:
             return 0, {}
         state = load_checkpoint(path)
         saved_model = state.info.get("run", {}).get("model")
-        if saved_model is not None and self.run_info.get("model") not in (None, saved_model):
+        if saved_model is not None and not _same_model(saved_model, self.run_info.get("model")):
             raise CheckpointError(f"{path} was trained with another model configuration; use a new output folder")
         self.network.load_state_dict(state.model, strict=True)
         self.optimizer.load_state_dict(state.optimizer)
@@ -249,6 +262,9 @@ class Trainer:
                 summary = f"epoch {epoch + 1}/{cfg.epochs}: loss {train_stats['total']:.4f}"
                 if metrics is not None:
                     summary += f", val {cfg.select_metric} {metrics[cfg.select_metric]:.4f} (best {best_score:.4f} @ {best_epoch})"
+                    lgi = metrics.get("lgi")  # the same predictions under LGI's convention (raw ground truth)
+                    if isinstance(lgi, dict) and cfg.select_metric in lgi:
+                        summary += f"; under LGI's convention {lgi[cfg.select_metric]:.4f}"
                 _logger.info(summary)
             self.ctx.barrier()
             for cb in self.callbacks:

@@ -159,10 +159,12 @@ class CompiledRunner(ExtractorRunner, _StaticShape):
         if shape in self.packages:
             return self.packages[shape]
         from cmagrounding._io import atomic_path
+        from cmagrounding.video import cache_trust
 
         t = time.perf_counter()
         path = self.package_path(shape)
-        if not path.is_file():
+        if not cache_trust.trusted(path):  # native code: only a package this user compiled (docs/security.md)
+            cache_trust.private_dir(path.parent)
             logger.warning(
                 "compiling the I3D extractor for input %s (%s) once; this takes minutes on a small CPU and is cached "
                 "in %s (set CMAGROUNDING_I3D_RUNTIME=fused to skip)", shape, self.precision, path.parent,
@@ -175,6 +177,7 @@ class CompiledRunner(ExtractorRunner, _StaticShape):
                 exported = torch.export.export(trunk, (x,))
                 with atomic_path(path) as tmp:
                     torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp), inductor_configs={"freezing": True})
+            cache_trust.record(path)
         package = torch._inductor.aoti_load_package(str(path))
         self.packages[shape] = package
         self.first_call_s[shape] = time.perf_counter() - t
@@ -294,7 +297,9 @@ class _CachedCompiledOr(ExtractorRunner):
     def _pick(self, x: torch.Tensor) -> ExtractorRunner:
         shape = tuple(x.shape)
         if shape not in self.chosen:
-            ready = self._compiled.package_path(shape).is_file()
+            from cmagrounding.video.cache_trust import trusted
+
+            ready = trusted(self._compiled.package_path(shape))
             voxels = int(np.prod(shape[2:]))
             if not ready and compile_pays_off(self.expected, voxels) and have_cxx_compiler():
                 logger.info("a job of about %d clips of %s: compiling the extractor first pays off", self.expected, shape[1:])
