@@ -66,6 +66,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike[str], older_than: float = 3600.0) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when a process was killed
+    (``kill -9`` skips its cleanup), once they are ``older_than`` seconds old: a younger one may
+    belong to a writer still running (e.g. another extraction shard). Returns what was removed."""
+    import time
+
+    removed = []
+    cutoff = time.time() - older_than
+    for path in Path(folder).glob(".*.tmp*"):
+        try:
+            if path.is_file() and ".tmp" in path.name and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone already, or not ours to delete
+    return removed
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -73,8 +91,11 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int = 2, sort_keys: bool = False) -> None:
-    """Write ``data`` as JSON (indented, one trailing newline) to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
+    """Write ``data`` as JSON (indented, one trailing newline) to ``path`` atomically; NaN and
+    infinity are refused (``NonFiniteError``), never written as the non-JSON ``NaN``."""
+    from cmagrounding._strict_json import dumps
+
+    write_text_atomic(path, dumps(data, where=str(path), indent=indent, sort_keys=sort_keys) + "\n")
 
 
 def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> None:
@@ -82,6 +103,24 @@ def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(array), allow_pickle=False)
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created, mode 0600) for the block: processes
+    that build the same cached file wait for each other (POSIX ``flock``; no lock elsewhere)."""
+    if os.name != "posix":
+        yield
+        return
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(os.fspath(path), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 # ---------------------------------------------------------------- safetensors
@@ -125,6 +164,19 @@ def safetensors_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...
     try:
         with safe_open(os.fspath(path), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError as e:
+        raise MissingFileError(f"{str(path)!r} does not exist") from e
+    except Exception as e:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {e}") from e
+
+
+def safetensors_header(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Tensor names -> (safetensors dtype such as ``"F32"``, shape), from the header alone."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            return {k: (str(s.get_dtype()), tuple(s.get_shape())) for k in f.keys() for s in (f.get_slice(k),)}
     except FileNotFoundError as e:
         raise MissingFileError(f"{str(path)!r} does not exist") from e
     except Exception as e:
@@ -245,26 +297,78 @@ def some(items: Sequence[str], limit: int = 10) -> str:
 # ---------------------------------------------------------------- JSON Lines
 
 
+#: digits an integer in a JSON Lines row may have (ids, frame numbers and times need far fewer)
+MAX_INT_DIGITS = 40
+
+
+class _Refused(ValueError):
+    """Raised inside the decoder's hooks; :func:`jsonl_rows` re-raises it as the named error."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a key given twice is refused (json keeps the last one silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _Refused("duplicate", f"key {twice!r} is given twice in one object")
+    return out
+
+
+def _strict_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _Refused("number", f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+# one decoder for every line (json.loads with hooks would build a new one per call)
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_strict_object, parse_int=_strict_int)
+
+
 def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str = "file") -> Iterator[tuple[str, Any]]:
     """``(where, value)`` for each non-blank line of a JSON Lines file, ``where`` being ``path:line``.
 
-    A missing file, text that is not UTF-8 or a line that is not JSON raises ``error`` (the
-    caller's class, e.g. ``DatasetError``) naming the file, or the file and line; ``what`` names
-    the file in the not-found message (``"annotation file"``). What a value must hold is the caller's.
+    The file is read line by line (never held whole). A missing file, text that is not UTF-8 or a
+    line that is not JSON raises ``error`` (the caller's class, e.g. ``DatasetError``) naming the
+    file, or the file and line; ``what`` names the file in the not-found message (``"annotation
+    file"``). Valid JSON is still refused, by a :class:`~cmagrounding.errors.JSONLimitError`
+    subclass naming the line, when an object repeats a key, an integer has more than
+    :data:`MAX_INT_DIGITS` digits, or the nesting is too deep to decode. What a value must hold is
+    the caller's.
     """
+    from cmagrounding.errors import JSONDuplicateKeyError, JSONNumberTooLargeError, JSONTooDeepError
+
+    refused = {"duplicate": JSONDuplicateKeyError, "number": JSONNumberTooLargeError}
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        f = open(path, encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
-    except UnicodeDecodeError as e:
-        raise error(f"{path}: not UTF-8 text ({e})") from None
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise error(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
-        yield where, value
+    with f:
+        lineno = 0
+        while True:
+            try:
+                line = f.readline()
+            except UnicodeDecodeError as e:
+                raise error(f"{path}:{lineno + 1}: not UTF-8 text ({e})") from None
+            if not line:
+                break
+            lineno += 1
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                value = _STRICT_DECODER.decode(line)
+            except _Refused as e:
+                raise refused[e.kind](f"{where}: {e}") from None
+            except json.JSONDecodeError as e:
+                raise error(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
+            except RecursionError:
+                raise JSONTooDeepError(f"{where}: nested too deeply to read ({len(line)} characters)") from None
+            yield where, value

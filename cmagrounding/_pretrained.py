@@ -22,7 +22,6 @@ Private: :class:`~cmagrounding.grounder.Grounder`'s ``from_pretrained``, ``save_
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -30,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from cmagrounding import _io
+from cmagrounding import _bounds, _io
+from cmagrounding._strict_json import loads as strict_loads
 from cmagrounding._version import __version__
 from cmagrounding.hub import push_folder_to_hub, resolve_pretrained
 from cmagrounding.errors import (
@@ -67,6 +67,7 @@ REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)  # README.md is doc
 PRETRAINED_PATTERNS = [*REQUIRED_FILES, CARD_FILE]
 EXTRACTOR_PREFIX = "extractor."  # state-dict prefix of an extractor stored inside model.safetensors
 _REQUIRED_SECTIONS = ("model", "video", "text")
+MAX_CONFIG_BYTES = 16 * 2**20  # config.json holds settings, a card and metrics: kilobytes
 
 
 # ---------------------------------------------------------------- reading
@@ -102,11 +103,12 @@ def read_config(name_or_path: str | os.PathLike[str], revision: str | None = Non
     folder = resolve_pretrained(name_or_path, revision, cache_dir=cache_dir, token=token, allow_patterns=PRETRAINED_PATTERNS)
     path = folder / CONFIG_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError as e:
         raise MissingFileError(f"{str(path)!r} does not exist; a complete folder has {', '.join(REQUIRED_FILES)}") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{str(path)!r} is not valid JSON: {e}") from e
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{str(path)!r} is {len(raw)} bytes; a config.json is at most {MAX_CONFIG_BYTES}")
+    data = strict_loads(raw, repr(str(path)), CheckpointError)  # depth, huge numbers, NaN, duplicate keys
     if not isinstance(data, dict):
         raise CheckpointError(f"{str(path)!r} must hold a JSON object, found {type(data).__name__}")
     version = data.get("format_version")
@@ -216,20 +218,23 @@ def load(name: str | os.PathLike[str], revision: str | None = None, *, video_con
     config = read_config(folder)
     where = str(folder / CONFIG_FILE)
     card = card_of(config, where)
+    _bounds.check_model_section(config["model"], where)  # sizes bounded before anything is built
     model_cfg = _section(CMAConfig, config["model"], "model", where)
     saved_video = _section(VideoConfig, config["video"], "video", where)
     if video_config is not None:
         saved_video.check_compatible(video_config, expected_what=f"the checkpoint's ({where})", found_what="video_config")
         video_config = video_config.replace(weights_sha256=saved_video.weights_sha256)  # pin the checkpoint's
     tokenizer = WordTokenizer.from_file(folder / TOKENIZER_FILE)
-    network = CMANetwork(model_cfg)
 
     weights = folder / WEIGHTS_FILE
     embedded = (config.get("extractor_weights") or {}).get("storage") == "embedded"
     own = lambda k: not (embedded and k.startswith(EXTRACTOR_PREFIX))  # noqa: E731
-    _io.check_state_dict(network.state_dict(), {k: s for k, s in _io.safetensors_shapes(weights).items() if own(k)},
-                         source=str(weights))  # before reading any tensor data
+    # names, shapes and dtypes from the header against a meta-device build: nothing allocated yet
+    _bounds.check_header(_bounds.expected_tensors(model_cfg),
+                         {k: v for k, v in _io.safetensors_header(weights).items() if own(k)}, source=str(weights))
+    network = CMANetwork(model_cfg)
     tensors = _io.load_safetensors(weights)
+    _bounds.check_finite(tensors, source=str(weights))
     network.load_state_dict({k: v for k, v in tensors.items() if own(k)}, strict=True)
     n = len(EXTRACTOR_PREFIX)
     extractor_state = {k[n:]: v for k, v in tensors.items() if not own(k)} if embedded else None

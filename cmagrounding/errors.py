@@ -77,6 +77,14 @@ class DatasetError(CMAGroundingError, ValueError):
     """An annotation or feature file is malformed."""
 
 
+class NoGroundTruthError(DatasetError):
+    """A split without ground-truth windows (QVHighlights test) was asked to be scored."""
+
+
+class FeaturesMissingError(DatasetError):
+    """The features do not cover every annotated video; the message lists the first missing ids and the count."""
+
+
 # --- pretrained folders and queries (added by the Grounder facade; see docs/pretrained-format.md) ---
 
 
@@ -117,11 +125,60 @@ class ShortVideoWarning(UserWarning):
     """A video is shorter than one clip of the extractor: its only clip is padded with the last frame."""
 
 
+# --- untrusted files and outputs (docs/security.md) ---
+
+
+class OutputPathError(CMAGroundingError, ValueError):
+    """An output path would replace an input of the same command, or cannot be written there."""
+
+
+class WeightsValueError(CheckpointError):
+    """Stored weights hold NaN / infinity, or a dtype other than the one the network records."""
+
+
+class LimitError(CheckpointError, ValueError):
+    """A pretrained folder's config.json asks for a size past its documented bound, or of the wrong
+    type (docs/security.md); raised before anything is allocated."""
+
+
+class NonFiniteError(CMAGroundingError, ValueError):
+    """A number that must be finite (a prediction, an output value) is NaN or infinite."""
+
+
+class CacheTrustError(CMAGroundingError):
+    """A cache folder for executed artifacts is not private to this user (group/world-writable or
+    owned by someone else); nothing is loaded from it or written into it."""
+
+
+class CacheTrustWarning(UserWarning):
+    """A cached artifact that would be executed or deserialized was not used: it is not provably
+    this user's own (folder not private, owner or checksum wrong); the warning names the file."""
+
+
 # --- predictions files (cmagrounding.training.predictions; see docs/evaluation.md) ---
 
 
 class PredictionsError(DatasetError):
     """A predictions file has a bad, duplicate or unmatched row, or misses annotations; names file:line."""
+
+
+# --- JSON text that decodes but must not be used (cmagrounding._io.jsonl_rows) ---
+
+
+class JSONLimitError(DatasetError):
+    """A JSON Lines row is valid JSON that is refused: a duplicated key, a huge number, deep nesting."""
+
+
+class JSONDuplicateKeyError(JSONLimitError):
+    """An object in a row names the same key twice (JSON keeps the last silently; we refuse)."""
+
+
+class JSONNumberTooLargeError(JSONLimitError):
+    """A row holds an integer of more digits than any time, score or id needs."""
+
+
+class JSONTooDeepError(JSONLimitError):
+    """A row nests arrays or objects deeper than the decoder's recursion allows."""
 
 
 # --- quoting user values in messages ---

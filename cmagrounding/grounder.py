@@ -262,8 +262,10 @@ class Grounder:
             raise ExtractorMismatchError(
                 f"features of {source} are {dim}-d but the model takes {self.network.config.video_dim}-d features"
             )
-        if not float(features.duration) > 0:
-            raise VideoError(f"features of {source} have a non-positive duration {features.duration!r}")
+        if not 0 < float(features.duration) < float("inf"):
+            raise VideoError(f"features of {source} have a non-positive or non-finite duration {features.duration!r}")
+        if not np.isfinite(np.asarray(features.features)).all():
+            raise VideoError(f"features of {source} hold NaN or infinite values; refusing to answer from them")
 
     def _clips(self, feats: VideoFeatures) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         """(clips (1, n, D), mask (1, n) on the device, index (n,) into the feature rows), n <= N.
@@ -423,9 +425,11 @@ class Grounder:
 
 
 def _cpu_has_fast_bf16() -> bool:
-    from cmagrounding.video.precision import cpu_has_fast_bf16
+    """Native bf16 that is also measured faster than fp32 here (an AVX512-BF16 Xeon without AMX runs
+    bf16 products at half its fp32 rate: the bf16 network took 31 ms there against 25 in fp32)."""
+    from cmagrounding.video.precision import cpu_prefers_bf16
 
-    return cpu_has_fast_bf16()
+    return cpu_prefers_bf16()
 
 
 @functools.lru_cache(maxsize=None)

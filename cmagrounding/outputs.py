@@ -15,6 +15,7 @@ widened to one clip around its centre and shifted inside ``[0, duration]``, so t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -70,6 +71,17 @@ class Moment:
     truncated: bool = False
     widened: bool = False
     window: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        # a NaN here means NaN reached the network (weights and features are checked on load): an
+        # answer "nan s - nan s" is worse than an error, and JSON cannot hold it (docs/security.md)
+        values = (self.start, self.end, self.duration, self.score, *self.span)
+        if not all(math.isfinite(float(v)) for v in values):
+            from cmagrounding.errors import NonFiniteError
+
+            raise NonFiniteError(f"the answer to query {self.query[:80]!r} is not a finite number (start {self.start}, "
+                                 f"end {self.end}, score {self.score}): the model's weights or the features hold "
+                                 "NaN or infinity")
 
     @classmethod
     def from_network(

@@ -72,11 +72,13 @@ class WindowSettings:
     def __post_init__(self) -> None:
         for name in ("size", "stride"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ConfigError(f"window {name} must be a positive number of seconds, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+                raise ConfigError(f"window {name} must be a positive, finite number of seconds, got {v!r}")
         if isinstance(self.nms_iou, bool) or not isinstance(self.nms_iou, (int, float)) or not 0.0 < self.nms_iou <= 1.0:
             raise ConfigError(f"nms_iou must lie in (0, 1], got {self.nms_iou!r}")
-        if self.when_longer_than is not None and not self.when_longer_than > 0:
+        if self.when_longer_than is not None and (isinstance(self.when_longer_than, bool)
+                                                  or not isinstance(self.when_longer_than, (int, float))
+                                                  or not 0 < self.when_longer_than < float("inf")):
             raise ConfigError(f"when_longer_than must be a positive number of seconds, got {self.when_longer_than!r}")
 
     @classmethod
@@ -135,7 +137,8 @@ class WindowSettings:
 
     def rows(self, spr: float) -> tuple[int, int]:
         """(window, stride) in feature rows of ``spr`` seconds each (at least 1 row each)."""
-        return max(1, int(round(self.size / spr))), max(1, int(round(self.stride / spr)))
+        cap = float(2**53)  # a window of 1e308 s is "longer than any video", not an OverflowError
+        return (max(1, int(round(min(self.size / spr, cap)))), max(1, int(round(min(self.stride / spr, cap)))))
 
 
 def seconds_per_row(times: np.ndarray) -> float:

@@ -26,7 +26,7 @@ def test_the_same_bad_line_in_both_readers(tmp_path, reader, error):
     with pytest.raises(error, match=r"bad.jsonl:2: not JSON \(.* at column 2\)"):
         reader(path)
     path.write_bytes(b"\xff\xfe{}\n")
-    with pytest.raises(error, match=r"bad.jsonl: not UTF-8 text"):
+    with pytest.raises(error, match=r"bad.jsonl:1: not UTF-8 text"):
         reader(path)
 
 

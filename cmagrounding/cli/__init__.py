@@ -49,8 +49,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    for stream in (sys.stdout, sys.stderr):  # a path or query with an invalid UTF-8 byte prints escaped, not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     module = importlib.import_module(COMMANDS[args.command][0])
+    from cmagrounding.errors import CMAGroundingError
+
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except CMAGroundingError as e:  # bad data or files: one line naming them, never a traceback
+        message = str(e)
+        if "Original Traceback" in message:  # re-raised from a DataLoader worker: its last line is the error
+            message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+        print(f"cmagrounding {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except BaseException as e:
+        if type(e).__name__ != "PanicException":  # a Rust panic (tokenizers) derives from BaseException
+            raise
+        print(f"cmagrounding {args.command}: error: a native library panicked: {e}", file=sys.stderr)
+        return 1

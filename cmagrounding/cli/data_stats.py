@@ -13,11 +13,14 @@ DEFAULT_SPLITS = {
     "charades-sta": ["train", "test"],
     "activitynet-captions": ["train", "val_1", "val_2", "test"],
     "synthetic": ["train", "val", "test"],
+    "qvhighlights": ["train", "val", "test"],
+    "tacos": ["train", "val", "test"],
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=["charades-sta", "activitynet-captions", "jsonl", "synthetic"],
+    parser.add_argument("--dataset", required=True, choices=["charades-sta", "activitynet-captions", "qvhighlights", "tacos", "jsonl",
+                                                                 "synthetic"],
                         help="which format to read ('test' of activitynet-captions is val_1 + val_2 merged)")
     parser.add_argument("--annotations", help="the dataset's folder of original files, or the .jsonl file")
     parser.add_argument("--splits", nargs="+", help="splits to describe (default: all of the dataset)")

@@ -14,7 +14,6 @@ world-size-th video.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-clips", type=int, help="clips per video for --scheme uniform_clips")
     p.add_argument("--resize", type=int, help="short side in pixels")
     p.add_argument("--crop", type=int, help="centre crop in pixels")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--batch-size", type=int, help="clips per forward pass")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda:LOCAL_RANK if available, else cpu)")
     p.add_argument("--format", choices=["npy", "safetensors"], default="npy",
@@ -51,8 +50,16 @@ def build_config(args: argparse.Namespace):
     from cmagrounding.video.config import VideoConfig
 
     if args.config:
-        data = json.loads(Path(args.config).read_text())
-        data = data.get("video", data)  # accept a checkpoint's whole config.json
+        from cmagrounding._strict_json import loads
+        from cmagrounding.errors import ConfigError
+
+        try:
+            raw = Path(args.config).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"--config {args.config}: cannot be read ({e.strerror})") from None
+        data = loads(raw, args.config, ConfigError)
+        if isinstance(data, dict):
+            data = data.get("video", data)  # accept a checkpoint's whole config.json
         config = VideoConfig.from_dict(data)
         if args.extractor and args.extractor != config.extractor:
             config = VideoConfig.for_extractor(args.extractor)
@@ -78,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding.video.extract import INDEX_NAME, Shard, extract_folder
 
     try:
+        from cmagrounding._paths import check_output_folder
+
+        check_output_folder("--output-dir", args.output_dir,
+                            inputs={f"input {p!r}": p for p in args.inputs} | {"--config": args.config})
         shard = Shard.from_env(args.rank, args.world_size)
         device = args.device
         if device is None:

@@ -14,7 +14,6 @@ not installed (``pip install 'cmagrounding[plot]'``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -54,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop moments scoring below S; a query left with none is reported as not in the video")
     parser.add_argument("--network-precision", choices=("fp32", "bf16", "auto"), default="fp32",
                         help="the CMA network's precision (the extractor has its own, in the model's video settings): "
-                             "fp32 (default), bf16, or auto = bf16 on CPUs with native bf16 (docs/performance.md)")
+                             "fp32 (default), bf16, or auto = bf16 only where a once-per-machine probe measures it faster than "
+                             "fp32 (docs/performance.md)")
     parser.epilog = _EPILOG
 
 
@@ -87,16 +87,16 @@ def run(args: argparse.Namespace) -> int:
         print("cmagrounding localize: error: --embed-video needs --html FILE.html", file=sys.stderr)
         return 2
     try:
+        _check_output_paths(args)  # before anything is computed: no output may replace an input
         from cmagrounding.grounder import Grounder
 
         grounder = Grounder.from_pretrained(args.model, revision=args.revision, device=args.device)
         grounder.network_precision = args.network_precision
         features = _load_features_if_saved(args.video)
         video_file = None if features is not None else args.video
-        if features is None:
+        encoded = features is None
+        if encoded:
             features = grounder.encode_video(args.video)
-            if args.save_features:
-                features.save(args.save_features)
         if args.top_k is None and args.min_score is None:
             moments = grounder.localize(features, list(args.queries))
         else:  # per query a list, best first (possibly empty: "not in this video")
@@ -104,9 +104,15 @@ def run(args: argparse.Namespace) -> int:
     except (CMAGroundingError, ImportError, OSError) as e:
         print(f"cmagrounding localize: error: {e}", file=sys.stderr)
         return 1
-    # the answers are printed whatever happens to the picture and the page
+    # the answers are printed whatever happens to the features file, the picture and the page
     plot_skipped, failures = _write_outputs(args, grounder, moments, video_file, float(features.duration))
-    _print_results(args, features, moments, plot_skipped, failures, grounder.card)
+    if args.save_features and encoded:
+        try:
+            features.save(args.save_features)
+        except (CMAGroundingError, OSError) as e:
+            failures["save-features"] = e
+    saved = args.save_features if args.save_features and encoded and "save-features" not in failures else None
+    _print_results(args, features, moments, plot_skipped, failures, grounder.card, saved)
     if failures:
         for what, e in failures.items():
             print(f"cmagrounding localize: error: {what} not written: {e}", file=sys.stderr)
@@ -115,6 +121,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"cmagrounding localize: plot not written: {plot_skipped}", file=sys.stderr)
         return EXIT_PLOT_UNAVAILABLE
     return 0
+
+
+def _check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse --html / --plot / --save-features naming the video, a file of the model folder, each
+    other, or a place this user cannot write (``cmagrounding._paths``)."""
+    from cmagrounding._paths import check_outputs, check_writable
+
+    outputs = {"--html": args.html, "--plot": args.plot, "--save-features": args.save_features}
+    model = Path(args.model)
+    model_files = [p for p in model.iterdir() if p.is_file()] if model.is_dir() else []
+    check_outputs(outputs, {"video": args.video, "model file": model_files})
+    for option, path in outputs.items():
+        if path is not None:
+            check_writable(option, path)
 
 
 def _write_outputs(args, grounder, moments, video_file, duration) -> tuple[str | None, dict[str, Exception]]:
@@ -150,7 +170,7 @@ def _write_outputs(args, grounder, moments, video_file, duration) -> tuple[str |
     return plot_skipped, failures
 
 
-def _print_results(args, features, moments, plot_skipped, failures, card) -> None:
+def _print_results(args, features, moments, plot_skipped, failures, card, saved_features=None) -> None:
     if args.json:
         out = {
             "video": args.video,
@@ -172,7 +192,11 @@ def _print_results(args, features, moments, plot_skipped, failures, card) -> Non
                 out["plot_skipped"] = plot_skipped
         if args.html:
             out["html"] = args.html if "html" not in failures else None
-        print(json.dumps(out, indent=2))
+        if args.save_features:
+            out["save_features"] = saved_features  # None: not written (failed, or the input was features)
+        from cmagrounding._strict_json import dumps
+
+        print(dumps(out, where="the --json output", indent=2))
         return
     print(f"{args.video}  ({features.duration:.2f} s)  model: {card.summary}")
     for q, m in zip(args.queries, moments):

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="folder of <video>.npy features, an .h5/.hdf5 file, or (with --verify) a packed store")
     parser.add_argument("-o", "--output", help="folder to write the packed store into (default: the source folder; "
                                                "for an HDF5 file, <file>-packed beside it)")
-    parser.add_argument("--hdf5-key", help="dataset inside each video's HDF5 group (ActivityNet C3D: c3d_features)")
+    parser.add_argument("--hdf5-key", help="dataset inside each video's HDF5 group (ActivityNet C3D: c3d_features); "
+                        "for a folder of .npz files, the array's name (default features)")
     parser.add_argument("--dtype", choices=["float32", "float16"], default="float32",
                         help="stored precision (float16 halves the file; values are rounded)")
     parser.add_argument("--verify", action="store_true", help="only check an existing packed store (sizes and checksum)")
@@ -36,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{store!r}: sizes and checksum match its index")
         return 0
     out = Path(args.output) if args.output else (source if source.is_dir() else source.with_name(source.stem + "-packed"))
+    from cmagrounding._paths import check_output_folder
+
+    check_output_folder("--output", out, inputs={"source": source})
     t0 = time.perf_counter()
     store = pack_features(source, out, dtype=args.dtype, key=args.hdf5_key)
     size = store.data_path.stat().st_size

@@ -46,12 +46,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     head.add_argument("--absent", metavar="FILE", help='JSON Lines of {"video", "query"}: sentences known to be nowhere '
                       "in that training video, extra negatives for the confidence head")
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=["charades-sta", "activitynet-captions", "jsonl"],
+    data.add_argument("--dataset", choices=["charades-sta", "activitynet-captions", "qvhighlights", "tacos", "jsonl"],
                       help="override the recipe's dataset (jsonl: a folder of train/val/test.jsonl for own data)")
     data.add_argument("--annotations", help="folder of the dataset's original annotation files (or the jsonl folder)")
-    data.add_argument("--features", help="folder of <video>.npy features (read through the packed store in it when "
-                      "there is one: cmagrounding pack-features), a packed store, or an .h5/.hdf5 file")
+    data.add_argument("--features", help="folder of <video>.npy or .npz features (read through the packed store in it "
+                      "when there is one: cmagrounding pack-features), a packed store, or an .h5/.hdf5 file; "
+                      "A,B joins sources along the feature dimension (rows cut to the shorter)")
     data.add_argument("--hdf5-key", help="dataset inside each video's HDF5 group (ActivityNet C3D: c3d_features)")
+    data.add_argument("--npz-key", help="array inside each .npz feature file (default features, as HERO's releases)")
+    data.add_argument("--l2-normalize", action="store_true",
+                      help="divide each feature row by its L2 norm (per source when --features joins several "
+                      "with commas, as Moment-DETR); recorded with the model")
     data.add_argument("--videos", help="extract features on the fly from the video files in this folder")
     data.add_argument("--extractor", default="i3d_kinetics400", help="extractor for --videos (default i3d_kinetics400)")
     data.add_argument("--feature-cache", help="with --videos: save extracted features here as .npy and reuse them")
@@ -213,7 +218,10 @@ def run(args: argparse.Namespace) -> int:
         from cmagrounding.video.config import VideoConfig
 
         try:
-            video_config = VideoConfig.from_dict(json.loads(Path(args.video_config).read_text(encoding="utf-8")))
+            from cmagrounding._strict_json import loads
+            from cmagrounding.errors import ConfigError
+
+            video_config = VideoConfig.from_dict(loads(Path(args.video_config).read_bytes(), args.video_config, ConfigError))
         except (OSError, ValueError) as e:  # ConfigError is a ValueError
             raise SystemExit(f"train: --video-config {args.video_config}: not a readable VideoConfig JSON file ({e})") from None
     if args.videos:
@@ -231,11 +239,20 @@ def run(args: argparse.Namespace) -> int:
         require_word_vectors(recipe, args.glove)
     except ConfigError as e:
         raise SystemExit(f"train: {e}") from None
+    if isinstance(features, str) and (args.npz_key or args.l2_normalize or "," in features):
+        from cmagrounding.training.stores import open_feature_store
+
+        features = open_feature_store(features, key=recipe.hdf5_key, npz_key=args.npz_key,
+                                      l2_normalize=args.l2_normalize)
     if recipe.dataset != "synthetic" and (not args.annotations or features is None):
         raise SystemExit(f"train: recipe {recipe.name!r} needs --annotations and --features (or --videos)")
 
-    ctx = init_distributed(train_cfg.device)
     output = Path(args.output or f"runs/{recipe.name}")
+    from cmagrounding._paths import check_output_folder
+
+    check_output_folder("--output", output, inputs={"--annotations": args.annotations, "--features": args.features,
+                                                    "--glove": args.glove, "--video-config": args.video_config})
+    ctx = init_distributed(train_cfg.device)
     try:
         result = run_recipe(recipe, output, annotations=args.annotations, features=features, glove=args.glove,
                             resume=args.resume, val=args.val, video_config=video_config, ctx=ctx, absent=args.absent)

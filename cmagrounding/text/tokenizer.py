@@ -129,6 +129,13 @@ class WordTokenizer:
                 )
         if model.get("unk_token") != self.UNK:
             raise CheckpointError(f"tokenizer unk_token is {model.get('unk_token')!r}, expected {self.UNK!r}")
+        ids = sorted(tokenizer.get_vocab().values())
+        if ids != list(range(len(ids))) or tokenizer.get_vocab_size() != len(ids):
+            wrong = [i for i in ids if not 0 <= i < len(ids)][:5] or ids[:5]
+            raise CheckpointError(
+                f"tokenizer vocabulary ids must be 0..{len(ids) - 1}, each once (the rows of the word embedding); "
+                f"found ids such as {wrong}"
+            )
         self._tok = tokenizer
         self._style = style if style is not None else _detect_style(tokenizer)
         if self._style == "custom":
@@ -220,12 +227,12 @@ class WordTokenizer:
     def words(self, sentence: str) -> list[str]:
         """The normalized words of a sentence, before vocabulary lookup (unknown words kept)."""
         _check_sentence(sentence)
-        return _words(self._tok, sentence)
+        return _guarded(lambda: _words(self._tok, sentence), sentence)
 
     def encode(self, sentence: str) -> list[int]:
         """Word ids of a sentence; unknown words get ``unk_id``. May be empty (e.g. ``"?!"``)."""
         _check_sentence(sentence)
-        return self._tok.encode(sentence, add_special_tokens=False).ids
+        return _guarded(lambda: self._tok.encode(sentence, add_special_tokens=False).ids, sentence)
 
     def unknown_words(self, sentence: str) -> list[str]:
         """The normalized words of ``sentence`` that are not in the vocabulary, in order."""
@@ -292,6 +299,27 @@ class WordTokenizer:
 def _check_sentence(sentence: object) -> None:
     if not isinstance(sentence, str):
         raise QueryError(f"a sentence must be a str, got {type(sentence).__name__}")
+    try:
+        sentence.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate: from the API, or an invalid UTF-8 byte in argv
+        bad = sentence[e.start:e.end]
+        raise QueryError(f"query {sentence[:60]!r} is not valid Unicode: {bad!r} at character {e.start} is a lone "
+                         "surrogate (an invalid UTF-8 byte on a command line becomes one)") from None
+
+
+def _guarded(run, sentence: str):
+    """``run()``, with the Rust side's failures as :class:`QueryError`: a tokenizer.json's regex can
+    panic (onig's retry limit), and pyo3's PanicException derives from BaseException, which
+    ``except Exception`` does not catch."""
+    try:
+        return run()
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises bare Exceptions
+        raise QueryError(f"the tokenizer failed on query {sentence[:60]!r}: {exc}") from None
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise QueryError(f"the tokenizer (tokenizer.json) panicked on query {sentence[:60]!r}: {exc}; its "
+                         "normalizer or pre-tokenizer rule cannot handle this text") from None
 
 
 def _words(tok: Tokenizer, sentence: str) -> list[str]:

@@ -2,16 +2,20 @@
 
 Components, one per module:
 
-* ``annotations``: Charades-STA, ActivityNet Captions and JSON Lines loaders, with quirk repair.
-* ``stores``: where features come from (``.npy`` folder, HDF5, on-the-fly extraction).
+* ``annotations``: Charades-STA, ActivityNet Captions, QVHighlights, TACoS and JSON Lines loaders,
+  with quirk repair (several ground-truth windows per query kept).
+* ``stores``: where features come from (``.npy`` / ``.npz`` folders, joined sources, HDF5,
+  on-the-fly extraction) and the coverage check (``align_to_store``).
 * ``packed`` / ``packing``: every video's features in one memory-mapped file with an index: the
   reader, and its builder (``cmagrounding pack-features``).
 * ``crops``: windows of a video's feature rows with the annotation re-timed (augmentation, views).
 * ``standardize``: per-dimension input standardization, folded into the network after training.
 * ``dataset``: the torch Dataset (sampling to N clips, LGI's rule) and its collate.
 * ``metrics`` / ``evaluation``: R1@m and mIoU (conventions stated in every result), baselines.
-* ``predictions`` / ``predictions_file``: scoring a predictions file against annotations, no model
-  (docs/evaluation.md) / reading and checking its rows.
+* ``predictions`` / ``predictions_file`` / ``predictions_out``: scoring a predictions file against
+  annotations, no model (docs/evaluation.md) / reading and checking its rows (the library's and
+  Moment-DETR's) / writing a model's answers in both.
+* ``window_metrics``: Moment-DETR's rules where a query has several windows (best-window R1, mAP).
 * ``config`` / ``trainer`` / ``checkpoint`` / ``distributed``: the training loop, resume, DDP.
 * ``recipes`` / ``protocol``: named runs (Tables 1-6, synthetic) and the end-to-end protocol.
 * ``synthetic``: a feature-space grounding task that needs the query, for proof of learning.
@@ -38,6 +42,8 @@ _LAZY = {
     "Recipe": "recipes", "RECIPES": "recipes", "get_recipe": "recipes", "run_recipe": "protocol",
     "SyntheticConfig": "synthetic", "make_synthetic": "synthetic", "dataset_stats": "stats",
     "score_predictions": "predictions", "load_predictions": "predictions",
+    "load_qvhighlights": "annotations", "load_tacos": "annotations", "NpzFolderStore": "stores",
+    "JoinedStore": "stores", "align_to_store": "stores", "window_map": "window_metrics",
 }
 
 __all__ = sorted(_LAZY)

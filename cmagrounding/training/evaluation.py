@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from cmagrounding.training.annotations import Annotation, AnnotationSet
 from cmagrounding.training.dataset import GroundingDataset, collate
-from cmagrounding.training.metrics import GroundingMetrics, compute_conventions
+from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics, compute_conventions
 from cmagrounding.training.stores import FeatureStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,8 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "predict_spans",
+    "predict_spans_scores",
     "evaluate_network",
     "evaluate_grounder",
+    "grounder_answers",
     "shuffle_queries",
     "mean_span_baseline",
 ]
@@ -73,16 +75,51 @@ def predict_spans(network: torch.nn.Module, dataset: GroundingDataset, batch_siz
     return out
 
 
-def _score(dataset: GroundingDataset, spans: np.ndarray) -> GroundingMetrics:
-    return _score_rows(dataset.annotations, spans * np.array([a.duration for a in dataset.annotations])[:, None])
+@torch.no_grad()
+def predict_spans_scores(network: torch.nn.Module, dataset: GroundingDataset, batch_size: int = 256,
+                         device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized top-1 spans (M, 2) and their scores (M,) for the M items of ``dataset``: the
+    confidence head's probability where the network has one, else 1.0 (one candidate per query);
+    in fp32, as :func:`predict_spans`."""
+    device = torch.device(device) if device is not None else next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    pad = getattr(dataset.tokenizer, "pad_id", 0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                        collate_fn=functools.partial(collate, pad_id=pad))
+    spans = np.zeros((len(dataset), 2), dtype=np.float64)
+    scores = np.ones(len(dataset), dtype=np.float64)
+    try:
+        for batch in loader:
+            b = batch.to(device)
+            with _fp32(device, False):
+                out = network(b["video"], b["video_mask"], b["words"], b["word_mask"])
+            index = batch["index"].numpy()
+            spans[index] = out.span.float().cpu().numpy()
+            if out.confidence_logit is not None:
+                scores[index] = torch.sigmoid(out.confidence_logit.float()).cpu().numpy()
+    finally:
+        network.train(was_training)
+    return spans, scores
 
 
-def _score_rows(annotations: Any, pred: np.ndarray) -> GroundingMetrics:
-    """``pred`` (M, 2) seconds against the M annotations, under both conventions."""
+def _score(dataset: GroundingDataset, spans: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> GroundingMetrics:
+    return _score_rows(dataset.annotations, spans * np.array([a.duration for a in dataset.annotations])[:, None],
+                       thresholds)
+
+
+def _score_rows(annotations: Any, pred: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> GroundingMetrics:
+    """``pred`` (M, 2) seconds against the M annotations, under both conventions; where a query has
+    several windows (QVHighlights), R1 on the best-matching one (Moment-DETR's rule; the library's
+    convention only: LGI's scores one span)."""
+    if any(getattr(a, "windows", ()) for a in annotations):
+        from cmagrounding.training.window_metrics import window_metrics
+
+        return window_metrics(pred, annotations, thresholds)
     durations = np.array([a.duration for a in annotations])
     gt = np.array([[a.start, a.end] for a in annotations])
     raw = np.array([getattr(a, "raw_span", (a.start, a.end)) for a in annotations])
-    return compute_conventions(pred, gt, raw, durations)
+    return compute_conventions(pred, gt, raw, durations, thresholds)
 
 
 def evaluate_network(network: torch.nn.Module, dataset: GroundingDataset, batch_size: int = 256,
@@ -104,6 +141,18 @@ def evaluate_grounder(grounder: "Grounder", annotations: AnnotationSet | list[An
     return evaluate_network(grounder.network, dataset, batch_size, grounder.device, amp)
 
 
+def grounder_answers(grounder: "Grounder", annotations: AnnotationSet | list[Annotation], store: FeatureStore,
+                     batch_size: int = 256, thresholds: Sequence[float] = THRESHOLDS
+                     ) -> tuple[GroundingMetrics, np.ndarray, np.ndarray]:
+    """:func:`evaluate_grounder`'s metrics (R1 at ``thresholds``) with the answers they score: spans
+    (M, 2) in seconds and their scores (M,) (:func:`predict_spans_scores`), for writing them out."""
+    cfg = grounder.network.config
+    dataset = GroundingDataset(annotations, store, grounder.tokenizer, cfg.num_clips, cfg.max_words, train=False)
+    spans, scores = predict_spans_scores(grounder.network, dataset, batch_size, grounder.device)
+    durations = np.array([a.duration for a in dataset.annotations])
+    return _score(dataset, spans, thresholds), spans * durations[:, None], scores
+
+
 def shuffle_queries(annotations: AnnotationSet, seed: int = 0) -> AnnotationSet:
     """The same moments with each query replaced by another video's query (a query-blind baseline).
 
@@ -119,7 +168,8 @@ def shuffle_queries(annotations: AnnotationSet, seed: int = 0) -> AnnotationSet:
                 if rows[perm[j]].video != rows[i].video and rows[perm[i]].video != rows[j].video:
                     perm[i], perm[j] = perm[j], perm[i]
                     break
-    shuffled = [Annotation(a.video, a.duration, rows[p].query, a.start, a.end, raw=a.raw) for a, p in zip(rows, perm)]
+    shuffled = [Annotation(a.video, a.duration, rows[p].query, a.start, a.end, raw=a.raw, windows=a.windows)
+                for a, p in zip(rows, perm)]
     return AnnotationSet(annotations.name, f"{annotations.split}-shuffled-queries", shuffled,
                          annotations.quirks, annotations.sources)
 

@@ -16,7 +16,7 @@ import numpy as np
 from cmagrounding._io import atomic_path, write_json_atomic
 from cmagrounding.errors import DatasetError
 from cmagrounding.training.packed import DTYPES, FORMAT, INDEX_NAME, VERSION, PackedStore
-from cmagrounding.training.stores import HDF5Store, NpyFolderStore, store_videos
+from cmagrounding.training.stores import HDF5Store, NpyFolderStore, NpzFolderStore, store_videos
 
 _logger = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ def _open_source(source: Any, key: str | None) -> tuple[Any, dict[str, Any], dic
     if not isinstance(source, (str, os.PathLike)):
         return source, {"path": None, "kind": "store", "key": None, "repr": repr(source)}, None, {}
     path = Path(source)
+    if path.is_dir() and not any(path.glob("*.npy")) and any(path.glob("*.npz")):  # HERO releases; key: the array
+        return NpzFolderStore(path, key), {"path": str(path.resolve()), "kind": "npz-folder", "key": key or "features"}, None, {}
     if path.is_dir():
         extraction, facts = _extraction_of(path)
         return NpyFolderStore(path), {"path": str(path.resolve()), "kind": "npy-folder", "key": None}, extraction, facts

@@ -7,30 +7,43 @@ A predictions file is JSON Lines, one query per line (extra keys are allowed and
 
 ``pred`` is one span ``[start, end]`` in seconds, or a ranked list of candidates
 ``[[start, end, score], ...]`` best first (``score`` optional; when given it must not increase).
-The scoring conventions are the library's (:data:`cmagrounding.spans.IOU_CONVENTION`): top-1
-metrics come from :func:`~cmagrounding.training.metrics.compute_metrics`, IoUs from
-:func:`cmagrounding.spans.temporal_iou`, predictions and ground truth clipped to [0, duration].
+Moment-DETR's rows (``qid``, ``vid``, ``query``, ``pred_relevant_windows``) are read as they are
+(:mod:`~cmagrounding.training.predictions_file`). The scoring conventions are the library's
+(:data:`cmagrounding.spans.IOU_CONVENTION`): IoUs from :func:`cmagrounding.spans.temporal_iou`,
+predictions and ground truth clipped to [0, duration].
 Top-1 R1@m and mIoU are also given under LGI's convention (``"lgi"``: the annotation file's ground
-truth and the rows' spans, unclipped; :data:`~cmagrounding.training.metrics.CONVENTIONS`).
+truth and the rows' spans, unclipped; :data:`~cmagrounding.training.metrics.CONVENTIONS`) where
+each query has one window.
 
 Rules (each counted in the :class:`PredictionsReport`, never a silent drop):
 
 * **matching**: a row answers the annotations of the same ``video`` id (exact string) whose query
   equals its ``query`` after :func:`normalize_query` (whitespace runs collapsed, ends stripped,
-  case folded). Annotations that share a video and a normalized query (24 under 12 keys in
+  case folded); where the annotations carry Moment-DETR's ``qid`` (QVHighlights), a row with that
+  ``qid`` answers it. Annotations that share a video and a normalized query (24 under 12 keys in
   ActivityNet's merged test split, mostly one sentence in both val_1 and val_2, with different
   ground truth) are all answered by the one row: the model saw the same input; each still counts
   as a query (``shared``).
+* **several windows** (QVHighlights): R1@m compares the top-1 candidate with the window it overlaps
+  best; mAP follows Moment-DETR (:mod:`~cmagrounding.training.window_metrics`). One window: the
+  numbers are those of :func:`~cmagrounding.training.metrics.compute_metrics`, to the last digit.
 * **missing** (an annotation without a row): :class:`~cmagrounding.errors.PredictionsError`, or
-  with ``allow_missing=True`` IoU 0 at every threshold, counted in ``missing``.
-* **duplicate** rows (same video and normalized query twice): an error naming both lines.
-* **extra** rows (no annotation matches): counted in ``extra``, listed in ``extra_rows`` and
-  logged; an error only when *no* row matches at all (a wrong file or id convention).
-* **bad rows** (not JSON, wrong types, NaN/inf, negative times, start > end, empty candidate
-  list, increasing scores): an error naming the file and line.
+  with ``allow_missing=True`` IoU 0 at every threshold (AP 0), counted in ``missing``.
+* **duplicate** rows (two rows answering the same annotation): an error naming both lines.
+* **extra** rows (no annotation matches): counted in ``extra``, the first 20 listed in
+  ``extra_rows`` and logged; an error only when *no* row matches at all (a wrong file or id
+  convention). The file is streamed and only matching rows are kept, so memory grows with the
+  annotations, not the file; extra rows are therefore not checked for duplicates among themselves.
+* **out of range**: a candidate before 0 or past the duration (raw regression output) is clipped
+  and counted in ``clipped``.
+* **bad rows** (not JSON, wrong types, NaN/inf, start > end, empty candidate list, increasing
+  scores in the library's rows, a key given twice, a huge integer, deep nesting): an error naming
+  the file and line.
 * **top-k**: when any row gives a candidate list, R5@m counts a query correct when one of its
   first 5 candidates reaches IoU m (a single span is a list of one); ``fewer_than_5`` counts the
-  scored queries with fewer candidates. R1@m and mIoU use the first candidate.
+  scored queries with fewer candidates. R1@m and mIoU use the first candidate. mAP (Moment-DETR's:
+  IoU 0.5:0.05:0.95, the first 10 candidates by score; rank order where no scores are given) is
+  reported with the candidate lists too.
 """
 
 from __future__ import annotations
@@ -45,15 +58,17 @@ import numpy as np
 from cmagrounding._io import some
 from cmagrounding.errors import PredictionsError, shorten
 from cmagrounding.spans import IOU_CONVENTION, temporal_iou
-from cmagrounding.training.annotations import Annotation, AnnotationSet
+from cmagrounding.training.annotations import Annotation, AnnotationSet, require_windows
 from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics, compute_metrics
 from cmagrounding.training.predictions_file import (
     Prediction,
-    as_predictions,
     load_predictions,
     normalize_query,
     parse_prediction,
+    stream_predictions,
 )
+from cmagrounding.training.stores import id_candidates
+from cmagrounding.training.window_metrics import LENGTH_RANGES, window_map
 
 _logger = logging.getLogger(__name__)
 
@@ -84,13 +99,17 @@ class QueryScore:
     iou: float
     iou_top5: float
     where: str | None
+    windows: tuple[tuple[float, float], ...] = ()  # every ground-truth window when there are several
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "video": self.video, "query": self.query, "duration": self.duration, "gt": list(self.gt),
             "pred": None if self.pred is None else list(self.pred), "iou": self.iou,
             "iou_top5": self.iou_top5, "row": self.where,
         }
+        if self.windows:
+            out["windows"] = [list(w) for w in self.windows]
+        return out
 
 
 @dataclass
@@ -122,6 +141,9 @@ class PredictionsReport:
     dataset: str = ""
     split: str = ""
     convention: str = IOU_CONVENTION
+    mean_ap: dict[float, float] | None = None
+    map_ranges: dict[str, float] = field(default_factory=dict)
+    windows: int = 0
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
@@ -132,8 +154,12 @@ class PredictionsReport:
         out["mIoU"] = self.top1.miou
         if self.recall5 is not None:
             out.update({f"R5@{m:g}": v for m, v in self.recall5.items()})
+        if self.mean_ap is not None:
+            out["mAP"] = float(np.mean(list(self.mean_ap.values())))
+            out.update({f"mAP@{m:g}": v for m, v in self.mean_ap.items()})
+            out.update({f"mAP-{k}": v for k, v in self.map_ranges.items()})
         out.update(
-            count=self.annotations, rows=self.rows, scored=self.scored, missing=self.missing,
+            count=self.annotations, windows=self.windows, rows=self.rows, scored=self.scored, missing=self.missing,
             shared=self.shared, extra=self.extra, clipped=self.clipped, fewer_than_5=self.fewer_than_5,
             missing_queries=self.missing_queries[:20], extra_rows=self.extra_rows[:20],
             predictions=self.source, dataset=self.dataset, split=self.split, convention=self.convention,
@@ -150,6 +176,14 @@ class PredictionsReport:
                          + "  ".join(f"R5@{m:g} {100 * v:.2f}" for m, v in self.recall5.items())
                          + (f"  ({self.fewer_than_5} queries ranked fewer than {TOP_K} candidates)"
                             if self.fewer_than_5 else ""))
+        if self.mean_ap is not None:
+            d = self.to_dict()
+            lines.append("mAP: " + "  ".join(f"{k} {100 * d[k]:.2f}" for k in
+                                             ("mAP", "mAP@0.5", "mAP@0.75", *(f"mAP-{r}" for r in self.map_ranges)))
+                         + " (Moment-DETR's rules: IoU 0.5:0.05:0.95, first 10 candidates by score)")
+        if self.windows > self.annotations:
+            lines.append(f"{self.windows} ground-truth windows for {self.annotations} queries: R1 compares the "
+                         "top-1 prediction with the best-matching window")
         lines.append(
             f"{self.annotations} annotations: {self.scored} scored, {self.missing} missing (IoU 0); "
             f"{self.shared} share a row with another annotation of the same video and query; "
@@ -165,6 +199,11 @@ class PredictionsReport:
 # --- scoring -----------------------------------------------------------------------------------
 
 
+def _metrics_of(iou: np.ndarray, thresholds: Sequence[float]) -> GroundingMetrics:
+    """R1@m and mIoU of top-1 IoUs (M,), the arithmetic of :func:`compute_metrics` exactly."""
+    return GroundingMetrics({float(m): float(np.mean(iou >= m)) for m in thresholds}, float(iou.mean()), int(len(iou)))
+
+
 def score_predictions(
     predictions: str | Path | Iterable[Prediction | Mapping[str, Any]],
     annotations: AnnotationSet | Sequence[Annotation],
@@ -175,38 +214,57 @@ def score_predictions(
     """Score ``predictions`` (a JSON Lines path, or rows as dicts / :class:`Prediction`) against
     ``annotations`` (an :class:`AnnotationSet` from ``training.annotations``, or a list).
 
-    The rules for matching, missing, duplicate and extra rows are the module docstring's. Raises
-    :class:`~cmagrounding.errors.PredictionsError` on a bad or duplicate row, on missing
-    annotations unless ``allow_missing``, and when no row matches any annotation.
+    The rules for matching, missing, duplicate and extra rows are the module docstring's. A file
+    is streamed: only the rows that answer an annotation are kept (memory grows with the
+    annotations, not the file). Raises :class:`~cmagrounding.errors.PredictionsError` on a bad or
+    duplicate row, on missing annotations unless ``allow_missing``, and when no row matches any
+    annotation.
     """
-    rows, source = as_predictions(predictions)
+    require_windows(annotations)
+    stream, source = stream_predictions(predictions)
     anns = list(annotations)
     if not anns:
         raise PredictionsError(f"{source}: the annotations to score against are empty")
 
+    # the keys that can answer an annotation: (video, normalized query), and Moment-DETR's qid
+    ann_keys: dict[tuple[str, str], tuple[str, str]] = {}
+    for a in anns:
+        k = _ann_key(a)
+        ann_keys[k] = k
+        ann_keys.setdefault((a.video, normalize_query(a.query)), k)  # a qid's row may also name video and query
     by_key: dict[tuple[str, str], Prediction] = {}
-    for p in rows:
-        first = by_key.get(p.key)
-        if first is not None:
+    rows = extra = 0
+    extra_rows: list[str] = []
+    first: Prediction | None = None
+    ranked = False
+    for p in stream:
+        rows += 1
+        first = first or p
+        key = ann_keys.get(_row_key(p, ann_keys))
+        if key is None:
+            extra += 1
+            if len(extra_rows) < _EXAMPLES:
+                extra_rows.append(f"{p.where} ({p.video!r}, {shorten(p.query)})")
+            continue
+        seen = by_key.get(key)
+        if seen is not None:
             raise PredictionsError(
                 f"{p.where}: duplicate prediction for video {p.video!r} and query {shorten(p.query)}, "
-                f"first given at {first.where} (one row per video and query)"
+                f"first given at {seen.where} (one row per video and query)"
             )
-        by_key[p.key] = p
-
-    ann_keys: dict[tuple[str, str], int] = {}
-    for a in anns:
-        k = (a.video, normalize_query(a.query))
-        ann_keys[k] = ann_keys.get(k, 0) + 1
-    extra_rows = [f"{p.where} ({p.video!r}, {shorten(p.query)})" for p in rows if p.key not in ann_keys]
-    if len(extra_rows) == len(rows):
+        by_key[key] = p
+        ranked = ranked or p.ranked
+    if first is None:
+        raise PredictionsError(f"{source}: no prediction rows")
+    if not by_key:
         raise PredictionsError(
-            f"{source}: none of its {len(rows)} rows matches an annotation (first row: video "
-            f"{rows[0].video!r}, query {shorten(rows[0].query)}; first annotation: video {anns[0].video!r}, "
-            f"query {shorten(anns[0].query)}); videos are matched by exact id, queries by normalize_query()"
+            f"{source}: none of its {rows} rows matches an annotation (first row: video "
+            f"{first.video!r}, query {shorten(first.query)}; first annotation: video {anns[0].video!r}, "
+            f"query {shorten(anns[0].query)}); videos are matched by id (with or without a video suffix "
+            "such as .avi) or by Moment-DETR's qid, queries by normalize_query()"
         )
 
-    matched = [(a, by_key.get((a.video, normalize_query(a.query)))) for a in anns]
+    matched = [(a, by_key.get(_ann_key(a))) for a in anns]
     missing = [f"({a.video!r}, {shorten(a.query)})" for a, p in matched if p is None]
     if missing and not allow_missing:
         raise PredictionsError(
@@ -215,47 +273,60 @@ def score_predictions(
         )
 
     scored = [(a, p) for a, p in matched if p is not None]
-    durations = np.array([a.duration for a, _ in scored], dtype=np.float64)
-    gt = np.array([[a.start, a.end] for a, _ in scored], dtype=np.float64).reshape(-1, 2)
-    top1 = np.array([p.spans[0] for _, p in scored], dtype=np.float64).reshape(-1, 2)
-    # Best of the first TOP_K candidates, each clipped to the video as the convention says; its
-    # R1@m is the query's R5@m.
-    best5 = np.empty_like(top1)
+    # Every candidate and window clipped to [0, duration] (the convention); with several windows
+    # a prediction is compared with the one it overlaps best (Moment-DETR's R1).
+    iou1 = np.zeros(len(scored))
     iou5 = np.zeros(len(scored))
+    top1_spans: list[tuple[float, float]] = []
     for i, (a, p) in enumerate(scored):
+        windows = np.clip(np.asarray(a.gt_windows, dtype=np.float64), 0.0, a.duration)
         cands = np.clip(p.spans[:TOP_K], 0.0, a.duration)
-        ious = temporal_iou(cands, np.repeat(gt[i : i + 1].clip(0.0, a.duration), len(cands), axis=0))
-        j = int(np.argmax(ious))
-        best5[i], iou5[i] = cands[j], ious[j]
-    iou1 = temporal_iou(np.clip(top1, 0.0, durations[:, None]), np.clip(gt, 0.0, durations[:, None]))
+        ious = np.stack([temporal_iou(cands, np.repeat(w[None], len(cands), axis=0)) for w in windows], axis=1)
+        iou1[i] = ious[0].max()
+        iou5[i] = ious.max()
+        top1_spans.append((float(cands[0, 0]), float(cands[0, 1])))
 
     n, total = len(scored), len(anns)
-    m1 = compute_metrics(top1, gt, durations, thresholds)
+    m1 = _metrics_of(iou1, thresholds)
     # Missing annotations count as IoU 0: they add to the denominator only.
     top1_metrics = GroundingMetrics({m: r * n / total for m, r in m1.recall.items()}, m1.miou * n / total, total,
                                     convention=IOU_CONVENTION)
-    # LGI's convention beside it: the annotation file's ground truth and the rows' spans, unclipped
-    raw = np.array([getattr(a, "raw_span", (a.start, a.end)) for a, _ in scored], dtype=np.float64).reshape(-1, 2)
-    lgi = compute_metrics(top1, raw, durations, thresholds, convention="lgi")
-    top1_metrics.alternatives["lgi"] = GroundingMetrics(
-        {m: r * n / total for m, r in lgi.recall.items()}, lgi.miou * n / total, total, convention=lgi.convention)
+    if not any(a.windows for a, _ in scored):
+        # LGI's convention beside it: the annotation file's ground truth and the rows' spans, unclipped
+        # (one window per query: LGI's evaluator knows no other)
+        top1 = np.array([p.spans[0] for _, p in scored], dtype=np.float64).reshape(-1, 2)
+        raw = np.array([getattr(a, "raw_span", (a.start, a.end)) for a, _ in scored], dtype=np.float64).reshape(-1, 2)
+        durations = np.array([a.duration for a, _ in scored], dtype=np.float64)
+        lgi = compute_metrics(top1, raw, durations, thresholds, convention="lgi")
+        top1_metrics.alternatives["lgi"] = GroundingMetrics(
+            {m: r * n / total for m, r in lgi.recall.items()}, lgi.miou * n / total, total, convention=lgi.convention)
     recall5 = None
-    if any(p.ranked for p in rows):
-        m5 = compute_metrics(best5, gt, durations, thresholds)
-        recall5 = {m: r * n / total for m, r in m5.recall.items()}
+    mean_ap: dict[float, float] | None = None
+    map_ranges: dict[str, float] = {}
+    if ranked:
+        recall5 = {m: r * n / total for m, r in _metrics_of(iou5, thresholds).recall.items()}
+        cands_all = [(np.clip(p.spans, 0.0, a.duration), p.ranking_scores()) if p is not None
+                     else (np.zeros((0, 2)), np.zeros(0)) for a, p in matched]
+        windows_all = [np.clip(np.asarray(a.gt_windows, dtype=np.float64), 0.0, a.duration) for a, _ in matched]
+        mean_ap, _ = window_map(cands_all, windows_all)
+        for name, bounds in LENGTH_RANGES.items():
+            per_t, count = window_map(cands_all, windows_all, length_range=bounds)
+            if count:
+                map_ranges[name] = float(np.mean(list(per_t.values())))
 
     used: dict[tuple[str, str], int] = {}
-    for _, p in scored:
-        used[p.key] = used.get(p.key, 0) + 1
+    for a, _ in scored:
+        k = _ann_key(a)
+        used[k] = used.get(k, 0) + 1
     per_query: list[QueryScore] = []
     k = 0
     for a, p in matched:
         if p is None:
-            per_query.append(QueryScore(a.video, a.query, a.duration, (a.start, a.end), None, 0.0, 0.0, None))
+            per_query.append(QueryScore(a.video, a.query, a.duration, (a.start, a.end), None, 0.0, 0.0, None,
+                                        a.windows))
             continue
-        span = np.clip(p.spans[0], 0.0, a.duration)
-        per_query.append(QueryScore(a.video, a.query, a.duration, (a.start, a.end),
-                                    (float(span[0]), float(span[1])), float(iou1[k]), float(iou5[k]), p.where))
+        per_query.append(QueryScore(a.video, a.query, a.duration, (a.start, a.end), top1_spans[k],
+                                    float(iou1[k]), float(iou5[k]), p.where, a.windows))
         k += 1
 
     name = getattr(annotations, "name", "")
@@ -263,12 +334,13 @@ def score_predictions(
         top1=top1_metrics,
         recall5=recall5,
         annotations=total,
-        rows=len(rows),
+        rows=rows,
         scored=n,
         missing=len(missing),
         shared=sum(c for c in used.values() if c > 1),
-        extra=len(extra_rows),
-        clipped=sum(1 for a, p in scored if float(p.spans[:TOP_K].max()) > a.duration),
+        extra=extra,
+        clipped=sum(1 for a, p in scored if float(p.spans[:TOP_K].max()) > a.duration
+                    or float(p.spans[:TOP_K].min()) < 0.0),
         fewer_than_5=sum(1 for _, p in scored if len(p.spans) < TOP_K) if recall5 is not None else 0,
         missing_queries=missing,
         extra_rows=extra_rows,
@@ -276,10 +348,33 @@ def score_predictions(
         source=source,
         dataset=name,
         split=getattr(annotations, "split", ""),
+        mean_ap=mean_ap,
+        map_ranges=map_ranges,
+        windows=sum(len(a.gt_windows) for a in anns),
     )
-    if extra_rows:
-        _logger.warning("%s: %d rows match no annotation of %s: %s", source, len(extra_rows),
+    if extra:
+        _logger.warning("%s: %d rows match no annotation of %s: %s", source, extra,
                         name or "the annotations", some(extra_rows, 3))
     if missing:
         _logger.warning("%s: %d of %d annotations have no prediction; scored as IoU 0", source, len(missing), total)
     return report
+
+
+_EXAMPLES = 20  # extra rows named in a report (the count is exact)
+
+
+def _ann_key(a: Annotation) -> tuple[str, str]:
+    """An annotation's matching key: Moment-DETR's qid where the release has one, else video and query."""
+    return ("qid", str(a.qid)) if a.qid is not None else (a.video, normalize_query(a.query))
+
+
+def _row_key(p: Prediction, ann_keys: Mapping[tuple[str, str], tuple[str, str]]) -> tuple[str, str]:
+    if p.qid is not None and ("qid", str(p.qid)) in ann_keys:
+        return ("qid", str(p.qid))
+    if p.key in ann_keys:
+        return p.key
+    # the same video under the other id convention (TACoS: s22-d55.avi in 2D-TAN, s22-d55 elsewhere)
+    for other in id_candidates(p.video)[1:]:
+        if (other, p.key[1]) in ann_keys:
+            return (other, p.key[1])
+    return p.key

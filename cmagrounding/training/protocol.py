@@ -29,7 +29,7 @@ from cmagrounding.training.distributed import DistContext, init_distributed
 from cmagrounding.training.evaluation import evaluate_network, mean_span_baseline, shuffle_queries
 from cmagrounding.training.metrics import CONVENTION, CONVENTIONS, PAPER_CONVENTION, GroundingMetrics
 from cmagrounding.training.recipes import Recipe, require_word_vectors
-from cmagrounding.training.stores import FeatureStore, open_feature_store, recorded_durations
+from cmagrounding.training.stores import FeatureStore, align_to_store, open_feature_store, recorded_durations
 from cmagrounding.training.trainer import Callback, Trainer, TrainResult, cpu_threads
 
 _logger = logging.getLogger(__name__)
@@ -112,6 +112,16 @@ def load_recipe_data(recipe: Recipe, annotations: str | Path | None = None, feat
     raise ConfigError(f"unknown validation protocol {protocol!r}; expected test, holdout, val or none")
 
 
+def _covered(data: DataSplits) -> DataSplits:
+    """``data`` with its splits checked against the store (:func:`align_to_store`: the first missing
+    ids and their count in one error; ids matched with or without ``.avi``)."""
+    import dataclasses
+
+    test = align_to_store(data.test, data.store)
+    val = None if data.val is None else test if data.val is data.test else align_to_store(data.val, data.store)
+    return dataclasses.replace(data, train=align_to_store(data.train, data.store), test=test, val=val)
+
+
 def _feature_dim(store: FeatureStore, annotations: AnnotationSet) -> int:
     video = annotations[0].video
     try:
@@ -148,8 +158,10 @@ def _default_video_config(feature_dim: int, num_clips: int, features: Any) -> An
 
     # Features made elsewhere: their extraction settings are unknown to us, so the model is tied
     # to "precomputed" features of this width (pass video_config to describe them exactly).
-    return VideoConfig(extractor="precomputed", weights=None, feature_dim=feature_dim, num_clips=num_clips,
-                       extra={"features": Path(str(features)).name if features is not None else "synthetic"})
+    extra: dict[str, Any] = {"features": Path(str(features)).name if features is not None else "synthetic"}
+    if hasattr(features, "describe"):  # joined and/or L2-normalized sources: inference must do the same
+        extra = {"features": ",".join(features.describe()["sources"]), "feature_join": features.describe()}
+    return VideoConfig(extractor="precomputed", weights=None, feature_dim=feature_dim, num_clips=num_clips, extra=extra)
 
 
 @dataclass
@@ -298,6 +310,8 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     ctx = ctx or init_distributed(cfg.device)
     t_start = time.perf_counter()
     data = load_recipe_data(recipe, annotations, features, val)
+    if recipe.dataset != "synthetic":  # every annotated video needs features: one message now, not at a batch
+        data = _covered(data)
 
     tokenizer_path = output / "tokenizer.json"
     if resume and tokenizer_path.is_file():

@@ -31,8 +31,9 @@ from cmagrounding.errors import DatasetError
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureStore", "MemoryStore", "ChainStore", "NpyFolderStore", "HDF5Store", "EncoderStore", "open_feature_store",
-           "store_videos", "recorded_durations"]
+__all__ = ["FeatureStore", "MemoryStore", "ChainStore", "NpyFolderStore", "NpzFolderStore", "JoinedStore", "HDF5Store",
+           "EncoderStore", "open_feature_store", "open_one_store", "feature_sources", "store_videos", "recorded_durations",
+           "l2_normalize_rows", "id_candidates", "align_to_store"]
 
 
 @runtime_checkable
@@ -163,6 +164,139 @@ class NpyFolderStore:
         return f"NpyFolderStore({str(self.folder)!r})"
 
 
+class NpzFolderStore(NpyFolderStore):
+    """A folder of ``<video_id>.npz`` files, the features under ``key`` (``"features"``: every
+    HERO-extracted release, e.g. QVHighlights' SlowFast and CLIP, Lighthouse's)."""
+
+    def __init__(self, folder: str | Path, key: str | None = None, transpose: bool = False):
+        super().__init__(folder, transpose)
+        self.key = key or "features"
+
+    def _path(self, video: str) -> Path:
+        return self.folder / f"{video}.npz"
+
+    def get(self, video: str) -> np.ndarray:
+        import zipfile
+        import zlib
+
+        path = self._path(video)
+        try:
+            data = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: no feature file for video {video!r}") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise DatasetError(f"{path}: not a readable .npz archive ({e})") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise DatasetError(f"{path}: an .npy array under an .npz name, not an archive of named arrays")
+        with data:
+            if self.key not in data.files:
+                raise DatasetError(f"{path}: holds {sorted(data.files)}, not {self.key!r} (name the array with --npz-key)")
+            try:
+                arr = data[self.key]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+                raise DatasetError(f"{path}: array {self.key!r} is unreadable ({e})") from None
+        return _check(video, arr.T if self.transpose else arr, str(path))
+
+    def videos(self) -> list[str]:
+        return sorted(p.stem for p in self.folder.glob("*.npz") if not p.name.startswith(".") and ".tmp" not in p.name)
+
+    def __repr__(self) -> str:
+        return f"NpzFolderStore({str(self.folder)!r}, key={self.key!r})"
+
+
+class JoinedStore:
+    """Several feature sources of the same videos joined along the feature dimension, as Moment-DETR
+    joins SlowFast and CLIP: rows cut to the shorter source (their extractors may count one clip
+    more or less), each source optionally L2-normalized per row first (``l2_normalize``, as
+    Moment-DETR and 2D-TAN do). ``get`` -> (min n_i, sum D_i)."""
+
+    def __init__(self, stores: Iterable[Any], l2_normalize: bool = False, names: Iterable[str] | None = None):
+        self.stores = list(stores)
+        if not self.stores:
+            raise DatasetError("JoinedStore needs at least one feature source")
+        self.l2_normalize = bool(l2_normalize)
+        self.names = list(names) if names is not None else [repr(s) for s in self.stores]
+
+    def get(self, video: str) -> np.ndarray:
+        parts = [s.get(video) for s in self.stores]
+        if self.l2_normalize:
+            parts = [l2_normalize_rows(p) for p in parts]
+        n = min(len(p) for p in parts)
+        return np.concatenate([p[:n] for p in parts], axis=1)
+
+    def __contains__(self, video: object) -> bool:
+        return all(video in s for s in self.stores)
+
+    def videos(self) -> list[str]:
+        common = set(store_videos(self.stores[0]))
+        for s in self.stores[1:]:
+            common &= set(store_videos(s))
+        return sorted(common)
+
+    def describe(self) -> dict[str, Any]:
+        """What a model trained on these features records, so that inference joins the same way."""
+        return {"sources": self.names, "l2_normalize": self.l2_normalize}
+
+    def __repr__(self) -> str:
+        return f"JoinedStore({', '.join(self.names)}, l2_normalize={self.l2_normalize})"
+
+
+def l2_normalize_rows(features: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Each row (n, D) divided by its L2 norm (Moment-DETR's ``l2_normalize_np_array``, eps 1e-5)."""
+    return (features / (np.linalg.norm(features, axis=-1, keepdims=True) + eps)).astype(np.float32)
+
+
+#: video suffixes that some releases keep in their ids and others drop (TACoS: s22-d55.avi / s22-d55)
+_ID_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm")
+
+
+def id_candidates(video: str) -> list[str]:
+    """``video`` and its other spellings: without a video suffix, and with ``.avi`` added."""
+    out = [video]
+    low = video.lower()
+    for suffix in _ID_SUFFIXES:
+        if low.endswith(suffix):
+            out.append(video[: -len(suffix)])
+            break
+    else:
+        out.append(video + ".avi")
+    return out
+
+
+def align_to_store(annotations: Any, store: Any, what: str = "features") -> Any:
+    """Check that ``store`` covers every annotated video before training or scoring, matching ids
+    with or without a video suffix (:func:`id_candidates`); return the annotations renamed to the
+    store's ids. Raises :class:`~cmagrounding.errors.FeaturesMissingError` listing the first missing
+    ids and their count (one message, instead of a failure at the first batch)."""
+    from cmagrounding.errors import FeaturesMissingError
+    from cmagrounding.training.annotations import AnnotationSet
+
+    rename: dict[str, str] = {}
+    missing: list[str] = []
+    videos = list(dict.fromkeys(a.video for a in annotations))
+    for video in videos:
+        found = next((c for c in id_candidates(video) if c in store), None)
+        if found is None:
+            missing.append(video)
+        elif found != video:
+            rename[video] = found
+    if missing:
+        from cmagrounding.errors import shorten_list
+
+        name = f"{getattr(annotations, 'name', '')}/{getattr(annotations, 'split', '')}".strip("/") or "the annotations"
+        raise FeaturesMissingError(
+            f"{store!r}: no {what} for {len(missing)} of the {len(videos)} videos of {name}: "
+            f"{shorten_list([repr(m) for m in missing], 5)}")
+    if not rename:
+        return annotations
+    import dataclasses
+
+    rows = [dataclasses.replace(a, video=rename.get(a.video, a.video)) for a in annotations]
+    if isinstance(annotations, AnnotationSet):
+        return AnnotationSet(annotations.name, annotations.split, rows, annotations.quirks, annotations.sources)
+    return rows
+
+
 class HDF5Store:
     """One HDF5 file of features.
 
@@ -274,9 +408,28 @@ class EncoderStore:
         )
 
 
-def open_feature_store(spec: str | Path, key: str | None = None) -> FeatureStore:
-    """A store from a path: a packed store (its folder or index), a folder of ``.npy`` files, or an
-    ``.h5`` / ``.hdf5`` file.
+def open_feature_store(spec: str | Path, key: str | None = None, *, npz_key: str | None = None,
+                       l2_normalize: bool = False) -> FeatureStore:
+    """:func:`open_one_store`, or with ``spec`` a comma-separated list of sources (e.g. QVHighlights'
+    ``slowfast_features,clip_features``) a :class:`JoinedStore` of them; ``l2_normalize`` normalizes
+    each source's rows first (a single source too). ``npz_key`` names the array in ``.npz`` files."""
+    parts = feature_sources(spec)
+    stores = [open_one_store(p, key, npz_key=npz_key) for p in parts]
+    if len(stores) == 1 and not l2_normalize:
+        return stores[0]
+    return JoinedStore(stores, l2_normalize, names=[Path(p).name for p in parts])
+
+
+def feature_sources(spec: str | Path) -> list[str]:
+    """The sources of a ``--features`` value: comma-separated paths (a path that exists as given,
+    commas and all, is one source)."""
+    text = str(spec)
+    return [p for p in text.split(",") if p] if "," in text and not Path(text).exists() else [text]
+
+
+def open_one_store(spec: str | Path, key: str | None = None, *, npz_key: str | None = None) -> FeatureStore:
+    """A store from a path: a packed store (its folder or index), a folder of ``.npy`` files (or of
+    ``.npz`` files: :class:`NpzFolderStore`), or an ``.h5`` / ``.hdf5`` file.
 
     A folder that holds a packed store (``packed-features.json``) is read through it, unless one of
     the folder's ``.npy`` files is missing from it or newer than it (then the ``.npy`` files are
@@ -294,12 +447,14 @@ def open_feature_store(spec: str | Path, key: str | None = None) -> FeatureStore
         _logger.warning("%s: the packed store there is out of date (%s); reading the .npy files "
                         "(cmagrounding pack-features %s to pack them again)", path, stale, path)
     if path.is_dir():
+        if npz_key is not None or (not any(path.glob("*.npy")) and any(path.glob("*.npz"))):
+            return NpzFolderStore(path, npz_key)
         return NpyFolderStore(path)
     if path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
         return HDF5Store(path, key=key)
     if not path.exists():
         raise DatasetError(f"{path}: feature folder or HDF5 file not found")
-    raise DatasetError(f"{path}: expected a folder of .npy files or an .h5/.hdf5 file")
+    raise DatasetError(f"{path}: expected a folder of .npy or .npz files or an .h5/.hdf5 file")
 
 
 def _packed_is_stale(folder: Path, index_path: Path) -> str | None:

@@ -11,6 +11,7 @@ registry (``cmagrounding.video.registry``): each extractor's preprocessing is wr
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +20,18 @@ from cmagrounding.errors import ConfigError, ExtractorMismatchError
 from cmagrounding.video.registry import DEFAULT_EXTRACTOR, preset
 
 SCHEMES = ("fixed_rate", "uniform_clips")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: opt-in, CPU with VNNI (video/runtime.py)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("mean",)
 CHANNEL_ORDERS = ("rgb", "bgr")
 _DEFAULT = preset(DEFAULT_EXTRACTOR)  # the released I3D features' settings
+#: accepted ranges of the sizes a config may ask for (docs/security.md): a config file is data, and
+#: fps=1e9 once decoded a 4-s video for minutes. 240 fps is the fastest common capture rate (fps=None
+#: decodes at any native rate); the extractors use 8-64 frame clips of 112-256 pixels.
+VIDEO_BOUNDS: dict[str, tuple[int, int]] = {
+    "clip_len": (1, 512), "stride": (1, 100_000), "num_clips": (1, 4096), "resize": (1, 2048), "crop": (1, 2048),
+    "batch_size": (1, 4096), "feature_dim": (1, 65536),
+}
+MAX_FPS = 240.0
 
 
 @dataclass
@@ -73,20 +82,32 @@ class VideoConfig:
         """Raise ``ConfigError`` naming the first invalid field."""
         if self.scheme not in SCHEMES:
             raise ConfigError(f"VideoConfig.scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        if self.precision == "int8":  # removed with the ONNX Runtime path (docs/performance.md)
+            raise ConfigError("VideoConfig.precision 'int8' is no longer offered (its features fell below cosine 0.9999 "
+                              "to fp32); use 'auto' or 'fp32'")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"VideoConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"VideoConfig.pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.channel_order not in CHANNEL_ORDERS:
             raise ConfigError(f"VideoConfig.channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
-        if self.fps is not None and not self.fps > 0:
-            raise ConfigError(f"VideoConfig.fps must be positive or None, got {self.fps}")
+        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, (int, float))
+                                     or not 0 < self.fps <= MAX_FPS):
+            raise ConfigError(f"VideoConfig.fps must be a number in (0, {MAX_FPS:g}] or None (the native rate), "
+                              f"got {self.fps!r}")
         for name in ("clip_len", "stride", "num_clips", "resize", "crop", "batch_size", "feature_dim"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"VideoConfig.{name} must be a positive integer, got {value!r}")
+            low, high = VIDEO_BOUNDS[name]
+            if not low <= value <= high:
+                raise ConfigError(f"VideoConfig.{name}={value} is outside the accepted range [{low}, {high}] "
+                                  "(docs/security.md lists the bounds)")
         if self.crop > self.resize:
             raise ConfigError(f"VideoConfig.crop ({self.crop}) must not exceed resize ({self.resize})")
+        numbers = (*self.value_range, *self.mean, *self.std)
+        if not all(math.isfinite(v) for v in numbers):
+            raise ConfigError(f"VideoConfig value_range/mean/std must be finite, got {self.value_range}, {self.mean}, {self.std}")
         if len(self.value_range) != 2 or self.value_range[0] >= self.value_range[1]:
             raise ConfigError(f"VideoConfig.value_range must be (low, high) with low < high, got {self.value_range}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
-from cmagrounding._io import save_npy_atomic, write_json_atomic, write_text_atomic
+from cmagrounding._io import remove_stale_temporaries, save_npy_atomic, write_json_atomic, write_text_atomic
 from cmagrounding.errors import ConfigError, DatasetError, ExtractorMismatchError, VideoError
 from cmagrounding.video.config import VideoConfig
 
@@ -213,6 +213,7 @@ def extract_folder(
         raise ConfigError(f"feature format must be one of {sorted(FORMATS)}, got {fmt!r}")
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # what an extraction killed mid-write (kill -9) left
     inputs = [str(i) for i in inputs]
     videos = collect_videos(inputs)
     if not videos:

@@ -43,9 +43,9 @@ class VideoFeatures:
         self.times = np.ascontiguousarray(self.times, dtype=np.float64).reshape(-1, 2)
         self.duration = float(self.duration)
         if self.features.ndim != 2:
-            raise ValueError(f"features must be (n, D), got shape {self.features.shape}")
+            raise DatasetError(f"features must be (n, D), got shape {self.features.shape}")
         if self.times.shape[0] != self.features.shape[0]:
-            raise ValueError(f"times has {self.times.shape[0]} rows but features has {self.features.shape[0]}")
+            raise DatasetError(f"times has {self.times.shape[0]} rows but features has {self.features.shape[0]}")
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -87,7 +87,7 @@ class VideoFeatures:
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"feature file not found: {path}")
+            raise DatasetError(f"feature file not found: {path}")
         try:
             with safe_open(str(path), framework="numpy") as f:
                 meta_text = (f.metadata() or {}).get(_META_KEY)
@@ -97,14 +97,39 @@ class VideoFeatures:
             raise DatasetError(f"{path}: not a readable cmagrounding feature file ({exc})") from exc
         if meta_text is None:
             raise DatasetError(f"{path}: no {_META_KEY!r} metadata; not written by VideoFeatures.save")
-        meta = json.loads(meta_text)
+        from cmagrounding._strict_json import loads
+        from cmagrounding.errors import CMAGroundingError
+
+        # surrogates allowed: the source path of a video whose name is not UTF-8 is stored escaped
+        meta = loads(meta_text, f"{path}: metadata {_META_KEY!r}", DatasetError, surrogates=True)
+        if not isinstance(meta, dict):
+            raise DatasetError(f"{path}: metadata {_META_KEY!r} must be a JSON object, found {type(meta).__name__}")
         if meta.get("format_version") != FORMAT_VERSION:
             raise DatasetError(f"{path}: feature format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
-        return cls(
-            features=features,
-            times=times,
-            duration=meta["duration"],
-            config=VideoConfig.from_dict(meta["config"]),
-            source=meta.get("source"),
-            damage=meta.get("damage"),  # absent in files written before damage was recorded
-        )
+        missing = [k for k in ("duration", "config") if k not in meta]
+        if missing:
+            raise DatasetError(f"{path}: metadata lacks {', '.join(missing)}")
+        duration = meta["duration"]
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration < 1e7:
+            raise DatasetError(f"{path}: metadata duration must be a positive number of seconds, got {duration!r}")
+        if features.ndim != 2 or times.ndim != 2 or times.shape[1:] != (2,) or len(times) != len(features):
+            raise DatasetError(f"{path}: features must be (n, D) and times (n, 2), found {tuple(features.shape)} "
+                               f"and {tuple(times.shape)}")
+        if len(features) == 0:
+            raise DatasetError(f"{path}: holds no feature rows")
+        for name, arr in (("features", features), ("times", times)):
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise DatasetError(f"{path}: {name} are {arr.dtype}, expected floating point")
+            if not np.isfinite(arr).all():
+                raise DatasetError(f"{path}: {name} hold NaN or infinite values ({int((~np.isfinite(arr)).sum())} of "
+                                   f"{arr.size}); refusing them rather than answering 'nan s'")
+        if (times[:, 1] < times[:, 0]).any() or times.min() < 0:
+            raise DatasetError(f"{path}: times must be (start, end) pairs with 0 <= start <= end")
+        source, damage = meta.get("source"), meta.get("damage")  # damage: absent in files written before it was recorded
+        if source is not None and not isinstance(source, str) or damage is not None and not isinstance(damage, dict):
+            raise DatasetError(f"{path}: metadata source must be a string and damage an object")
+        try:
+            config = VideoConfig.from_dict(meta["config"])
+        except CMAGroundingError as e:
+            raise DatasetError(f"{path}: metadata config is not a valid VideoConfig: {e}") from e
+        return cls(features=features, times=times, duration=duration, config=config, source=source, damage=damage)

