@@ -149,3 +149,12 @@ def test_binary_auroc_counts_ties_one_half():
     assert binary_auroc([0.9, 0.8, 0.1], [1, 1, 0]) == 1.0
     assert binary_auroc([0.5, 0.5], [1, 0]) == 0.5
     assert binary_auroc([0.2, 0.6, 0.4, 0.6], [1, 1, 0, 0]) == pytest.approx(1.5 / 4)  # pairs (pos, neg): 0, 0, 1, 0.5
+
+
+def test_head_only_refuses_an_output_that_is_an_input_file(tmp_path, capsys):
+    absent = tmp_path / "absent.jsonl"
+    absent.write_text('{"video": "a", "query": "it rains"}\n')
+    rc = main(["train", "--recipe", "own-data", "--head-only", "--init", str(tmp_path), "--annotations", str(tmp_path),
+               "--features", str(tmp_path), "--absent", str(absent), "--output", str(absent)])
+    assert rc != 0 and "an output never replaces an input" in capsys.readouterr().err
+    assert absent.read_text() == '{"video": "a", "query": "it rains"}\n'

@@ -150,8 +150,12 @@ def _head_only(args: argparse.Namespace, recipe) -> int:
 
     if args.epochs is None:
         recipe = recipe.replace(train=recipe.train.replace(epochs=recipe.head.head_only_epochs))
-    ctx = init_distributed(recipe.train.device)
     output = Path(args.output or f"runs/{recipe.name}-head")
+    from cmagrounding._paths import check_output_folder
+
+    check_output_folder("--output", output, inputs={"--annotations": args.annotations, "--features": args.features,
+                                                    "--absent": args.absent})
+    ctx = init_distributed(recipe.train.device)
     try:
         result = run_head_only(recipe, args.init, output, annotations=args.annotations, features=args.features,
                                absent=args.absent, ctx=ctx)
@@ -251,7 +255,8 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding._paths import check_output_folder
 
     check_output_folder("--output", output, inputs={"--annotations": args.annotations, "--features": args.features,
-                                                    "--glove": args.glove, "--video-config": args.video_config})
+                                                    "--glove": args.glove, "--video-config": args.video_config,
+                                                    "--absent": args.absent})
     ctx = init_distributed(train_cfg.device)
     try:
         result = run_recipe(recipe, output, annotations=args.annotations, features=features, glove=args.glove,
