@@ -79,14 +79,17 @@ def test_video_embedding_is_kept_and_refreshed():
     assert (halved.start, halved.end) == pytest.approx(reference_spans(g, feats, QUERIES[:1])[0], abs=1e-5)
 
 
-def test_embed_video_shares_an_expanded_batch():
+def test_windows_reuse_v_in_the_same_way_as_a_whole_video():
+    """One way to reuse V_in (Eq. 2): windowed calls go through the same cache as whole videos."""
     g = tiny_grounder(num_phrases=1)
-    net = g.network.eval()
-    one = torch.randn(1, 6, net.config.video_dim)
-    with torch.no_grad():
-        shared = net.embed_video(one.expand(4, -1, -1))
-        assert shared.stride(0) == 0  # computed once
-        torch.testing.assert_close(shared, net.embed_video(one.repeat(4, 1, 1)), atol=1e-6, rtol=1e-6)
+    feats = features(n=20)
+    cache = cache_for(g.network)
+    first = g.localize(feats, QUERIES, windowed=True, window=float(feats.duration) / 4, top_k=3)
+    hits, misses = cache.hits, cache.misses
+    again = g.localize(feats, QUERIES, windowed=True, window=float(feats.duration) / 4, top_k=3)
+    assert cache.misses == misses and cache.hits > hits
+    assert [[(m.start, m.end, m.score) for m in ms] for ms in again] == [[(m.start, m.end, m.score) for m in ms]
+                                                                         for ms in first]
 
 
 def test_no_mask_when_nothing_is_padded():
