@@ -28,7 +28,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, overload
+from typing import TYPE_CHECKING, Any, Sequence, Union, cast, overload
 
 import numpy as np
 import torch
@@ -48,6 +48,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from cmagrounding.windows import WindowSettings
 
 _logger = logging.getLogger(__name__)
+
+#: what :meth:`Grounder.localize` takes as a video: a file path, or features from ``encode_video``
+VideoInput = Union[str, "os.PathLike[str]", "VideoFeatures"]
+#: every answer shape of :meth:`Grounder.localize` (its overloads say which call gives which)
+LocalizeResult = Union[Moment, None, "list[Moment]", "list[Moment | None]", "list[list[Moment]]"]
 
 
 def _default_device(device: str | torch.device | None) -> torch.device:
@@ -146,19 +151,37 @@ class Grounder:
         _warn_if_shorter_than_one_clip(feats)
         return feats
 
+    # the return type follows the query (one sentence or a list), top_k (None: one answer, k: a
+    # list) and min_score (given: an answer may be None); str is listed first (it is a Sequence[str])
     @overload
-    def localize(self, video: Any, query: str, *, batch_size: int = ..., top_k: None = ...,
-                 min_score: float | None = ..., **windowing: Any) -> Moment: ...
+    def localize(self, video: VideoInput, query: str, *, batch_size: int = ..., top_k: None = ...,
+                 min_score: None = ..., windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> Moment: ...
     @overload
-    def localize(self, video: Any, query: str, *, batch_size: int = ..., top_k: int,
-                 min_score: float | None = ..., **windowing: Any) -> list[Moment]: ...
+    def localize(self, video: VideoInput, query: str, *, batch_size: int = ..., top_k: None = ...,
+                 min_score: float, windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> Moment | None: ...
     @overload
-    def localize(self, video: Any, query: Sequence[str], *, batch_size: int = ..., top_k: int | None = ...,
-                 min_score: float | None = ..., **windowing: Any) -> list[Any]: ...
+    def localize(self, video: VideoInput, query: str, *, batch_size: int = ..., top_k: int,
+                 min_score: float | None = ..., windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> list[Moment]: ...
+    @overload
+    def localize(self, video: VideoInput, query: Sequence[str], *, batch_size: int = ..., top_k: None = ...,
+                 min_score: None = ..., windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> list[Moment]: ...
+    @overload
+    def localize(self, video: VideoInput, query: Sequence[str], *, batch_size: int = ..., top_k: None = ...,
+                 min_score: float, windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> list[Moment | None]: ...
+    @overload
+    def localize(self, video: VideoInput, query: Sequence[str], *, batch_size: int = ..., top_k: int,
+                 min_score: float | None = ..., windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> list[list[Moment]]: ...
 
-    def localize(self, video: Any, query: str | Sequence[str], *, batch_size: int = 64, top_k: int | None = None,
-                 min_score: float | None = None, windowed: bool | None = None, window: float | None = None,
-                 stride: float | None = None, nms_iou: float | None = None) -> Any:
+    def localize(self, video: VideoInput, query: str | Sequence[str], *, batch_size: int = 64,
+                 top_k: int | None = None, min_score: float | None = None, windowed: bool | None = None,
+                 window: float | None = None, stride: float | None = None,
+                 nms_iou: float | None = None) -> LocalizeResult:
         """Find the moment of ``video`` that ``query`` describes.
 
         Args:
@@ -197,7 +220,7 @@ class Grounder:
         if settings is not None and not (windowed or settings.applies(feats.duration)):
             settings = None  # short enough: the whole video in one pass (the paper's way)
         results = [select(ranked, k, threshold) for ranked in self._ground(feats, prepared, settings, batch_size)]
-        return results[0] if single else results
+        return results[0] if single else cast(LocalizeResult, results)
 
     def predict_batch(self, features: torch.Tensor, mask: torch.Tensor, queries: Sequence[str]) -> CMAOutput:
         """Run the network on ready clips: features (B, N, D) float, mask (B, N) bool, B queries.
@@ -216,7 +239,7 @@ class Grounder:
         """Each query checked, warned about and looked up once; the ids come from this result."""
         return [prepare_query(self.tokenizer, q, self.max_words, self.card.vocabulary) for q in queries]
 
-    def _features(self, video: Any) -> VideoFeatures:
+    def _features(self, video: VideoInput) -> VideoFeatures:
         from cmagrounding.video.features import VideoFeatures
 
         if isinstance(video, VideoFeatures):

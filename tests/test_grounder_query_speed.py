@@ -132,3 +132,24 @@ def test_auto_precision_follows_the_cpu():
     assert network_dtype("auto", cpu, fast_bf16=False) == torch.float32
     assert network_dtype("auto", cuda, fast_bf16=True) == torch.float32  # launch-bound at batch 1
     assert network_dtype("bf16", cpu) == torch.bfloat16
+
+
+def test_localize_spells_out_its_return_types():
+    """Issue 21: each overload of localize names what it returns (no Any), and a call gives that shape."""
+    import typing
+
+    from cmagrounding.grounder import Grounder
+
+    overloads = typing.get_overloads(Grounder.localize)
+    returns = [o.__annotations__["return"] for o in overloads]
+    assert returns == ["Moment", "Moment | None", "list[Moment]", "list[Moment]", "list[Moment | None]",
+                       "list[list[Moment]]"]
+    assert all("Any" not in str(o.__annotations__.values()) for o in overloads)
+    g = tiny_grounder(num_phrases=1)
+    feats = features(n=8)
+    from cmagrounding.outputs import Moment
+
+    assert isinstance(g.localize(feats, QUERIES[0]), Moment)
+    assert all(isinstance(m, Moment) for m in g.localize(feats, QUERIES[0], top_k=2))
+    assert g.localize(feats, QUERIES, min_score=2.0) == [None] * len(QUERIES)  # scores lie in [0, 1]
+    assert all(isinstance(ms, list) for ms in g.localize(feats, QUERIES, top_k=2))
