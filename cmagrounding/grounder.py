@@ -15,10 +15,11 @@ A Grounder joins three parts, each described by its own config and saved togethe
   embedding + BiLSTM) is part of the network;
 * the :class:`~cmagrounding.model.network.CMANetwork`.
 
-Spans become seconds in :meth:`Moment.from_network <cmagrounding.outputs.Moment.from_network>`
-(docs/grounder.md); the pretrained folder is read and written by :mod:`cmagrounding._pretrained`,
-windows laid out, ranked and merged by :mod:`cmagrounding.windows`. One component over ~300 lines:
-the facade's public calls with their documented overloads, and the glue that feeds the network.
+One inference path (docs/grounder.md): a whole video is one window, a long one many; features ->
+windows -> network (here) -> candidates in seconds, scored and ranked (:func:`cmagrounding.windows.run_windows`)
+-> :class:`~cmagrounding.outputs.Moment`. The pretrained folder is read and written by
+:mod:`cmagrounding._pretrained` (``load`` returns the parts ``save`` takes). One component over ~300
+lines: the facade's public calls with their documented overloads, and the glue that feeds the network.
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ answers well only on videos about as long as its training videos. For a longer v
 ``stride`` rows (the last window flush with the end), each window runs through the network as a
 video of its own, its normalized span is mapped back to the video's seconds, and the candidates are
 ranked by a score (the learned confidence, docs/architecture.md "Additions to the paper") and merged
-by temporal non-maximum suppression. Nothing here knows the network: :func:`localize_windows` takes
-a ``predict`` function, so the facade (``cmagrounding.grounder``) supplies the model and tests a stub.
+by temporal non-maximum suppression. A whole video is one window too (:func:`whole_video_window`), so
+every answer of ``Grounder.localize`` goes through :func:`run_windows`: one converter to seconds,
+one score, one NMS, then one top-k / min-score rule (:func:`select`). Nothing here knows the
+network: :func:`run_windows` takes a ``predict`` function, so the facade (``cmagrounding.grounder``)
+supplies the model and tests a stub.
 
 Shapes: n feature rows, D feature size, W window rows, M windows or candidates, B a chunk of windows.
 """
