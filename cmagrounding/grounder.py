@@ -427,9 +427,11 @@ class Grounder:
 
 
 def _cpu_has_fast_bf16() -> bool:
-    from cmagrounding.video.precision import cpu_has_fast_bf16
+    """Native bf16 that is also measured faster than fp32 here (an AVX512-BF16 Xeon without AMX runs
+    bf16 products at half its fp32 rate: the bf16 network took 31 ms there against 25 in fp32)."""
+    from cmagrounding.video.precision import cpu_prefers_bf16
 
-    return cpu_has_fast_bf16()
+    return cpu_prefers_bf16()
 
 
 @functools.lru_cache(maxsize=None)

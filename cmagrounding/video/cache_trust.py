@@ -1,7 +1,7 @@
 """Cached artifacts that are executed or deserialized are used only if this user made them.
 
-A compiled extractor package (``.pt2``: native code that ``aoti_load_package`` ``dlopen``s) or an
-exported ONNX model in a shared cache would run whatever anyone who can write there put in it.
+A compiled extractor package (``.pt2``: native code that ``aoti_load_package`` ``dlopen``s) in a
+shared cache would run whatever anyone who can write there put in it.
 So such a file is used only when (docs/security.md):
 
 * its folder is private: created 0700, owned by this process's user, not group- or

@@ -23,7 +23,7 @@ from cmagrounding.video.i3d_preset import DEFAULT_EXTRACTOR, DEFAULT_PRESET
 from cmagrounding.video.presets import preset
 
 SCHEMES = ("fixed_rate", "uniform_clips")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: opt-in, CPU with VNNI (video/runtime.py)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("mean",)
 CHANNEL_ORDERS = ("rgb", "bgr")
 _DEFAULT = DEFAULT_PRESET  # the released I3D features' settings
@@ -85,6 +85,9 @@ class VideoConfig:
         """Raise ``ConfigError`` naming the first invalid field."""
         if self.scheme not in SCHEMES:
             raise ConfigError(f"VideoConfig.scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        if self.precision == "int8":  # removed with the ONNX Runtime path (docs/performance.md)
+            raise ConfigError("VideoConfig.precision 'int8' is no longer offered (its features fell below cosine 0.9999 "
+                              "to fp32); use 'auto' or 'fp32'")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"VideoConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.pooling not in POOLINGS:

@@ -222,10 +222,9 @@ class VideoEncoder:
 
     @property
     def runner(self) -> ExtractorRunner:
-        """How the extractor runs (eager, fused or ONNX Runtime; chosen by ``make_runner``)."""
+        """How the extractor runs (eager, fused or compiled; chosen by ``make_runner``)."""
         if self._runner is None:
-            voxels = self.config.clip_len * self.config.crop * self.config.crop
-            self._runner = make_runner(self.model, self.plan, clip_voxels=voxels, weights_sha256=self.weights_sha256)
+            self._runner = make_runner(self.model, self.plan, weights_sha256=self.weights_sha256)
         return self._runner
 
     def _autocast(self):

@@ -11,9 +11,8 @@ What it changes, each measured by ``benchmarks/bench_extractor.py``:
   of three, followed by one in-place ReLU.
 - channels_last_3d kept through every layer (the default layout is otherwise returned by oneDNN
   for the 3x3x3 convolutions with few input channels, and ``cat`` keeps it).
-- TF "SAME" max pools done with the pool's own (implicit -inf) padding wherever the SAME padding is
-  symmetric, so no padded copy is made; the strided pools, and in bf16 the stride-1 3x3x3 pools of
-  the Inception modules, as separable running maxima of strided views (no padded copy, no indices).
+- fp32 1x1x1 convolutions as one GEMM (``F.linear``) over the channels-last rows.
+- TF "SAME" max pools as separable running maxima of strided views (no padded copy, no indices).
 
 Numerically it is the same network: features match the eager fp32 model to cosine > 0.9999 in fp32
 (differences are float rounding of the folded weights), see tests/test_video_fast_i3d.py.
@@ -31,11 +30,6 @@ from torch import nn
 from cmagrounding.video.i3d import ENDPOINTS, InceptionI3d, MaxPool3dSame, Unit3D, _pads
 
 CL = torch.channels_last_3d
-
-
-def _exporting() -> bool:
-    """True while traced for ONNX export, where memory layouts do not exist."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 def fold_unit(unit: Unit3D) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,17 +54,25 @@ class FusedConv(nn.Module):
         self.kernel = tuple(kernel)
         self.stride = tuple(stride)
         self.relu = relu
+        # fp32 1x1x1: a plain GEMM over the channels-last rows. torch sends a 1x1x1 conv with one
+        # thread and a batch under 16 to its unfold-and-GEMM fallback, 1.5-2.6x slower than
+        # F.linear here; in bf16 oneDNN's conv is as fast (docs/performance.md)
+        self.gemm = self.kernel == (1, 1, 1) and self.stride == (1, 1, 1) and dtype == torch.float32
         self.register_buffer("weight", weight.to(dtype).contiguous(memory_format=CL))
         self.register_buffer("bias", bias.to(dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gemm and x.is_contiguous(memory_format=CL):
+            rows = x.permute(0, 2, 3, 4, 1)  # (B, T, H, W, Cin), contiguous: no copy
+            y = F.linear(rows, self.weight.view(self.weight.shape[:2]), self.bias).permute(0, 4, 1, 2, 3)
+            return F.relu_(y) if self.relu else y
         pads = _pads(x, self.kernel, self.stride)
         if all(a == b for a, b in pads):
             y = F.conv3d(x, self.weight, self.bias, self.stride, tuple(a for a, _ in pads))
         else:
             flat = [p for pair in reversed(pads) for p in pair]
             y = F.conv3d(F.pad(x, flat), self.weight, self.bias, self.stride)
-        if not _exporting() and not y.is_contiguous(memory_format=CL):
+        if not y.is_contiguous(memory_format=CL):
             y = y.contiguous(memory_format=CL)  # oneDNN may hand back the default layout; keep one layout
         return F.relu_(y) if self.relu else y
 
@@ -100,6 +102,11 @@ def _shifted_max_padded(x: torch.Tensor, kernel: Sequence[int], pads: Sequence[t
     return x
 
 
+def _every(dim: int, step: int) -> tuple[slice, ...]:
+    """Index taking every ``step``-th element along ``dim`` of a 5-D tensor."""
+    return (slice(None),) * dim + (slice(None, None, step),)
+
+
 def _strided_max(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     """TF SAME max pool as separable running maxima of strided views, one dimension at a time.
 
@@ -107,9 +114,9 @@ def _strided_max(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], 
     which is what -inf padding gives (and 0 padding after a ReLU), for any input. For the pools
     that halve I3D's resolution (1x3x3 and 3x3x3 at stride 2, 2x2x2), which would otherwise pad
     their whole input and run ``max_pool3d`` (it also computes indices): 1.10x on the whole fused
-    fp32 network. For the stride-1 3x3x3 pools of the Inception modules: 3-4x faster than
-    ``max_pool3d`` in bf16 on channels-last data, about even in fp32, so used there in bf16 only
-    (benchmarks/bench_extractor.py)."""
+    fp32 network. For the stride-1 3x3x3 pools of the Inception modules: 2-2.4x faster than
+    ``max_pool3d`` in bf16 on channels-last data and 1.05-2.1x in fp32 (one thread, an
+    AVX512-BF16 Xeon; docs/performance.md)."""
     for dim, k, s, (front, _) in zip((2, 3, 4), kernel, stride, pads):
         if k == 1 and s == 1:
             continue
@@ -118,30 +125,34 @@ def _strided_max(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], 
         shape = list(x.shape)
         shape[dim] = out_n
         y = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=CL)
-        for i, j in enumerate([front] + [j for j in range(k) if j != front]):  # offset 0 first: it reaches every output
+        taps = []  # (input view, first output, end output) per tap in range
+        for j in [front] + [j for j in range(k) if j != front]:  # offset 0 first: it reaches every output
             off = j - front
             o_lo = -(off // s) if off < 0 else 0  # first output whose tap j lies inside the input
             o_hi = min(out_n, (n - 1 - off) // s + 1)
-            if o_hi <= o_lo:
-                continue
-            src: list[slice] = [slice(None)] * 5
-            src[dim] = slice(o_lo * s + off, (o_hi - 1) * s + off + 1, s)
-            if i == 0:
-                y.copy_(x[tuple(src)])
-            else:
-                dst: list[slice] = [slice(None)] * 5
-                dst[dim] = slice(o_lo, o_hi)
-                v = y[tuple(dst)]
-                torch.maximum(v, x[tuple(src)], out=v)
+            if o_hi > o_lo:
+                taps.append((x.narrow(dim, o_lo * s + off, (o_hi - o_lo - 1) * s + 1)[_every(dim, s)], o_lo, o_hi))
+        first = taps[0][0]
+        if len(taps) == 1:
+            y.copy_(first)
+        else:  # the first two taps in one pass (no copy of the first), its uncovered ends copied
+            src, lo, hi = taps[1]
+            torch.maximum(first.narrow(dim, lo, hi - lo), src, out=y.narrow(dim, lo, hi - lo))
+            for e0, e1 in ((0, lo), (hi, out_n)):
+                if e1 > e0:
+                    y.narrow(dim, e0, e1 - e0).copy_(first.narrow(dim, e0, e1 - e0))
+        for src, lo, hi in taps[2:]:
+            v = y.narrow(dim, lo, hi - lo)
+            torch.maximum(v, src, out=v)
         x = y
     return x
 
 
 class FastPool(nn.Module):
-    """TF SAME max pool; uses the pool's implicit padding when symmetric (no -inf padded copy).
+    """TF SAME max pool: strided maxima in eager (``_strided_max``); under a compiler, forms it can fuse.
 
     ``nonnegative``: the input follows a ReLU (true of every pool in I3D), so padding with 0 is exact
-    and keeps exported graphs finite (a -inf pad would wreck int8 calibration ranges)."""
+    and keeps compiled graphs finite."""
 
     def __init__(self, pool: MaxPool3dSame, nonnegative: bool = False) -> None:
         super().__init__()
@@ -151,12 +162,10 @@ class FastPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = _pads(x, self.kernel, self.stride)
-        if not _exporting():
-            strided, low_precision = self.stride != (1, 1, 1), x.dtype != torch.float32
-            if not torch.compiler.is_compiling() and (strided or low_precision):
-                return _strided_max(x, self.kernel, self.stride, pads)
-            if torch.compiler.is_compiling() and low_precision and not strided:  # inductor cannot fuse around in-place
-                return _shifted_max_padded(x, self.kernel, pads, self.pad_value)
+        if not torch.compiler.is_compiling():
+            return _strided_max(x, self.kernel, self.stride, pads)
+        if x.dtype != torch.float32 and self.stride == (1, 1, 1):  # inductor cannot fuse around in-place
+            return _shifted_max_padded(x, self.kernel, pads, self.pad_value)
         if all(a == b for a, b in pads) and all(2 * a <= k for (a, _), k in zip(pads, self.kernel)):
             return F.max_pool3d(x, self.kernel, self.stride, tuple(a for a, _ in pads))
         flat = [p for pair in reversed(pads) for p in pair]
@@ -208,8 +217,7 @@ class FastI3D(nn.Module):
 
     def mixed_5c(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> Mixed_5c (B, 1024, ~T/8, ~H/32, ~W/32) in ``dtype``."""
-        if not _exporting():
-            x = x.to(self.dtype).contiguous(memory_format=CL)
+        x = x.to(self.dtype).contiguous(memory_format=CL)
         for layer in self.layers.values():
             x = layer(x)
         return x

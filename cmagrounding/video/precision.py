@@ -1,16 +1,22 @@
 """Choosing the compute precision and memory layout of an extractor on the hardware at hand.
 
 bf16 pays off on CPUs only with native bf16 matrix instructions (AMX or AVX512-BF16); elsewhere
-(AVX2-only CPUs) bf16 convolutions are emulated and far slower than fp32, so "auto" detects them
-instead of assuming. On CUDA "auto" is bf16 where supported, else fp16. "int8" (opt-in, never
-chosen by "auto") is a statically quantized I3D run by ONNX Runtime; it needs AVX512-VNNI or
-AVX-VNNI, whose int8 dot products make it pay off (cmagrounding.video.runtime).
+(AVX2-only CPUs) bf16 convolutions are emulated and far slower than fp32. Native bf16 is not
+enough either: an Intel Xeon guest with AVX512-BF16 but no AMX (family 6 model 207) runs bf16
+convolutions at 0.6x its fp32 rate, an AMD EPYC with AVX512-BF16 at 2x. So "auto" on a CPU with
+native bf16 measures a 3x3x3 convolution in both precisions once per machine (about 0.2 s, the
+figures recorded in the cache folder) and takes bf16 only where it is clearly faster
+(docs/performance.md). On CUDA "auto" is bf16 where supported, else fp16.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
+import platform
+import time
 from dataclasses import dataclass
 
 import torch
@@ -46,45 +52,98 @@ def cpu_has_fast_bf16() -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
+BF16_MARGIN = 1.2  # bf16 must beat fp32 by this much: it costs a little accuracy (cosine 0.9999)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def _conv_rate(dtype: torch.dtype, reps: int = 3) -> float:
+    """GFLOP per CPU-second of one thread on a 3x3x3 conv of I3D's (128 -> 192 channels, 8 x 28 x 28,
+    channels-last): CPU time, so other processes on a shared machine do not skew the comparison."""
+    import torch.nn.functional as F
+
+    x = torch.randn(1, 128, 8, 28, 28).to(dtype).contiguous(memory_format=torch.channels_last_3d)
+    w = torch.randn(192, 128, 3, 3, 3).to(dtype).contiguous(memory_format=torch.channels_last_3d)
+    flops = 2.0 * 8 * 28 * 28 * 192 * 128 * 27
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            F.conv3d(x, w, padding=1)  # oneDNN builds its kernel on the first call
+            best = float("inf")
+            for _ in range(reps):
+                t = time.process_time()
+                F.conv3d(x, w, padding=1)
+                best = min(best, time.process_time() - t)
+    finally:
+        torch.set_num_threads(threads)
+    return flops / max(best, 1e-6) / 1e9
+
+
 @functools.lru_cache(maxsize=1)
-def cpu_has_vnni() -> bool:
-    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8)."""
-    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
+def cpu_conv_rates() -> dict[str, float]:
+    """{"fp32": GFLOP/s, "bf16": GFLOP/s} of one core on a 3x3x3 convolution: read from
+    ``<cache>/machine/<cpu and torch key>.json`` when recorded there, else measured and recorded."""
+    from cmagrounding._io import atomic_path
+    from cmagrounding.video.weights import cache_dir
+
+    cpu = _cpu_model()
+    key = hashlib.sha256(f"{cpu}|{' '.join(sorted(cpu_flags()))}|{torch.__version__}".encode()).hexdigest()[:16]
+    path = cache_dir() / "machine" / f"conv_rates_{key}.json"
+    try:
+        rates = json.loads(path.read_text())["gflops"]
+        if {"fp32", "bf16"} <= set(rates) and all(float(v) > 0 for v in rates.values()):
+            return {k: float(v) for k, v in rates.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # not recorded yet (or unreadable): measure
+    rates = {"fp32": _conv_rate(torch.float32), "bf16": _conv_rate(torch.bfloat16)}
+    logger.info("3x3x3 conv on this CPU (%s): fp32 %.1f, bf16 %.1f GFLOP/s per core", cpu, rates["fp32"], rates["bf16"])
+    record = {"cpu": cpu, "torch": torch.__version__, "gflops": rates}
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+    except OSError as exc:  # a read-only cache: measured again next process
+        logger.debug("could not record %s: %s", path, exc)
+    return rates
+
+
+def cpu_prefers_bf16() -> bool:
+    """True where bf16 is native and measured at least ``BF16_MARGIN`` times the fp32 rate."""
+    if not cpu_has_fast_bf16():
+        return False
+    rates = cpu_conv_rates()
+    return rates["bf16"] >= BF16_MARGIN * rates["fp32"]
 
 
 @dataclass(frozen=True)
 class ComputePlan:
-    """How to run a model: autocast dtype (None = fp32), channels_last_3d, and int8 quantization
-    (``int8``: the extractor runs quantized, outside autocast)."""
+    """How to run a model: autocast dtype (None = fp32) and channels_last_3d."""
 
     device: torch.device
     autocast_dtype: torch.dtype | None
     channels_last: bool
-    int8: bool = False
 
     @property
     def name(self) -> str:
-        if self.int8:
-            return "int8"
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
 
 
 def plan_for(precision: str, device: torch.device) -> ComputePlan:
-    """Resolve ``precision`` ("auto" | "fp32" | "bf16" | "fp16" | "int8") on ``device``."""
-    if precision not in ("auto", "fp32", "bf16", "fp16", "int8"):
-        raise ConfigError(f"precision must be auto, fp32, bf16, fp16 or int8, got {precision!r}")
+    """Resolve ``precision`` ("auto" | "fp32" | "bf16" | "fp16") on ``device``."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
     cuda = device.type == "cuda"
-    if precision == "int8":
-        if cuda:
-            raise ConfigError("precision int8 is implemented for the CPU (ONNX Runtime); use bf16 or fp16 on CUDA")
-        if not cpu_has_vnni():
-            raise ConfigError("precision int8 needs a CPU with AVX512-VNNI/AVX-VNNI (not found in /proc/cpuinfo); use fp32")
-        return ComputePlan(device, None, channels_last=False, int8=True)
     if precision == "auto":
         if cuda:
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            precision = "bf16" if cpu_has_fast_bf16() else "fp32"
+            precision = "bf16" if cpu_prefers_bf16() else "fp32"
         logger.debug("precision auto -> %s on %s", precision, device)
     if precision == "fp32":
         # channels_last_3d helps oneDNN/cuDNN even in fp32 on most hardware

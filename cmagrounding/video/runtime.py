@@ -1,39 +1,38 @@
-"""How the I3D extractor is run: eager PyTorch, a fused eager copy, an ahead-of-time compiled
-package (torch's inductor), or ONNX Runtime (optional extra).
+"""How the I3D extractor is run: eager PyTorch, a fused eager copy, or an ahead-of-time compiled
+package (torch's inductor).
 
 ``make_runner(model, plan)`` returns an ``ExtractorRunner`` with ``features(x)`` -> (B, 1024) and
 ``logits(x)`` -> (B, classes), both float32, for input (B, 3, T, H, W) already normalised.
 
-Runtimes (``runtime=`` or ``$CMAGROUNDING_I3D_RUNTIME``; "auto" picks the fastest verified one):
-- "eager": the ``InceptionI3d`` module itself, under autocast (the reference).
-- "fused": ``FastI3D`` (BN folded, weights pre-cast, merged 1x1x1 convs; fast_i3d.py), fp32 or bf16.
+Runtimes (``runtime=`` or ``$CMAGROUNDING_I3D_RUNTIME``; "auto" picks among them), each kept for
+a figure in docs/performance.md:
+- "eager": the ``InceptionI3d`` module itself, under autocast (the reference; CUDA runs it, cuDNN).
+- "fused": ``FastI3D`` (BN folded, weights pre-cast, merged 1x1x1 convs; fast_i3d.py), fp32 or bf16:
+  the CPU default, 0.76-0.86 of the fp32 product rate on an AVX512-BF16 Xeon.
 - "compiled": ``FastI3D`` exported with ``torch.export`` and compiled by AOTInductor with freezing
   into a ``.pt2`` package (oneDNN convolutions with fused ReLU, prepacked weights); needs a C++
-  compiler. Compiling takes minutes once per weights/input shape/precision/torch version; the
-  package is cached and later processes load it in well under a second.
-- "onnxruntime": the fused network exported once to ONNX, cached likewise; fp32 (ONNX Runtime's
-  CPU convolutions have no bf16 kernels) and int8 (static quantization calibrated on real frames).
+  compiler. Fastest where it was measured on an AVX512-BF16 EPYC (bf16, 0.70 against the fused
+  path's 0.51) and an AVX-512 Xeon without bf16 (fp32, 0.81 against 0.69). Compiling takes minutes
+  once per weights/input shape/precision/torch version; the package is cached and later
+  processes load it in well under a second.
 "auto" on CPU: the "compiled" package where one is already cached for these weights, input shape
 and precision, or where the job is large enough for a compile to pay off (``runner.expect(clips)``,
 said by ``extract-features`` for its videos and by the encoder for each video: at least
 ``AUTO_COMPILE_CLIPS`` real-size clips, a few times the break-even of a one-minute compile at the
 measured speed-up, so only a dataset or a single video of about 20 minutes or more compiles;
-``CMAGROUNDING_I3D_RUNTIME=compiled`` builds it on first use); otherwise, in fp32 with clips of at least
-16 x 112 x 112, "onnxruntime" where it is installed (its export takes seconds); otherwise "fused".
-int8 always runs "onnxruntime" (opt-in only).
+``CMAGROUNDING_I3D_RUNTIME=compiled`` builds it on first use); otherwise "fused".
 CUDA runs "eager" (cuDNN under autocast). A runtime that fails to build falls back to "fused"
-with a warning. Measured choice: docs/performance.md (benchmarks/bench_extractor.py).
-Exported and compiled models have static shapes: a batch smaller than the first one is zero-padded.
+with a warning. The compiled package has static shapes: a batch smaller than the first one is
+zero-padded. ONNX Runtime was removed: in fp32 never the fastest path of a run; int8 was once, but
+its features fell below cosine 0.9999 to fp32 (docs/performance.md).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -44,7 +43,7 @@ from cmagrounding.video.precision import ComputePlan
 
 logger = logging.getLogger(__name__)
 
-RUNTIMES = ("auto", "eager", "fused", "compiled", "onnxruntime")
+RUNTIMES = ("auto", "eager", "fused", "compiled")
 MIN_COMPILED_VOXELS = 16 * 112 * 112  # per clip: below this a compile does not pay off
 REFERENCE_VOXELS = 16 * 224 * 224  # a real-size clip
 # A job of at least this many real-size clips compiles first under "auto". Measured on a 2-core
@@ -52,10 +51,6 @@ REFERENCE_VOXELS = 16 * 224 * 224  # a real-size clip
 # clip (fused 1.78 vs compiled 2.45 clips/s at batch 8), a break-even of 250-640 clips; 2,000 keeps
 # a margin for CPUs where the gain is smaller.
 AUTO_COMPILE_CLIPS = 2000
-
-
-def onnxruntime_available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
 class ExtractorRunner:
@@ -111,69 +106,6 @@ class FusedRunner(ExtractorRunner):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.fast(x)
-
-
-class _Trunk(nn.Module):
-    """What is exported to ONNX: input -> Mixed_5c (the pooling and head stay in PyTorch)."""
-
-    def __init__(self, fast: nn.Module) -> None:
-        super().__init__()
-        self.fast = fast
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fast.mixed_5c(x)
-
-
-def onnx_cache_path(weights_sha256: str, shape: tuple[int, ...], precision: str) -> Path:
-    """``<cache>/i3d/onnx/<sha16>_<B>x<C>x<T>x<H>x<W>_<precision>.onnx``."""
-    from cmagrounding.video.weights import cache_dir
-
-    dims = "x".join(str(int(d)) for d in shape)
-    return cache_dir() / "i3d" / "onnx" / f"{weights_sha256[:16]}_{dims}_{precision}.onnx"
-
-
-def export_onnx(fast: nn.Module, shape: tuple[int, ...], path: Path) -> Path:
-    """Export ``FastI3D`` (fp32) up to Mixed_5c at a fixed input ``shape`` to ``path`` (atomically)."""
-    from cmagrounding._io import atomic_path
-
-    fast = fast.float().eval()
-    trunk = _Trunk(fast).eval()  # an exporter restores the wrapper's mode: keep it in eval
-    x = torch.zeros(shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    with atomic_path(path) as tmp, torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(trunk, (x,), str(tmp), input_names=["x"], output_names=["mixed_5c"], dynamo=False, opset_version=17)
-    logger.info("exported I3D to %s in %.1f s", path, time.perf_counter() - t)
-    return path
-
-
-def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Iterable[np.ndarray]) -> Path:
-    """Static int8 quantization (QDQ, per-channel signed weights, unsigned activations) of an exported
-    trunk, with activation ranges calibrated on ``calibration`` batches (B, 3, T, H, W) float32."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from cmagrounding._io import atomic_path
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calibration)
-
-        def get_next(self):
-            batch = next(self.it, None)
-            return None if batch is None else {"x": np.ascontiguousarray(batch, dtype=np.float32)}
-
-    t = time.perf_counter()
-    pre = out_path.with_suffix(".pre.onnx")
-    quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-    with atomic_path(out_path) as tmp:
-        quantize_static(
-            str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-        )  # fmt: skip
-    pre.unlink(missing_ok=True)
-    logger.info("quantized I3D to int8 at %s in %.1f s", out_path, time.perf_counter() - t)
-    return out_path
 
 
 def have_cxx_compiler() -> bool:
@@ -275,133 +207,37 @@ class _Both(nn.Module):
         return self.fast.features_and_logits(x)
 
 
-class OnnxRunner(ExtractorRunner, _StaticShape):
-    """ONNX Runtime on the CPU; one session per input shape, its model file cached on disk.
-
-    ``calibration``: for int8, a callable returning an iterable of float32 batches of the session's
-    input shape (real frames); needed only the first time a shape is quantized. Without it the first
-    batch given (the user's own frames) calibrates the quantized model, which is then cached.
-    """
-
-    name = "onnxruntime"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        plan: ComputePlan,
-        weights_sha256: str | None = None,
-        threads: int | None = None,
-        calibration: Callable[[tuple[int, ...]], Iterable[np.ndarray]] | None = None,
-    ) -> None:
-        from cmagrounding.video.fast_i3d import FastI3D
-
-        if not onnxruntime_available():
-            raise ConfigError("runtime 'onnxruntime' needs the optional packages: pip install 'cmagrounding[onnx]'")
-        if plan.device.type != "cpu":
-            raise ConfigError(f"runtime 'onnxruntime' runs on the CPU here, not {plan.device}")
-        self.precision = "int8" if plan.int8 else "fp32"
-        self.fast = FastI3D(model, torch.float32)
-        if weights_sha256 is None:
-            from cmagrounding._io import state_dict_sha256
-
-            weights_sha256 = state_dict_sha256(model.state_dict())
-        self.sha = weights_sha256
-        self.threads = threads or torch.get_num_threads()
-        self.calibration = calibration
-        self.sessions: dict[tuple[int, ...], object] = {}
-        self.first_call_s: dict[tuple[int, ...], float] = {}
-
-    def _session(self, shape: tuple[int, ...], first: torch.Tensor | None = None):
-        if shape in self.sessions:
-            return self.sessions[shape]
-        import onnxruntime as ort
-
-        from cmagrounding.video import cache_trust
-
-        t = time.perf_counter()
-        fp32 = onnx_cache_path(self.sha, shape, "fp32")
-        if not cache_trust.trusted(fp32):  # deserialized by ONNX Runtime: only a file this user exported
-            export_onnx(self.fast, shape, cache_trust.private_dir(fp32.parent) / fp32.name)
-            cache_trust.record(fp32)
-        path = fp32
-        if self.precision == "int8":
-            path = onnx_cache_path(self.sha, shape, "int8")
-            if not cache_trust.trusted(path):
-                if self.calibration is not None:
-                    batches = self.calibration(shape)
-                elif first is not None:
-                    logger.info("calibrating int8 I3D on the first batch of clips %s", shape)
-                    batches = [first.detach().float().cpu().numpy()]
-                else:
-                    raise ConfigError("precision int8 needs calibration clips the first time (none given)")
-                quantize_onnx(fp32, path, batches)
-                cache_trust.record(path)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        self.sessions[shape] = session
-        self.first_call_s[shape] = time.perf_counter() - t
-        logger.info("ONNX Runtime session for %s (%s) ready in %.1f s", shape, self.precision, self.first_call_s[shape])
-        return session
-
-    def mixed_5c(self, x: torch.Tensor) -> torch.Tensor:
-        x, b = self._padded(x.detach().float().cpu())
-        session = self._session(tuple(x.shape), x)
-        (out,) = session.run(None, {"x": np.ascontiguousarray(x.numpy())})
-        return torch.from_numpy(out[:b])
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mixed_5c(x).mean(dim=(2, 3, 4))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fast.head(self.mixed_5c(x))
-
-
-def choose_runtime(plan: ComputePlan, runtime: str | None = None, clip_voxels: int | None = None) -> str:
-    """Resolve ``runtime`` ("auto" by default, or ``$CMAGROUNDING_I3D_RUNTIME``) for ``plan`` and
-    clips of ``clip_voxels`` = T * H * W (None: unknown, treated as small)."""
+def choose_runtime(plan: ComputePlan, runtime: str | None = None) -> str:
+    """Resolve ``runtime`` ("auto" by default, or ``$CMAGROUNDING_I3D_RUNTIME``) for ``plan``."""
     runtime = runtime or os.environ.get("CMAGROUNDING_I3D_RUNTIME", "auto")
     if runtime not in RUNTIMES:
         raise ConfigError(f"I3D runtime must be one of {RUNTIMES}, got {runtime!r}")
-    if plan.int8:
-        if runtime not in ("auto", "onnxruntime"):
-            raise ConfigError(f"precision int8 runs only with runtime 'onnxruntime', not {runtime!r}")
-        return "onnxruntime"
     if runtime != "auto":
         return runtime
     if plan.device.type != "cpu" or plan.autocast_dtype == torch.float16:
         return "eager"  # cuDNN under autocast; fp16 on a CPU stays on the reference path
-    big = clip_voxels is not None and clip_voxels >= MIN_COMPILED_VOXELS
-    if plan.autocast_dtype is None and big and onnxruntime_available():
-        return "onnxruntime"
-    return "fused"
+    return "fused"  # or the compiled package, per input shape (_CachedCompiledOr)
 
 
-def make_runner(
-    model: nn.Module, plan: ComputePlan, runtime: str | None = None, clip_voxels: int | None = None, **options
-) -> ExtractorRunner:
+def make_runner(model: nn.Module, plan: ComputePlan, runtime: str | None = None, **options) -> ExtractorRunner:
     """The runner for ``model`` under ``plan``; non-I3D backbones always run eager. ``options`` go
-    to the compiled / ONNX Runtime runners (``weights_sha256``, ``threads``, ``calibration``)."""
+    to the compiled runner (``weights_sha256``)."""
+    from cmagrounding.video.heap import keep_freed_memory
     from cmagrounding.video.i3d import InceptionI3d
 
+    if plan.device.type == "cpu":
+        keep_freed_memory()  # large activations reused, not page-faulted anew per layer (heap.py)
     if not isinstance(model, InceptionI3d):
-        if plan.int8:
-            raise ConfigError(f"precision int8 is implemented for I3D only, not {type(model).__name__}")
         return EagerRunner(model, plan)
-    name = choose_runtime(plan, runtime, clip_voxels)
+    name = choose_runtime(plan, runtime)
     logger.debug("I3D runtime %s (%s)", name, plan.name)
     auto = (runtime or os.environ.get("CMAGROUNDING_I3D_RUNTIME", "auto")) == "auto"
-    if auto and plan.device.type == "cpu" and name != "eager" and not plan.int8:
-        other = FusedRunner(model, plan) if name == "fused" else _Fallback(OnnxRunner(model, plan, **options), model, plan)
-        return _CachedCompiledOr(CompiledRunner(model, plan, **options), other, model, plan)
+    if auto and name == "fused":
+        return _CachedCompiledOr(CompiledRunner(model, plan, **options), FusedRunner(model, plan), model, plan)
     if name == "fused":
         return FusedRunner(model, plan)
     if name == "compiled":
         return _Fallback(CompiledRunner(model, plan, **options), model, plan)
-    if name == "onnxruntime":
-        runner = OnnxRunner(model, plan, **options)
-        return runner if plan.int8 else _Fallback(runner, model, plan)
     return EagerRunner(model, plan)
 
 
