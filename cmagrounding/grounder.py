@@ -273,8 +273,9 @@ class Grounder:
 
         ``per_video_queries``: each of the B videos (B, n, D) is asked all Q = ``ids.shape[0]``
         queries (rows ``b * Q + q`` of the output), and its V_in (Eq. 2) is computed once for
-        them, or taken from the network's cache of recent videos when the same clips were asked
-        before (:mod:`cmagrounding.model.video_cache`): the one place V_in is reused.
+        them and passed as ``video_embedding``: the one place V_in is reused. A single window (a
+        whole video) is also kept in the network's cache of recent videos
+        (:mod:`cmagrounding.model.video_cache`) for the next calls on the same features.
         """
         from cmagrounding.model.reduced_precision import network_dtype, reduced_copy
         from cmagrounding.model.video_cache import cache_for
@@ -297,9 +298,11 @@ class Grounder:
                 inputs = (tiled, video_mask.repeat_interleave(Q, 0), ids.repeat(B, 1), wmask.repeat(B, 1))
                 if not _takes_video_embedding(type(run)):
                     return run(*inputs)
-                v_in = cache_for(run).get((run.video_proj, run.video_position), video, run.embed_video)  # (B, n, D)
-                # one video: a view (no copy of V_in per query); several: video-major rows
-                v_in = v_in.expand(Q, -1, -1) if B == 1 else v_in.repeat_interleave(Q, 0)
+                if B == 1:  # one window (a whole video): kept for the next calls on the same features
+                    v_in = cache_for(run).get((run.video_proj, run.video_position), video, run.embed_video)
+                    v_in = v_in.expand(Q, -1, -1)  # a view: no copy of V_in per query
+                else:  # a chunk of windows: once for all queries (not kept: a chunk is up to batch_size windows)
+                    v_in = run.embed_video(video).repeat_interleave(Q, 0)  # (B * Q, n, D), video-major
                 return run(*inputs, video_embedding=v_in)
         finally:
             if was_training:
