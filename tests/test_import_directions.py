@@ -188,3 +188,20 @@ def _graph_keys() -> set[str]:
     if not _KEYS:
         _KEYS.update(_module_name(p) for p in PACKAGE.rglob("*.py"))
     return _KEYS
+
+
+def test_families_register_themselves_and_the_registry_imports_none():
+    """Issue 21: the video registry imports no family and the video config no registry or family
+    (types included); each family's file registers itself when ``cmagrounding.video`` is imported."""
+    import subprocess
+
+    graph = _graph(type_checking=True)
+    families = {"cmagrounding.video.i3d_spec", "cmagrounding.video.c3d_spec", "cmagrounding.video.tv_spec",
+                "cmagrounding.video.ptv_spec"}
+    assert not {t for t, _ in graph["cmagrounding.video.registry"]} & families
+    assert not {t for t, _ in graph["cmagrounding.video.config"]} & (families | {"cmagrounding.video.registry"})
+    assert "cmagrounding.grounder" not in {t for t, _ in graph["cmagrounding._pretrained"]}
+    code = ("from cmagrounding.video.config import VideoConfig; from cmagrounding.video.registry import available; "
+            "print(VideoConfig.for_extractor('c3d_sports1m').feature_dim, len(available()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["4096", "10"]
