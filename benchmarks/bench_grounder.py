@@ -105,12 +105,21 @@ def matmul_rate(dtype: torch.dtype, m: int, k: int, n: int, repeats: int = 5) ->
     return 2 * m * k * n / best / 1e9
 
 
+def whole_clips(grounder, feats) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clips (1, n, D), mask (1, n)): the one window a whole video is (``windows.whole_video_window``)."""
+    from cmagrounding.windows import whole_video_window
+
+    index, _ = whole_video_window(len(feats.features), grounder.num_clips, float(feats.duration))
+    clips = torch.from_numpy(np.asarray(feats.features, dtype=np.float32)[index])
+    return clips, torch.ones(clips.shape[:2], dtype=torch.bool)
+
+
 def query_flops(grounder, feats, query: str) -> tuple[float, float]:
     """(FLOPs of one query's network pass, FLOPs of its video embedding V_in alone), counted by
     torch's FlopCounterMode (matrix products and attention; element-wise work is not counted)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    clips, mask, _ = grounder._clips(feats)
+    clips, mask = whole_clips(grounder, feats)
     ids, wmask = grounder.tokenizer.pad([grounder._prepare([query])[0].ids])
     net = grounder.network
     with torch.inference_mode():
@@ -124,7 +133,7 @@ def query_flops(grounder, feats, query: str) -> tuple[float, float]:
 def print_floor(grounder, feats, query: str, cached: dict[str, float], precisions: list[str]) -> None:
     """The arithmetic floor: FLOPs per query at this run's matrix-product rates, next to the figures."""
     flops, embed_flops = query_flops(grounder, feats, query)
-    n, hidden = len(grounder._clips(feats)[2]), grounder.network.config.hidden
+    n, hidden = whole_clips(grounder, feats)[0].shape[1], grounder.network.config.hidden
     default = torch.get_num_threads()
     print(f"\narithmetic per query: {flops / 1e9:.3f} GFLOP (video embedding V_in {embed_flops / 1e9:.3f} of it, "
           f"kept per video, so a repeated query costs the rest); the floor is that at the same run's matrix-product rate:")

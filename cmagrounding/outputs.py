@@ -1,16 +1,11 @@
-"""What :meth:`Grounder.localize <cmagrounding.grounder.Grounder.localize>` returns, and how the
-network's output becomes it (:meth:`Moment.from_network`).
+"""What :meth:`Grounder.localize <cmagrounding.grounder.Grounder.localize>` returns.
 
-From normalized spans to seconds (docs/grounder.md): the network sees the video's features
-resampled to N clips (``resample_features``; evaluation offset 0) and predicts ``(t_s, t_e)`` in
-[0, 1] on the axis the training targets used, ``seconds / duration`` (Eq. 22, LGI's convention).
-So ``start = t_s * duration`` and ``end = t_e * duration`` with ``duration`` the features'
-duration (:func:`cmagrounding.spans.unit_to_seconds`). Each clip keeps its time span through the
-resampling index (``times[index[i]]``), which is what :attr:`Moment.clip_times` holds.
-
-A prediction narrower than one clip (``duration / n`` with n the real clips the network saw) is
-widened to one clip around its centre and shifted inside ``[0, duration]``, so that
-``0 <= start < end <= duration`` always holds; ``Moment.widened`` says when this happened.
+The network's output becomes seconds in one place, :func:`cmagrounding.windows.run_windows`
+(docs/grounder.md): a whole video is one window over ``[0, duration]`` of its features resampled
+to at most N clips, a long video many windows; each window's ``(t_s, t_e)`` in [0, 1] (Eq. 22)
+becomes ``window start + t * window length`` seconds, a prediction narrower than one clip widened
+to one clip around its centre (``Moment.widened``), so that ``0 <= start < end <= duration``
+always holds. :meth:`Moment.from_candidate` then adds the query's words.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from cmagrounding.spans import clips_in_span, unit_to_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from cmagrounding.queries import PreparedQuery
@@ -84,37 +78,16 @@ class Moment:
                                  "NaN or infinity")
 
     @classmethod
-    def from_network(
-        cls, span: np.ndarray, attention: np.ndarray, clip_times: np.ndarray, duration: float, query: PreparedQuery,
-        score: float | None = None,
-    ) -> Moment:
-        """The moment of one query from the network's output over the n real clips it saw.
-
-        ``span`` (2,) the normalized ``(t_s, t_e)``; ``attention`` (n,) the temporal attention;
-        ``clip_times`` (n, 2) those clips' seconds; ``duration`` the video's, in seconds;
-        ``score`` the confidence head's (None: the attention mass inside the answer).
-        """
-        t_s, t_e = float(span[0]), float(span[1])
-        start, end, widened = unit_to_seconds(t_s, t_e, duration, len(clip_times))
-        attention = np.asarray(attention, dtype=np.float32)
-        return cls(
-            start=start, end=end, query=query.text, duration=duration, span=(t_s, t_e), attention=attention,
-            clip_times=clip_times,
-            score=float(attention[clips_in_span(clip_times, start, end)].sum()) if score is None else float(score),
-            tokens=query.tokens, unknown_words=query.unknown_words, truncated=query.truncated, widened=widened,
-        )
-
-    @classmethod
-    def from_window(cls, candidate: Candidate, times: np.ndarray, duration: float, query: PreparedQuery) -> Moment:
-        """A window's answer (:class:`~cmagrounding.windows.Candidate`, already in the video's
-        seconds) as a Moment: the window's attention over its clips, ``times`` (n, 2) being the
-        seconds of every feature row of the video."""
-        a, b = candidate.window
+    def from_candidate(cls, candidate: Candidate, duration: float, query: PreparedQuery, *, whole: bool = False) -> Moment:
+        """One answer of the network (:class:`~cmagrounding.windows.Candidate`: already in the
+        video's seconds, scored, with the attention and seconds of the clips it saw) as a Moment;
+        ``whole``: the window was the whole video (then :attr:`window` is None)."""
+        clip_times = candidate.clip_times if candidate.clip_times is not None else np.zeros((0, 2))
         return cls(
             start=candidate.start, end=candidate.end, query=query.text, duration=duration, span=candidate.span,
             attention=candidate.attention if candidate.attention is not None else np.zeros(0, np.float32),
-            clip_times=times[a:b], score=candidate.score, tokens=query.tokens, unknown_words=query.unknown_words,
-            truncated=query.truncated, widened=candidate.widened, window=candidate.bounds,
+            clip_times=clip_times, score=candidate.score, tokens=query.tokens, unknown_words=query.unknown_words,
+            truncated=query.truncated, widened=candidate.widened, window=None if whole else candidate.bounds,
         )
 
     def __iter__(self) -> Iterator[float]:

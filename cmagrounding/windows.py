@@ -6,8 +6,11 @@ answers well only on videos about as long as its training videos. For a longer v
 ``stride`` rows (the last window flush with the end), each window runs through the network as a
 video of its own, its normalized span is mapped back to the video's seconds, and the candidates are
 ranked by a score (the learned confidence, docs/architecture.md "Additions to the paper") and merged
-by temporal non-maximum suppression. Nothing here knows the network: :func:`localize_windows` takes
-a ``predict`` function, so the facade (``cmagrounding.grounder``) supplies the model and tests a stub.
+by temporal non-maximum suppression. A whole video is one window too (:func:`whole_video_window`), so
+every answer of ``Grounder.localize`` goes through :func:`run_windows`: one converter to seconds,
+one score, one NMS, then one top-k / min-score rule (:func:`select`). Nothing here knows the
+network: :func:`run_windows` takes a ``predict`` function, so the facade (``cmagrounding.grounder``)
+supplies the model and tests a stub.
 
 Shapes: n feature rows, D feature size, W window rows, M windows or candidates, B a chunk of windows.
 """
@@ -16,21 +19,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence, TypeVar, cast
 
 import numpy as np
 
 from cmagrounding.errors import ConfigError
-from cmagrounding.spans import temporal_iou, unit_to_seconds
+from cmagrounding.spans import clips_in_span, temporal_iou, unit_to_seconds
 
 __all__ = [
     "Candidate", "WindowSettings", "WindowLayout", "seconds_per_row", "window_layout", "window_seconds", "windows_to_seconds",
-    "temporal_nms", "top_k", "localize_windows", "localize_windows_many", "check_top_k", "check_min_score",
+    "temporal_nms", "top_k", "select", "localize_windows", "localize_windows_many", "run_windows", "whole_video_window",
+    "attention_mass", "check_top_k", "check_min_score",
 ]
 
-#: predict(windows (B, W, D) float32, mask (B, W) bool) -> (spans (B, 2) in [0, 1], scores (B,),
-#: attention (B, W) or None)
-Predict = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray, np.ndarray | None]"]
+#: predict(windows (B, W, D) float32, mask (B, W) bool) -> (spans (B, 2) in [0, 1], scores (B,) or
+#: None (then the attention mass inside the answer), attention (B, W) or None)
+Predict = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray | None, np.ndarray | None]"]
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -245,7 +249,8 @@ class Candidate:
     """One window's answer in the video's seconds.
 
     ``window`` holds the window's ``[first, last)`` feature rows, ``bounds`` its seconds, ``span`` the
-    network's normalized span inside it, ``attention`` (W,) its temporal attention (or None).
+    network's normalized span inside it, ``attention`` (W,) its temporal attention (or None),
+    ``clip_times`` (W, 2) the seconds of the feature rows the network saw.
     """
 
     start: float
@@ -256,17 +261,32 @@ class Candidate:
     span: tuple[float, float]
     widened: bool = False
     attention: np.ndarray | None = None
+    clip_times: np.ndarray | None = None  # (W, 2) seconds of the clips the network saw
+
+
+class Scored(Protocol):
+    """Anything with a score (a :class:`Candidate`, a :class:`~cmagrounding.outputs.Moment`)."""
+
+    @property
+    def score(self) -> float: ...
+
+
+T = TypeVar("T", bound=Scored)
+
+
+def select(ranked: Sequence[T], k: int | None, min_score: float | None) -> T | None | list[T]:
+    """The one top-k/min-score rule of ``localize``: from answers best first, those scoring at least
+    ``min_score``; then with ``k=None`` the best one (None when none is left), else at most ``k`` of them."""
+    kept = [m for m in ranked if min_score is None or m.score >= min_score]
+    return (kept[0] if kept else None) if k is None else kept[:k]
 
 
 def top_k(candidates: Sequence[Candidate], k: int | None, min_score: float | None = None) -> list[Candidate]:
     """The ``k`` best candidates (all with None) by decreasing score, dropping scores below ``min_score``."""
     if k is not None:
         k = check_top_k(k)
-    min_score = check_min_score(min_score)
     ranked = sorted(candidates, key=lambda c: -c.score)  # stable: ties keep their order
-    if min_score is not None:
-        ranked = [c for c in ranked if c.score >= min_score]
-    return ranked if k is None else ranked[:k]
+    return cast("list[Candidate]", select(ranked, len(ranked) if k is None else k, check_min_score(min_score)))
 
 
 def localize_windows(
@@ -303,47 +323,103 @@ def localize_windows_many(
 ) -> list[list[Candidate]]:
     """Every window of ``features`` (n, D) for ``num_queries`` queries Q at once; per query, candidates after NMS.
 
-    ``predict(windows (B, W, D), mask (B, W))`` answers all Q queries on each window of the chunk:
-    spans (B, Q, 2), scores (B, Q), attention (B, Q, W) or None ((B, 2), (B,), (B, W) when Q = 1).
-    Windows are cut once for all queries (so the caller can compute a window's query-independent
-    part once, e.g. Eq. 2), ``max(1, batch_size // Q)`` windows per chunk: memory stays flat in the
-    video's length.
+    The sliding windows of :func:`window_layout` run through :func:`run_windows` (see there for
+    ``predict``).
     """
     feats = np.asarray(features, dtype=np.float32)
     if feats.ndim != 2:
         raise ValueError(f"features must be (n, D), got shape {feats.shape}")
+    layout = window_layout(feats.shape[0], size, stride)
+    index = layout.starts[:, None] + np.arange(layout.size)[None, :]  # (M, W) rows of each window
+    return run_windows(feats, times, index, window_seconds(times, layout.rows, duration), predict, num_queries,
+                       nms_iou=nms_iou, batch_size=batch_size)
+
+
+def whole_video_window(num_rows: int, num_clips: int, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """A whole video as one window: ``(index (1, n), bounds (1, 2))``.
+
+    The network sees the video's rows resampled to at most N clips (LGI's rule, evaluation offset
+    0; :func:`cmagrounding.video.resample.resample_indices`) without padding (the output does not
+    depend on padded clips: masked everywhere, positions count from the start), over the seconds
+    ``[0, duration]`` that the training targets are normalized by (Eq. 22).
+    """
+    from cmagrounding.video.resample import resample_indices
+
+    return resample_indices(num_rows, num_clips, 0.0)[None, :], np.array([[0.0, float(duration)]])
+
+
+def attention_mass(attention: np.ndarray, clip_times: np.ndarray, start: float, end: float) -> float:
+    """The score of a model without the confidence head: the attention ``a`` (Eq. 18) of the clips
+    whose centre lies inside the answer ``[start, end]`` seconds (:func:`cmagrounding.spans.clips_in_span`)."""
+    attention = np.asarray(attention, dtype=np.float32)
+    return float(attention[clips_in_span(clip_times, start, end)].sum())
+
+
+def run_windows(
+    features: np.ndarray,
+    times: np.ndarray,
+    index: np.ndarray,
+    bounds: np.ndarray,
+    predict: Predict,
+    num_queries: int,
+    *,
+    nms_iou: float = 0.5,
+    batch_size: int = 64,
+) -> list[list[Candidate]]:
+    """The one inference path: windows -> ``predict`` -> seconds -> score -> NMS; per query, candidates best first.
+
+    ``features`` (n, D), ``times`` (n, 2) each row's seconds; window ``i`` holds rows ``index[i]``
+    (M, W) and spans ``bounds[i]`` (M, 2) seconds (a whole video is one window:
+    :func:`whole_video_window`). ``predict(windows (B, W, D), mask (B, W))`` answers all Q queries on
+    each window of the chunk: spans (B, Q, 2) in [0, 1], scores (B, Q) or None, attention (B, Q, W)
+    or None ((B, 2), (B,), (B, W) when Q = 1). Its spans become seconds by :func:`windows_to_seconds`
+    (Eq. 22 on the window); a None score is the :func:`attention_mass` inside that answer. Windows
+    are cut once for all queries (so the caller can compute a window's query-independent part
+    once, Eq. 2), ``max(1, batch_size // Q)`` windows per chunk: memory stays flat in the video's length.
+    """
+    feats = np.asarray(features, dtype=np.float32)
+    times = np.asarray(times, dtype=np.float64).reshape(-1, 2)
+    index = np.asarray(index, dtype=np.int64)
+    bounds = np.asarray(bounds, dtype=np.float64).reshape(-1, 2)
     batch_size = _check_int("batch_size", batch_size, 1)
     Q = _check_int("the number of queries", num_queries, 1)
-    layout = window_layout(feats.shape[0], size, stride)
-    rows = layout.rows
-    M = len(layout)
-    bounds = window_seconds(times, rows, duration)
+    M, W = index.shape
     spans = np.empty((M, Q, 2), dtype=np.float64)
-    scores = np.empty((M, Q), dtype=np.float64)
+    scores: np.ndarray | None = None
     attention: np.ndarray | None = None
     per_chunk = max(1, batch_size // Q)
-    mask = np.ones((min(per_chunk, M), layout.size), dtype=bool)
+    mask = np.ones((min(per_chunk, M), W), dtype=bool)
     for i in range(0, M, per_chunk):
-        starts = layout.starts[i : i + per_chunk]
-        B = len(starts)
-        chunk = np.stack([feats[s : s + layout.size] for s in starts])  # (B, W, D)
-        s_b, c_b, a_b = predict(chunk, mask[:B])
+        rows = index[i : i + per_chunk]
+        B = len(rows)
+        s_b, c_b, a_b = predict(feats[rows], mask[:B])  # (B, W, D) windows
         spans[i : i + B] = np.asarray(s_b, dtype=np.float64).reshape(B, Q, 2)
-        scores[i : i + B] = np.asarray(c_b, dtype=np.float64).reshape(B, Q)
+        if c_b is not None:
+            if scores is None:
+                scores = np.empty((M, Q), dtype=np.float64)
+            scores[i : i + B] = np.asarray(c_b, dtype=np.float64).reshape(B, Q)
         if a_b is not None:
             if attention is None:
-                attention = np.zeros((M, Q, layout.size), dtype=np.float32)
-            attention[i : i + B] = np.asarray(a_b, dtype=np.float32).reshape(B, Q, layout.size)
+                attention = np.zeros((M, Q, W), dtype=np.float32)
+            attention[i : i + B] = np.asarray(a_b, dtype=np.float32).reshape(B, Q, W)
+    if scores is None and attention is None:
+        raise ValueError("predict returned neither scores nor attention: no way to rank the windows")
+    clip_times = times[index]  # (M, W, 2)
     out: list[list[Candidate]] = []
     for q in range(Q):
-        seconds, widened = windows_to_seconds(spans[:, q], bounds, layout.size)
-        keep = temporal_nms(seconds, scores[:, q], nms_iou)
+        seconds, widened = windows_to_seconds(spans[:, q], bounds, W)
+        if scores is not None:
+            score = scores[:, q]
+        else:
+            score = np.array([attention_mass(attention[i, q], clip_times[i], seconds[i, 0], seconds[i, 1])
+                              for i in range(M)])
+        keep = temporal_nms(seconds, score, nms_iou)
         out.append([
             Candidate(
-                start=float(seconds[i, 0]), end=float(seconds[i, 1]), score=float(scores[i, q]),
-                window=(int(rows[i, 0]), int(rows[i, 1])), bounds=(float(bounds[i, 0]), float(bounds[i, 1])),
+                start=float(seconds[i, 0]), end=float(seconds[i, 1]), score=float(score[i]),
+                window=(int(index[i, 0]), int(index[i, -1]) + 1), bounds=(float(bounds[i, 0]), float(bounds[i, 1])),
                 span=(float(spans[i, q, 0]), float(spans[i, q, 1])), widened=bool(widened[i]),
-                attention=None if attention is None else attention[i, q],
+                attention=None if attention is None else attention[i, q], clip_times=clip_times[i],
             )
             for i in keep
         ])

@@ -46,3 +46,14 @@ def features(n: int = 20, duration: float = 10.0, seed: int = 1, config: VideoCo
         config=config or tiny_video_config(),
         source="synthetic",
     )
+
+
+def whole_clips(g, feats):
+    """(clips (1, n, D), mask (1, n)): what the network sees of a whole video (LGI's resampling, offset 0, no padding)."""
+    import torch
+
+    from cmagrounding.video.resample import resample_features
+
+    clips, mask, _ = resample_features(np.asarray(feats.features), g.num_clips, offset=0.0)
+    n = int(mask.sum())
+    return torch.from_numpy(clips[:n]).unsqueeze(0), torch.from_numpy(mask[:n]).unsqueeze(0)

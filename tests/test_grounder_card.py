@@ -27,7 +27,7 @@ from cmagrounding.model_card import ModelCard
 from cmagrounding.queries import pad_queries, prepare_query
 from cmagrounding.text.tokenizer import WordTokenizer
 
-from grounder_fixtures import QUERIES, features, tiny_grounder
+from grounder_fixtures import QUERIES, features, tiny_grounder, whole_clips
 
 CARD = ModelCard(domain="indoor activities (Charades)", intended_use="tests", vocabulary="Charades-STA train words")
 
@@ -167,7 +167,7 @@ def test_a_query_with_no_word_is_refused_by_every_facade_path():
     g = tiny_grounder()
     with pytest.raises(QueryError, match="no words"):
         g.localize(features(), "?!...")
-    clips, mask, _ = g._clips(features())
+    clips, mask = whole_clips(g, features())
     with pytest.raises(QueryError, match="no words"):  # not silently read as <UNK>
         g.predict_batch(clips, mask, ["..."])
 

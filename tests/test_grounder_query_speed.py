@@ -79,14 +79,28 @@ def test_video_embedding_is_kept_and_refreshed():
     assert (halved.start, halved.end) == pytest.approx(reference_spans(g, feats, QUERIES[:1])[0], abs=1e-5)
 
 
-def test_embed_video_shares_an_expanded_batch():
+def test_v_in_is_computed_once_per_chunk_of_windows_for_all_queries():
+    """One way to reuse V_in (Eq. 2): a chunk of windows is embedded once for every query of the
+    call, and the answers equal those of one query at a time."""
     g = tiny_grounder(num_phrases=1)
-    net = g.network.eval()
-    one = torch.randn(1, 6, net.config.video_dim)
-    with torch.no_grad():
-        shared = net.embed_video(one.expand(4, -1, -1))
-        assert shared.stride(0) == 0  # computed once
-        torch.testing.assert_close(shared, net.embed_video(one.repeat(4, 1, 1)), atol=1e-6, rtol=1e-6)
+    feats = features(n=20)
+    net = g.network
+    calls = []
+    embed = net.embed_video
+
+    def counting(video):
+        calls.append(tuple(video.shape))
+        return embed(video)
+
+    net.embed_video = counting
+    try:
+        many = g.localize(feats, QUERIES, windowed=True, window=float(feats.duration) / 4, top_k=3)
+        assert len(calls) == 1 and calls[0][0] > 1  # one chunk holding every window, once for 3 queries
+        alone = [g.localize(feats, q, windowed=True, window=float(feats.duration) / 4, top_k=3) for q in QUERIES]
+    finally:
+        del net.embed_video
+    for ms, ones in zip(many, alone):
+        np.testing.assert_allclose([(m.start, m.end) for m in ms], [(m.start, m.end) for m in ones], atol=1e-5)
 
 
 def test_no_mask_when_nothing_is_padded():
@@ -129,3 +143,24 @@ def test_auto_precision_follows_the_cpu():
     assert network_dtype("auto", cpu, fast_bf16=False) == torch.float32
     assert network_dtype("auto", cuda, fast_bf16=True) == torch.float32  # launch-bound at batch 1
     assert network_dtype("bf16", cpu) == torch.bfloat16
+
+
+def test_localize_spells_out_its_return_types():
+    """Issue 21: each overload of localize names what it returns (no Any), and a call gives that shape."""
+    import typing
+
+    from cmagrounding.grounder import Grounder
+
+    overloads = typing.get_overloads(Grounder.localize)
+    returns = [o.__annotations__["return"] for o in overloads]
+    assert returns == ["Moment", "Moment | None", "list[Moment]", "list[Moment]", "list[Moment | None]",
+                       "list[list[Moment]]"]
+    assert all("Any" not in str(o.__annotations__.values()) for o in overloads)
+    g = tiny_grounder(num_phrases=1)
+    feats = features(n=8)
+    from cmagrounding.outputs import Moment
+
+    assert isinstance(g.localize(feats, QUERIES[0]), Moment)
+    assert all(isinstance(m, Moment) for m in g.localize(feats, QUERIES[0], top_k=2))
+    assert g.localize(feats, QUERIES, min_score=2.0) == [None] * len(QUERIES)  # scores lie in [0, 1]
+    assert all(isinstance(ms, list) for ms in g.localize(feats, QUERIES, top_k=2))

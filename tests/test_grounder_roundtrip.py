@@ -30,7 +30,7 @@ from cmagrounding.text.tokenizer import WordTokenizer
 from cmagrounding.video.config import VideoConfig
 from cmagrounding.video.features import VideoFeatures
 
-from grounder_fixtures import D, QUERIES, features, tiny_grounder, tiny_video_config
+from grounder_fixtures import D, QUERIES, features, tiny_grounder, tiny_video_config, whole_clips
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def saved(grounder, tmp_path_factory):
 def _outputs(g: Grounder, feats: VideoFeatures):
     import warnings
 
-    clips, mask, _ = g._clips(feats)
+    clips, mask = whole_clips(g, feats)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QueryWarning)  # QUERIES[2] is truncated on purpose
         return g.predict_batch(clips.expand(len(QUERIES), -1, -1), mask.expand(len(QUERIES), -1), QUERIES)
@@ -340,3 +340,16 @@ def test_trimmed_padding_gives_the_padded_answer(grounder):
         out = grounder.predict_batch(torch.from_numpy(clips)[None], torch.from_numpy(mask)[None], [QUERIES[0]])
     assert np.allclose(out.span[0].numpy(), m.span, atol=1e-5)
     assert np.allclose(out.attention[0, :5].numpy(), m.attention, atol=1e-5)
+
+
+def test_save_writes_back_the_parts_that_load_returns(saved, tmp_path):
+    """Issue 21: ``_pretrained.save`` takes what ``_pretrained.load`` returns (no Grounder needed)."""
+    parts = _pretrained.load(saved)
+    again = _pretrained.save(parts, tmp_path / "again", metrics={"R1@0.5": 12.5},
+                             recipe={"epochs": 1, "lr": 1e-3}, card_notes="test model")
+    a, b = (json.loads((f / "config.json").read_text()) for f in (saved, again))
+    assert a == b
+    assert _io.load_safetensors(saved / "model.safetensors").keys() == _io.load_safetensors(again / "model.safetensors").keys()
+    for k, v in _io.load_safetensors(saved / "model.safetensors").items():
+        assert torch.equal(v, _io.load_safetensors(again / "model.safetensors")[k])
+    assert (saved / "tokenizer.json").read_bytes() == (again / "tokenizer.json").read_bytes()

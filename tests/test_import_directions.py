@@ -2,12 +2,14 @@
 and no import cycles between modules.
 
 Every ``import`` / ``from ... import`` naming a ``cmagrounding`` module counts, function-level ones
-included (a lazy import is still a dependency); only ``if TYPE_CHECKING:`` blocks are left out.
+included (a lazy import is still a dependency). The layering leaves ``if TYPE_CHECKING:`` blocks
+out; the cycle check counts them too (a type-only cycle is still two modules that need each other).
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cmagrounding"
@@ -44,15 +46,16 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _imports(path: Path) -> list[tuple[str, bool]]:
-    """(imported cmagrounding module, at module level?) for every import in the file."""
+def _imports(path: Path, type_checking: bool = False) -> list[tuple[str, bool]]:
+    """(imported cmagrounding module, at module level?) for every import in the file;
+    ``type_checking``: those under ``if TYPE_CHECKING:`` too."""
     module = _module_name(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: list[tuple[str, bool]] = []
 
     def visit(node: ast.AST, top: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
+            if isinstance(child, ast.If) and _is_type_checking(child) and not type_checking:
                 continue
             if isinstance(child, ast.Import):
                 found.extend((a.name, top) for a in child.names if a.name.split(".")[0] == "cmagrounding")
@@ -84,8 +87,8 @@ def _part(module: str) -> str:
     return parts[1] if len(parts) > 1 else "<root>"
 
 
-def _graph() -> dict[str, list[tuple[str, bool]]]:
-    return {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+def _graph(type_checking: bool = False) -> dict[str, list[tuple[str, bool]]]:
+    return {_module_name(p): _imports(p, type_checking) for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def test_every_part_is_placed_in_the_layering():
@@ -112,10 +115,9 @@ def test_the_inference_core_never_imports_training_demo_or_cli():
             assert not bad, f"{module} imports {bad}"
 
 
-def test_no_import_cycles_between_modules():
-    """Module-level imports form no cycle (function-level imports are for optional or heavy
-    dependencies, not a way around a cycle, so they are counted too)."""
-    graph = {m: sorted({t for t, _ in imps if t in _graph_keys() and t != m}) for m, imps in _graph().items()}
+def _cycles(type_checking: bool) -> list[list[str]]:
+    """The package's import cycles: strongly connected components of more than one module."""
+    graph = {m: sorted({t for t, _ in imps if t in _graph_keys() and t != m}) for m, imps in _graph(type_checking).items()}
     # a package's __init__ re-exporting its modules is not a cycle with them
     for m in graph:
         graph[m] = [t for t in graph[m] if not (t.startswith(m + ".") or m.startswith(t + "."))]
@@ -149,7 +151,34 @@ def test_no_import_cycles_between_modules():
     for v in graph:
         if v not in index:
             strongconnect(v)
-    assert not cycles, f"import cycles: {cycles}"
+    return cycles
+
+
+def test_no_import_cycles_between_modules():
+    """Imports form no cycle across the package (function-level imports are for optional or heavy
+    dependencies, not a way around a cycle, so they are counted too)."""
+    assert not _cycles(type_checking=False), f"import cycles: {_cycles(type_checking=False)}"
+
+
+def test_no_import_cycles_even_through_type_only_imports():
+    """``if TYPE_CHECKING:`` imports counted as well: no two modules need each other, even for
+    annotations (the grounder <-> _pretrained pair and the video registry's families were such
+    cycles; issue 21)."""
+    cycles = _cycles(type_checking=True)
+    assert not cycles, f"import cycles (type-only imports included): {cycles}"
+
+
+def test_the_cycle_check_finds_a_type_only_cycle(tmp_path, monkeypatch):
+    """The check itself: two modules that import each other only for types form a cycle."""
+    pkg = tmp_path / "cmagrounding"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from cmagrounding.b import B\n")
+    (pkg / "b.py").write_text("from cmagrounding.a import A\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    monkeypatch.setattr(sys.modules[__name__], "_KEYS", set())
+    assert _cycles(type_checking=True) == [["cmagrounding.a", "cmagrounding.b"]]
+    assert _cycles(type_checking=False) == []
 
 
 _KEYS: set[str] = set()
@@ -159,3 +188,20 @@ def _graph_keys() -> set[str]:
     if not _KEYS:
         _KEYS.update(_module_name(p) for p in PACKAGE.rglob("*.py"))
     return _KEYS
+
+
+def test_families_register_themselves_and_the_registry_imports_none():
+    """Issue 21: the video registry imports no family and the video config no registry or family
+    (types included); each family's file registers itself when ``cmagrounding.video`` is imported."""
+    import subprocess
+
+    graph = _graph(type_checking=True)
+    families = {"cmagrounding.video.i3d_spec", "cmagrounding.video.c3d_spec", "cmagrounding.video.tv_spec",
+                "cmagrounding.video.ptv_spec"}
+    assert not {t for t, _ in graph["cmagrounding.video.registry"]} & families
+    assert not {t for t, _ in graph["cmagrounding.video.config"]} & (families | {"cmagrounding.video.registry"})
+    assert "cmagrounding.grounder" not in {t for t, _ in graph["cmagrounding._pretrained"]}
+    code = ("from cmagrounding.video.config import VideoConfig; from cmagrounding.video.registry import available; "
+            "print(VideoConfig.for_extractor('c3d_sports1m').feature_dim, len(available()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["4096", "10"]

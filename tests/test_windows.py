@@ -128,3 +128,53 @@ def test_video_shorter_than_a_window_raises():
     feats, times = _marked_video(30, (3, 6))
     with pytest.raises(ConfigError, match="longer than"):
         localize_windows(feats, times, 15.0, _stub_predict([]), size=40, stride=10)
+
+
+# ---------------------------------------------------------------- one inference path (issue 21)
+def test_a_whole_video_is_one_window_of_its_resampled_rows():
+    from cmagrounding.video.resample import resample_indices
+    from cmagrounding.windows import whole_video_window
+
+    index, bounds = whole_video_window(50, 16, 25.0)
+    assert index.shape == (1, 16) and index[0].tolist() == resample_indices(50, 16, 0.0).tolist()
+    assert bounds.tolist() == [[0.0, 25.0]]
+    index, _ = whole_video_window(5, 16, 2.5)  # fewer rows than N: all of them, no padding
+    assert index[0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_without_a_score_the_attention_mass_inside_the_answer_in_seconds_ranks_windows():
+    """The one score of a model without the confidence head: the attention of the clips whose
+    centre lies in the answer's seconds (after widening), for a whole video and windows alike."""
+    from cmagrounding.windows import attention_mass, run_windows, whole_video_window
+
+    n = 40
+    times = np.stack([np.arange(n) * 0.5, np.arange(n) * 0.5 + 0.5], axis=1)
+    feats = np.zeros((n, 3), np.float32)
+
+    def predict(windows, mask):  # every window: span = its second quarter, attention on rows 12-15
+        B, W = mask.shape
+        att = np.zeros((B, W), np.float32)
+        att[:, 12:16] = 0.25
+        return np.tile([[0.25, 0.5]], (B, 1)), None, att
+
+    index, bounds = whole_video_window(n, 40, 20.0)
+    (whole,) = run_windows(feats, times, index, bounds, predict, 1)
+    assert len(whole) == 1 and (whole[0].start, whole[0].end) == (5.0, 10.0)
+    assert whole[0].score == attention_mass(whole[0].attention, times, 5.0, 10.0) == pytest.approx(1.0)
+    index = np.stack([np.arange(s, s + 16) for s in (0, 8, 16, 24)])
+    wins = window_seconds(times, np.stack([index[:, 0], index[:, -1] + 1], 1), 20.0)
+    (cands,) = run_windows(feats, times, index, wins, predict, 1, nms_iou=1.0)
+    for c in cands:
+        assert c.score == attention_mass(c.attention, c.clip_times, c.start, c.end)
+        np.testing.assert_array_equal(c.clip_times, times[c.window[0] : c.window[1]])
+
+
+def test_select_is_the_one_top_k_and_min_score_rule():
+    from cmagrounding.windows import select
+
+    ranked = [Candidate(0, 1, s, (0, 1), (0, 1), (0, 1)) for s in (0.9, 0.6, 0.3)]
+    assert select(ranked, None, None) is ranked[0]
+    assert select(ranked, None, 0.95) is None
+    assert select(ranked, 2, 0.5) == ranked[:2]
+    assert select(ranked, 5, 0.7) == ranked[:1] and select(ranked, 3, 1.0) == []
+    assert top_k(ranked[::-1], 2, 0.5) == ranked[:2]

