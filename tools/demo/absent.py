@@ -1,8 +1,8 @@
 """Sentences of events that a generated video does not have ("not in this video").
 
-Used by ``benchmarks/bench_windows.py`` to measure how well the confidence tells present from
-absent sentences, and by ``tools.demo.confidence_build --absent-ratio`` to train it on such
-sentences (windows of a training video paired with a sentence absent from the whole video).
+Used by ``benchmarks/bench_windows.py`` and ``bench_own_data.py`` to measure how well the
+confidence tells present from absent sentences, and by ``tools.demo.build --absent-ratio`` to
+write them into the ``--absent`` file that ``cmagrounding train`` turns into label-0 windows.
 """
 
 from __future__ import annotations
