@@ -86,23 +86,24 @@ def test_oversized_config_is_refused_before_allocating(tiny_folder, tmp_path, ch
     assert str(folder) in str(info.value)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak from /proc (Linux)")
 def test_oversized_config_peak_memory_stays_small(tmp_path):
     """The issue's case: the demo weights (3.8 MB) with hidden=4096 once allocated 3.7 GB first."""
     folder = _copy(DEMO, tmp_path)
     _edit_config(folder, model={"hidden": 4096, "lstm_hidden": 2048})
     code = (
-        "import resource, sys\n"
         "from cmagrounding import Grounder\n"
         "from cmagrounding.errors import ShapeMismatchError\n"
         "try:\n"
         f"    Grounder.from_pretrained({str(folder)!r})\n"
         "except ShapeMismatchError:\n"
-        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-    )
+        "    print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1])\n"
+    )  # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark over exec into ru_maxrss,
+    # so under a large pytest process ru_maxrss reported the suite's peak, not this load's
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 0, r.stderr
-    peak_mb = int(r.stdout.split()[-1]) / 1024  # ru_maxrss is KiB on Linux
+    peak_mb = int(r.stdout.split()[-1]) / 1024  # VmHWM is in kB
     assert peak_mb < 1500, f"peak resident memory {peak_mb:.0f} MB"
 
 
