@@ -135,14 +135,18 @@ def save_safetensors(
     storage); ``metadata`` is stored as strings with ``format: pt``.
     """
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     clean = {
         k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v))).detach().to("cpu").clone().contiguous()
         for k, v in tensors.items()
     }
+    # serialized here and written by us: safetensors' save_file writes through a temporary file of
+    # its own (.tmpXXXXXX, sized before its header is written), which a kill -9 left behind unnamed
+    data = save(clean, metadata={"format": "pt", **{k: str(v) for k, v in (metadata or {}).items()}})
     with atomic_path(path) as tmp:
-        save_file(clean, os.fspath(tmp), metadata={"format": "pt", **{k: str(v) for k, v in (metadata or {}).items()}})
+        with open(tmp, "wb") as f:
+            f.write(data)
 
 
 def load_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:

