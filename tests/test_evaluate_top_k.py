@@ -6,6 +6,7 @@ written here; a tiny model with the confidence head and window settings built he
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 
 from cmagrounding import Grounder
 from cmagrounding.cli import main
+from cmagrounding.errors import QueryWarning
 from cmagrounding.model.config import CMAConfig
 from cmagrounding.model.network import CMANetwork
 from cmagrounding.text.tokenizer import WordTokenizer
@@ -45,7 +47,8 @@ def setup(tmp_path_factory):
     for i, (v, d) in enumerate([(v, d) for v, d in videos.items() for _ in range(2)]):
         s = float(rng.integers(0, int(d) - 4))
         windows = [[s, s + 4.0]] + ([[0.0, 2.0]] if i % 2 else [])  # several windows on some queries
-        rows.append({"qid": 10 + i, "query": SENTENCES[i % 3], "duration": d, "vid": v,
+        query = SENTENCES[i % 3] if i != 4 else "someone drinks a cup of coffee on the chair"  # > max_words
+        rows.append({"qid": 10 + i, "query": query, "duration": d, "vid": v,
                      "relevant_windows": windows})
     (qvh / "highlight_val_release.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root, g, videos, rows
@@ -63,8 +66,10 @@ def _read(path):
 def test_top_k_writes_ranked_scored_candidates_that_rescore_as_printed(setup, capsys):
     root, g, videos, rows = setup
     assert _evaluate(root, "--json", str(root / "one.json"), "--save-moment-detr", str(root / "one.jsonl")) == 0
-    assert _evaluate(root, "--top-k", "3", "--json", str(root / "k.json"), "--save-moment-detr",
-                     str(root / "k.jsonl"), "--save-predictions", str(root / "lib.jsonl")) == 0
+    with warnings.catch_warnings():  # a long query is read as the default evaluation reads it: silently
+        warnings.simplefilter("error", QueryWarning)
+        assert _evaluate(root, "--top-k", "3", "--json", str(root / "k.json"), "--save-moment-detr",
+                         str(root / "k.jsonl"), "--save-predictions", str(root / "lib.jsonl")) == 0
     printed = capsys.readouterr().out
     assert "up to 3 ranked candidates per query" in printed
     md, lib, one = _read(root / "k.jsonl"), _read(root / "lib.jsonl"), _read(root / "one.jsonl")
@@ -81,8 +86,10 @@ def test_top_k_writes_ranked_scored_candidates_that_rescore_as_printed(setup, ca
         # alone here, beside the video's other query there, the products round differently)
         x = np.load(root / "feats" / f"{a['vid']}.npy")
         edges = np.linspace(0.0, a["duration"], len(x) + 1)
-        best = g.localize(VideoFeatures(x, np.stack([edges[:-1], edges[1:]], 1), a["duration"], g.video_config),
-                          a["query"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", QueryWarning)
+            best = g.localize(VideoFeatures(x, np.stack([edges[:-1], edges[1:]], 1), a["duration"], g.video_config),
+                              a["query"])
         w0, w1 = best.window if best.window is not None else (0.0, a["duration"])  # before one-clip widening
         assert cands[0] == pytest.approx([w0 + best.span[0] * (w1 - w0), w0 + best.span[1] * (w1 - w0), best.score],
                                          abs=1e-5)
