@@ -9,7 +9,7 @@ print a table, write JSON.
     cmagrounding evaluate --predictions sample_val_preds.jsonl --dataset qvhighlights \\
         --annotations data/qvhighlights --split val --thresholds 0.5,0.7     # Moment-DETR's rows and rules
     cmagrounding evaluate --model run/model --dataset qvhighlights --annotations data/qvhighlights \\
-        --split val --features slowfast_features,clip_features --save-moment-detr val_preds.jsonl
+        --split val --features slowfast_features,clip_features --save-moment-detr val_preds.jsonl [--top-k 10]
 
 A predictions file holds one JSON object per line, {"video": ID, "query": TEXT, "pred": [start, end]}
 in seconds, or "pred": [[start, end, score], ...] best first (scored as R5@m and mAP too), or
@@ -58,10 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "predictions JSON Lines (video, query, pred [[start, end, score]])")
     parser.add_argument("--save-moment-detr", help="with --model: write its answers here in Moment-DETR's keys "
                         "(qid, vid, query, pred_relevant_windows [[start, end, score]])")
-    parser.add_argument("--top-k", type=_top_k, default=None,
+    parser.add_argument("--top-k", type=_top_k, default=None, metavar="K",
                         help="with --model: write up to K ranked, scored candidates per query (the Grounder's "
                         "path: windows on videos longer than the model's windows.when_longer_than, else one); "
-                        "R1 and mIoU score the first, mAP all (default: today's one answer per query)")
+                        "R1 and mIoU score the first, mAP all (default: one answer per query, the whole video)")
     parser.add_argument("--json", dest="json_out", help="where to write the result (default eval-<dataset>-<split>.json)")
 
 
