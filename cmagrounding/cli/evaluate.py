@@ -9,7 +9,7 @@ print a table, write JSON.
     cmagrounding evaluate --predictions sample_val_preds.jsonl --dataset qvhighlights \\
         --annotations data/qvhighlights --split val --thresholds 0.5,0.7     # Moment-DETR's rows and rules
     cmagrounding evaluate --model run/model --dataset qvhighlights --annotations data/qvhighlights \\
-        --split val --features slowfast_features,clip_features --save-moment-detr val_preds.jsonl
+        --split val --features slowfast_features,clip_features --save-moment-detr val_preds.jsonl [--top-k 10]
 
 A predictions file holds one JSON object per line, {"video": ID, "query": TEXT, "pred": [start, end]}
 in seconds, or "pred": [[start, end, score], ...] best first (scored as R5@m and mAP too), or
@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "predictions JSON Lines (video, query, pred [[start, end, score]])")
     parser.add_argument("--save-moment-detr", help="with --model: write its answers here in Moment-DETR's keys "
                         "(qid, vid, query, pred_relevant_windows [[start, end, score]])")
+    parser.add_argument("--top-k", type=_top_k, default=None, metavar="K",
+                        help="with --model: write up to K ranked, scored candidates per query (the Grounder's "
+                        "path: windows on videos longer than the model's windows.when_longer_than, else one); "
+                        "R1 and mIoU score the first, mAP all (default: one answer per query, the whole video)")
     parser.add_argument("--json", dest="json_out", help="where to write the result (default eval-<dataset>-<split>.json)")
 
 
@@ -71,6 +75,16 @@ def _thresholds(text: str) -> tuple[float, ...]:
     if not values or bad:
         raise argparse.ArgumentTypeError(f"{text!r}: thresholds must lie in [0.1, 0.95]")
     return values
+
+
+def _top_k(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: --top-k must be an integer >= 1")
+    return k
 
 
 def _synthetic_split(model: str, split: str):
@@ -104,7 +118,7 @@ def _run_predictions(args: argparse.Namespace) -> int:
         print("cmagrounding evaluate: error: --annotations is required with --predictions", file=sys.stderr)
         return 2
     model_only = [f"--{k.replace('_', '-')}" for k in ("features", "videos", "feature_cache", "hdf5_key", "npz_key", "device",
-                                                        "save_predictions", "save_moment_detr")
+                                                        "save_predictions", "save_moment_detr", "top_k")
                   if getattr(args, k)]
     if model_only:
         print(f"cmagrounding evaluate: error: {', '.join(model_only)} apply to --model, not --predictions",
@@ -176,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding.errors import ConfigError, NoGroundTruthError
     from cmagrounding.grounder import Grounder
     from cmagrounding.training.annotations import load_annotations, require_windows
-    from cmagrounding.training.evaluation import grounder_answers
+    from cmagrounding.training.evaluation import grounder_answers, score_answers
+    from cmagrounding.training.ranked_answers import ranked_answers, top1
     from cmagrounding.training.stores import (EncoderStore, align_to_store, feature_sources, open_feature_store,
                                              recorded_durations)
 
@@ -216,52 +231,72 @@ def run(args: argparse.Namespace) -> int:
         if not (args.save_predictions or args.save_moment_detr) or args.per_query:
             raise
         # a hidden test split (QVHighlights): answers written for the benchmark's server, nothing scored
-        _, spans, scores = grounder_answers(grounder, annotations, store, batch_size=args.batch_size)
+        if args.top_k:
+            candidates = ranked_answers(grounder, list(annotations), store, args.top_k, batch_size=args.batch_size)
+            spans, scores = top1(candidates)
+        else:
+            candidates = None
+            _, spans, scores = grounder_answers(grounder, annotations, store, batch_size=args.batch_size)
         print(f"{args.model} on {annotations.name}/{annotations.split}: no ground truth; answers written, not scored")
-        _write_answers(args, list(released), spans, scores)
+        _write_answers(args, list(released), spans, scores, candidates)
         return 0
-    metrics, spans, scores = grounder_answers(grounder, annotations, store, batch_size=args.batch_size,
-                                              **({"thresholds": args.thresholds} if args.thresholds else {}))
+    thresholds = {"thresholds": args.thresholds} if args.thresholds else {}
+    candidates = None
+    if args.top_k:  # the Grounder's ranked candidates; R1 and mIoU score the first of each
+        candidates = ranked_answers(grounder, list(annotations), store, args.top_k, batch_size=args.batch_size)
+        spans, scores = top1(candidates)
+        metrics = score_answers(list(annotations), spans, **thresholds)
+    else:
+        metrics, spans, scores = grounder_answers(grounder, annotations, store, batch_size=args.batch_size,
+                                                  **thresholds)
     print(f"{args.model} on {annotations.name}/{annotations.split}")
     paper = _paper_row(args.model, args.dataset, args.split)
     print(metrics.table(paper, title=annotations.name))
     _paper_note(args.dataset, paper)
-    extra = _window_map(list(annotations), spans, scores)
+    extra = _window_map(list(annotations), spans, scores, candidates)
     from cmagrounding._io import write_json_atomic
 
     write_json_atomic(out, {"model": str(args.model), "dataset": annotations.name, "split": annotations.split,
                             **metrics.to_dict(), **extra})
     print(f"wrote {out}")
-    _write_answers(args, list(annotations if args.dataset == "synthetic" else released), spans, scores)  # the release's ids
+    _write_answers(args, list(annotations if args.dataset == "synthetic" else released), spans, scores,  # the release's ids
+                   candidates)
     return 0
 
 
-def _window_map(annotations: list, spans, scores) -> dict:
-    """Moment-DETR's mAP of a model's answers where queries have several windows (QVHighlights),
-    printed and returned for the JSON; {} otherwise (one window: the paper reports R1 and mIoU)."""
+def _window_map(annotations: list, spans, scores, candidates=None) -> dict:
+    """Moment-DETR's mAP of a model's answers (``candidates``: each query's ranked (spans, scores),
+    else one per query) where queries have several windows (QVHighlights), printed and returned
+    for the JSON; {} otherwise (one window: the paper reports R1 and mIoU)."""
     if not any(a.windows for a in annotations):
         return {}
     import numpy as np
 
     from cmagrounding.training.window_metrics import window_map
 
-    cands = [(np.clip(spans[i : i + 1], 0.0, a.duration), scores[i : i + 1]) for i, a in enumerate(annotations)]
+    if candidates is None:
+        candidates = [(spans[i : i + 1], scores[i : i + 1]) for i in range(len(annotations))]
+    cands = [(np.clip(c[0], 0.0, a.duration), c[1]) for c, a in zip(candidates, annotations)]
     windows = [np.clip(np.asarray(a.gt_windows, dtype=np.float64), 0.0, a.duration) for a in annotations]
     per_t, _ = window_map(cands, windows)
     out = {"mAP": float(np.mean(list(per_t.values()))), "mAP@0.5": per_t[0.5], "mAP@0.75": per_t[0.75]}
     print("mAP: " + "  ".join(f"{k} {100 * v:.2f}" for k, v in out.items())
-          + " (Moment-DETR's rules; one candidate per query)")
+          + " (Moment-DETR's rules; " + ("one candidate per query)" if max(len(c[1]) for c in cands) == 1
+                                         else f"up to {max(len(c[1]) for c in cands)} ranked candidates per query)"))
     return out
 
 
-def _write_answers(args: argparse.Namespace, annotations: list, spans, scores) -> None:
-    """--save-predictions, --save-moment-detr and --per-query of a model's answers."""
-    from cmagrounding.training.predictions_out import per_query_rows, prediction_rows, write_jsonl
+def _write_answers(args: argparse.Namespace, annotations: list, spans, scores, candidates=None) -> None:
+    """--save-predictions, --save-moment-detr and --per-query of a model's answers (``candidates``:
+    with --top-k, each query's ranked (spans, scores), all written)."""
+    from cmagrounding.training.predictions_out import (per_query_rows, prediction_rows, ranked_prediction_rows,
+                                                       write_jsonl)
     from cmagrounding.training.window_metrics import top1_ious
 
     for path, style in ((args.save_predictions, "cmagrounding"), (args.save_moment_detr, "moment-detr")):
         if path:
-            write_jsonl(path, prediction_rows(annotations, spans, scores, style))
+            write_jsonl(path, prediction_rows(annotations, spans, scores, style) if candidates is None
+                        else ranked_prediction_rows(annotations, candidates, style))
             print(f"wrote {path}")
     if args.per_query:
         write_jsonl(args.per_query, per_query_rows(annotations, spans, top1_ious(spans, annotations)))

@@ -35,6 +35,7 @@ __all__ = [
     "evaluate_network",
     "evaluate_grounder",
     "grounder_answers",
+    "score_answers",
     "shuffle_queries",
     "mean_span_baseline",
 ]
@@ -151,6 +152,13 @@ def grounder_answers(grounder: "Grounder", annotations: AnnotationSet | list[Ann
     spans, scores = predict_spans_scores(grounder.network, dataset, batch_size, grounder.device)
     durations = np.array([a.duration for a in dataset.annotations])
     return _score(dataset, spans, thresholds), spans * durations[:, None], scores
+
+
+def score_answers(annotations: Sequence[Annotation], spans: np.ndarray,
+                  thresholds: Sequence[float] = THRESHOLDS) -> GroundingMetrics:
+    """Top-1 answers ``spans`` (M, 2) seconds scored as :func:`grounder_answers` scores its own
+    (both conventions; best window where a query has several)."""
+    return _score_rows(list(annotations), np.asarray(spans, dtype=np.float64).reshape(-1, 2), thresholds)
 
 
 def shuffle_queries(annotations: AnnotationSet, seed: int = 0) -> AnnotationSet:
