@@ -134,6 +134,8 @@ class ChainStore:
 class NpyFolderStore:
     """A folder of ``<video_id>.npy`` files, each ``(n, D)`` (or ``(D, n)`` with ``transpose=True``)."""
 
+    suffix = ".npy"  # the file kind read; NpzFolderStore changes it and how a file is read
+
     def __init__(self, folder: str | Path, transpose: bool = False):
         self.folder = Path(folder)
         if not self.folder.is_dir():
@@ -141,7 +143,7 @@ class NpyFolderStore:
         self.transpose = transpose
 
     def _path(self, video: str) -> Path:
-        return self.folder / f"{video}.npy"
+        return self.folder / f"{video}{self.suffix}"
 
     def get(self, video: str) -> np.ndarray:
         path = self._path(video)
@@ -157,8 +159,9 @@ class NpyFolderStore:
         return isinstance(video, str) and self._path(video).is_file()
 
     def videos(self) -> list[str]:
-        """Ids of the ``.npy`` files, sorted; temporary files of an interrupted write are left out."""
-        return sorted(p.stem for p in self.folder.glob("*.npy") if not p.name.startswith(".") and ".tmp" not in p.name)
+        """Ids of the feature files, sorted; temporary files of an interrupted write are left out."""
+        return sorted(p.stem for p in self.folder.glob(f"*{self.suffix}")
+                      if not p.name.startswith(".") and ".tmp" not in p.name)
 
     def __repr__(self) -> str:
         return f"NpyFolderStore({str(self.folder)!r})"
@@ -168,12 +171,11 @@ class NpzFolderStore(NpyFolderStore):
     """A folder of ``<video_id>.npz`` files, the features under ``key`` (``"features"``: every
     HERO-extracted release, e.g. QVHighlights' SlowFast and CLIP, Lighthouse's)."""
 
+    suffix = ".npz"
+
     def __init__(self, folder: str | Path, key: str | None = None, transpose: bool = False):
         super().__init__(folder, transpose)
         self.key = key or "features"
-
-    def _path(self, video: str) -> Path:
-        return self.folder / f"{video}.npz"
 
     def get(self, video: str) -> np.ndarray:
         import zipfile
@@ -196,9 +198,6 @@ class NpzFolderStore(NpyFolderStore):
             except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
                 raise DatasetError(f"{path}: array {self.key!r} is unreadable ({e})") from None
         return _check(video, arr.T if self.transpose else arr, str(path))
-
-    def videos(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("*.npz") if not p.name.startswith(".") and ".tmp" not in p.name)
 
     def __repr__(self) -> str:
         return f"NpzFolderStore({str(self.folder)!r}, key={self.key!r})"
