@@ -41,11 +41,8 @@ __all__ = [
 ]
 
 
-def _fp32(device: torch.device, amp: bool) -> Any:
+def _fp32(device: torch.device) -> Any:
     """fp32, even inside a caller's autocast region (e.g. a training step's)."""
-    if amp:
-        warnings.warn("evaluation runs in fp32 whatever amp says (reduced precision quantizes spans to about "
-                      "1/256 of the duration); the amp argument is ignored", DeprecationWarning, stacklevel=4)
     return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()
 
 
@@ -58,27 +55,16 @@ def predict_spans(network: torch.nn.Module, dataset: GroundingDataset, batch_siz
     Always in fp32 on every device (training precision does not carry over); ``amp`` is ignored,
     kept so that older calls still run (True warns).
     """
-    device = torch.device(device) if device is not None else next(network.parameters()).device
-    was_training = network.training
-    network.eval()
-    pad = getattr(dataset.tokenizer, "pad_id", 0)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=functools.partial(collate, pad_id=pad))
-    out = np.zeros((len(dataset), 2), dtype=np.float64)
-    try:
-        for batch in loader:
-            b = batch.to(device)
-            with _fp32(device, amp):
-                spans = network(b["video"], b["video_mask"], b["words"], b["word_mask"]).span
-            out[batch["index"].numpy()] = spans.float().cpu().numpy()
-    finally:
-        network.train(was_training)
-    return out
+    if amp:
+        warnings.warn("evaluation runs in fp32 whatever amp says (reduced precision quantizes spans to about "
+                      "1/256 of the duration); the amp argument is ignored", DeprecationWarning, stacklevel=3)
+    return predict_spans_scores(network, dataset, batch_size, device, num_workers)[0]
 
 
 @torch.no_grad()
 def predict_spans_scores(network: torch.nn.Module, dataset: GroundingDataset, batch_size: int = 256,
-                         device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         device: torch.device | str | None = None,
+                         num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Normalized top-1 spans (M, 2) and their scores (M,) for the M items of ``dataset``: the
     confidence head's probability where the network has one, else 1.0 (one candidate per query);
     in fp32, as :func:`predict_spans`."""
@@ -86,14 +72,14 @@ def predict_spans_scores(network: torch.nn.Module, dataset: GroundingDataset, ba
     was_training = network.training
     network.eval()
     pad = getattr(dataset.tokenizer, "pad_id", 0)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=functools.partial(collate, pad_id=pad))
     spans = np.zeros((len(dataset), 2), dtype=np.float64)
     scores = np.ones(len(dataset), dtype=np.float64)
     try:
         for batch in loader:
             b = batch.to(device)
-            with _fp32(device, False):
+            with _fp32(device):
                 out = network(b["video"], b["video_mask"], b["words"], b["word_mask"])
             index = batch["index"].numpy()
             spans[index] = out.span.float().cpu().numpy()
