@@ -44,7 +44,10 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
+        tmp_path = Path(tmp) / "data"  # the annotations folder: evaluate refuses outputs among its files
+        out_dir = Path(tmp) / "out"
+        tmp_path.mkdir()
+        out_dir.mkdir()
         anns = [{"video": f"V{i:05d}", "duration": 30.0, "query": f"person does thing {i}.", "start": 2.0, "end": 9.5}
                 for i in range(args.annotations)]
         (tmp_path / "test.jsonl").write_text("".join(json.dumps(a) + "\n" for a in anns))
@@ -63,7 +66,7 @@ def main() -> int:
             f.writelines(r + "\n" for r in rows[k:])
         size = (tmp_path / "large.jsonl").stat().st_size
         base = [sys.executable, "-m", "cmagrounding", "evaluate", "--dataset", "jsonl", "--annotations",
-                str(tmp_path), "--split", "test", "--json", str(tmp_path / "out.json"), "--predictions"]
+                str(tmp_path), "--split", "test", "--json", str(out_dir / "out.json"), "--predictions"]
         env_note = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
         small_mb, small_s, _ = _peak_rss_mb(base + [str(tmp_path / "small.jsonl")])
         large_mb, large_s, line = _peak_rss_mb(base + [str(tmp_path / "large.jsonl")])
