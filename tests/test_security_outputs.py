@@ -97,6 +97,22 @@ def test_evaluate_refuses_to_write_over_the_predictions(tmp_path, capsys, option
     assert _snapshot(preds, ann) == before
 
 
+def test_evaluate_rerun_may_replace_its_own_output_beside_the_annotations(tmp_path, capsys):
+    """Only the annotation files read are inputs: a --json written into their folder by a first run
+    is no input of the second, while the split's file there still is."""
+    save_jsonl(_anns(), tmp_path / "test.jsonl")
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"video": "a", "query": "person opens the door", "pred": [2, 6]}) + "\n")
+    args = ["evaluate", "--predictions", str(preds), "--dataset", "jsonl", "--annotations", str(tmp_path),
+            "--split", "test", "--json"]
+    assert main(args + [str(tmp_path / "out.json")]) == 0
+    assert main(args + [str(tmp_path / "out.json")]) == 0
+    assert json.loads((tmp_path / "out.json").read_text())["R1@0.5"] == 1.0
+    capsys.readouterr()
+    assert main(args + [str(tmp_path / "test.jsonl")]) == 1
+    assert "is the annotations" in capsys.readouterr().err
+
+
 def test_evaluate_write_failure_still_prints_the_scores(tmp_path, capsys):
     ann = tmp_path / "test.jsonl"
     save_jsonl(_anns(), ann)

@@ -126,9 +126,10 @@ def _run_predictions(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
     try:
-        _check_output_paths({"--json": out, "--per-query": args.per_query},
-                            {"predictions file": args.predictions, "annotations": args.annotations})
         annotations = load_annotations(args.dataset, args.annotations, args.split)
+        # the annotation files read, not every file of their folder: a rerun's own --json there is no input
+        _check_output_paths({"--json": out, "--per-query": args.per_query},
+                            {"predictions file": args.predictions, "annotations": annotations.sources})
         report = score_predictions(args.predictions, annotations, allow_missing=args.allow_missing,
                                    **({"thresholds": args.thresholds} if args.thresholds else {}))
     except CMAGroundingError as e:
@@ -151,12 +152,15 @@ def _run_predictions(args: argparse.Namespace) -> int:
 
 
 def _check_output_paths(outputs: dict, inputs: dict) -> None:
-    """Refuse outputs that name an input (a file, or a file of an input folder) or each other."""
+    """Refuse outputs that name an input (a file, a list of files, or a file of an input folder) or
+    each other."""
     from cmagrounding._paths import check_outputs, check_writable
 
     files: dict = {}
     for what, path in inputs.items():
-        if path is not None and Path(path).is_dir():
+        if isinstance(path, list):  # the files themselves
+            files[what] = path
+        elif path is not None and Path(path).is_dir():
             files[what] = [p for p in Path(path).rglob("*") if p.is_file()]
         else:
             files[what] = path
