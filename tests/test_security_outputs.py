@@ -113,6 +113,34 @@ def test_evaluate_rerun_may_replace_its_own_output_beside_the_annotations(tmp_pa
     assert "is the annotations" in capsys.readouterr().err
 
 
+def test_evaluate_model_rerun_may_replace_its_outputs_beside_its_inputs(tmp_path, capsys):
+    """evaluate --model: the inputs are the files read (the split's annotations, the model's files,
+    the annotated videos' features), not every file of their folders: outputs that a first run wrote
+    into those folders do not stop a rerun, while each file read is still refused."""
+    import numpy as np
+
+    tiny_grounder().save_pretrained(tmp_path / "model")
+    (tmp_path / "feats").mkdir()
+    np.save(tmp_path / "feats" / "a.npy", features(n=12, duration=10.0).features)
+    save_jsonl(_anns(), tmp_path / "test.jsonl")
+    base = ["evaluate", "--model", str(tmp_path / "model"), "--dataset", "jsonl", "--annotations", str(tmp_path),
+            "--features", str(tmp_path / "feats")]
+    outs = ["--json", str(tmp_path / "feats" / "out.json"), "--per-query", str(tmp_path / "q.jsonl"),
+            "--save-predictions", str(tmp_path / "model" / "p.jsonl")]
+    assert main(base + outs) == 0
+    first = (tmp_path / "model" / "p.jsonl").read_text()
+    assert main(base + outs) == 0  # was refused: out.json counted as one of the features
+    assert (tmp_path / "model" / "p.jsonl").read_text() == first
+    capsys.readouterr()
+    inputs = {"annotations": tmp_path / "test.jsonl", "features": tmp_path / "feats" / "a.npy",
+              "model file": tmp_path / "model" / "config.json"}
+    before = _snapshot(*inputs.values())
+    for what, path in inputs.items():
+        assert main(base + ["--json", str(path)]) == 1
+        assert f"is the {what}" in capsys.readouterr().err
+    assert _snapshot(*inputs.values()) == before
+
+
 def test_evaluate_write_failure_still_prints_the_scores(tmp_path, capsys):
     ann = tmp_path / "test.jsonl"
     save_jsonl(_anns(), ann)

@@ -152,22 +152,23 @@ def _run_predictions(args: argparse.Namespace) -> int:
 
 
 def _check_output_paths(outputs: dict, inputs: dict) -> None:
-    """Refuse outputs that name an input (a file, a list of files, or a file of an input folder) or
-    each other."""
+    """Refuse outputs that name an input (``{what: file or list of the files read}``; never a whole
+    folder: a rerun's own output beside the inputs is no input) or each other."""
     from cmagrounding._paths import check_outputs, check_writable
 
-    files: dict = {}
-    for what, path in inputs.items():
-        if isinstance(path, list):  # the files themselves
-            files[what] = path
-        elif path is not None and Path(path).is_dir():
-            files[what] = [p for p in Path(path).rglob("*") if p.is_file()]
-        else:
-            files[what] = path
-    check_outputs(outputs, files)
+    check_outputs(outputs, inputs)
     for option, path in outputs.items():
         if path is not None:
             check_writable(option, path)
+
+
+def _model_files(model: str) -> list[Path]:
+    """The files of a local pretrained folder that loading it reads (none for a hub id: the hub's
+    cache is no place a user names as an output)."""
+    from cmagrounding._pretrained import REQUIRED_FILES
+
+    folder = Path(model)
+    return [folder / name for name in REQUIRED_FILES if (folder / name).is_file()] if folder.is_dir() else []
 
 
 def _paper_row(model: str, dataset: str, split: str) -> dict[str, float] | None:
@@ -197,15 +198,15 @@ def run(args: argparse.Namespace) -> int:
     from cmagrounding.training.evaluation import grounder_answers, score_answers
     from cmagrounding.training.ranked_answers import ranked_answers, top1
     from cmagrounding.training.stores import (EncoderStore, align_to_store, feature_sources, open_feature_store,
-                                             recorded_durations)
+                                             recorded_durations, store_files)
 
     out = Path(args.json_out or f"eval-{args.dataset}-{args.split}.json")
-    model_files = Path(args.model) if Path(args.model).is_dir() else None
-    _check_output_paths({"--json": out, "--save-predictions": args.save_predictions,
-                         "--save-moment-detr": args.save_moment_detr, "--per-query": args.per_query},
-                        {"model folder": model_files, "annotations": args.annotations,
-                         "features": args.features, "videos": args.videos})
+    outputs = {"--json": out, "--save-predictions": args.save_predictions,
+               "--save-moment-detr": args.save_moment_detr, "--per-query": args.per_query}
+    model_files = _model_files(args.model)
+    _check_output_paths(outputs, {"model file": model_files})  # before the model is read
     grounder = Grounder.from_pretrained(args.model, device=args.device)
+    released = None
     if args.dataset == "synthetic":
         annotations, store = _synthetic_split(args.model, args.split)
     else:
@@ -229,6 +230,10 @@ def run(args: argparse.Namespace) -> int:
         durations = recorded_durations(store) if args.dataset == "jsonl" else None
         released = load_annotations(args.dataset, args.annotations, args.split, durations)
         annotations = align_to_store(released, store)  # ids as the features name them (TACoS: with or without .avi)
+    # the files read, not every file of their folders: a rerun's own output there is no input (issue 22)
+    _check_output_paths(outputs, {"model file": model_files,
+                                  "annotations": released.sources if released is not None else None,
+                                  "features": store_files(store, annotations.videos)})
     try:
         require_windows(annotations)
     except NoGroundTruthError:

@@ -272,7 +272,8 @@ def load_charades_sta(annotations: str | Path, durations: str | Path | dict[str,
         if video not in dur:
             raise DatasetError(f"{where}: video {video!r} has no duration in the Charades CSV")
         rows.append(_repair(video, dur[video], sentence, start, end, quirks, where))
-    out = AnnotationSet("charades-sta", split, rows, quirks, [str(path)])
+    read = [str(path)] + ([] if isinstance(durations, dict) else [str(durations)])  # the CSV is read too
+    out = AnnotationSet("charades-sta", split, rows, quirks, read)
     out.log_quirks()
     return out
 

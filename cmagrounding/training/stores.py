@@ -33,7 +33,7 @@ _logger = logging.getLogger(__name__)
 
 __all__ = ["FeatureStore", "MemoryStore", "ChainStore", "NpyFolderStore", "NpzFolderStore", "JoinedStore", "HDF5Store",
            "EncoderStore", "open_feature_store", "open_one_store", "feature_sources", "store_videos", "recorded_durations",
-           "l2_normalize_rows", "id_candidates", "align_to_store"]
+           "l2_normalize_rows", "id_candidates", "align_to_store", "store_files"]
 
 
 @runtime_checkable
@@ -71,6 +71,30 @@ def recorded_durations(store: Any) -> dict[str, float]:
     else:
         return {}
     return {v: float(e["duration"]) for v, e in entries.items() if isinstance(e, dict) and e.get("duration")}
+
+
+def store_files(store: Any, videos: Iterable[str]) -> list[Path]:
+    """The files that reading ``videos`` from ``store`` opens (an evaluation's feature inputs, which
+    its outputs must not replace): each video's ``.npy``/``.npz`` file and a folder's
+    extract-features ``index.json``, a packed store's index and data file, an HDF5 file, an
+    encoder's video files and cached features; none for a :class:`MemoryStore`. Files a folder
+    holds besides these (an earlier run's output) are not inputs."""
+    from cmagrounding.training.packed import INDEX_NAME, PackedStore
+
+    videos = list(videos)
+    if isinstance(store, (JoinedStore, ChainStore)):
+        return [f for s in store.stores for f in store_files(s, videos)]
+    if isinstance(store, PackedStore):
+        return [store.index_path, store.data_path]
+    if isinstance(store, HDF5Store):
+        return [store.path]
+    if isinstance(store, NpyFolderStore):  # NpzFolderStore too
+        found = [store._path(v) for v in videos]  # and the stale packed index read to choose the files
+        return [p for p in (*found, store.folder / "index.json", store.folder / INDEX_NAME) if p.is_file()]
+    if isinstance(store, EncoderStore):
+        found = [store._find(v) for v in videos] + [store._cache_path(v) for v in videos]
+        return [p for p in found if p is not None and p.is_file()]
+    return []
 
 
 def _check(video: str, feats: Any, where: str) -> np.ndarray:
