@@ -301,39 +301,6 @@ def some(items: Sequence[str], limit: int = 10) -> str:
 # ---------------------------------------------------------------- JSON Lines
 
 
-#: digits an integer in a JSON Lines row may have (ids, frame numbers and times need far fewer)
-MAX_INT_DIGITS = 40
-
-
-class _Refused(ValueError):
-    """Raised inside the decoder's hooks; :func:`jsonl_rows` re-raises it as the named error."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-
-
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook``: a key given twice is refused (json keeps the last one silently)."""
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise _Refused("duplicate", f"key {twice!r} is given twice in one object")
-    return out
-
-
-def _strict_int(text: str) -> int:
-    digits = len(text.lstrip("-"))
-    if digits > MAX_INT_DIGITS:
-        raise _Refused("number", f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
-    return int(text)
-
-
-# one decoder for every line (json.loads with hooks would build a new one per call)
-_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_strict_object, parse_int=_strict_int)
-
-
 def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str = "file") -> Iterator[tuple[str, Any]]:
     """``(where, value)`` for each non-blank line of a JSON Lines file, ``where`` being ``path:line``.
 
@@ -342,9 +309,11 @@ def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str =
     file, or the file and line; ``what`` names the file in the not-found message (``"annotation
     file"``). Valid JSON is still refused, by a :class:`~cmagrounding.errors.JSONLimitError`
     subclass naming the line, when an object repeats a key, an integer has more than
-    :data:`MAX_INT_DIGITS` digits, or the nesting is too deep to decode. What a value must hold is
-    the caller's.
+    :data:`cmagrounding._strict_json.MAX_INT_DIGITS` digits, or the nesting is too deep to decode
+    (the hooks and limits of :mod:`cmagrounding._strict_json`; NaN and Infinity pass, for the caller
+    to refuse by field). What a value must hold is the caller's.
     """
+    from cmagrounding._strict_json import ROWS, Refused
     from cmagrounding.errors import JSONDuplicateKeyError, JSONNumberTooLargeError, JSONTooDeepError
 
     refused = {"duplicate": JSONDuplicateKeyError, "number": JSONNumberTooLargeError}
@@ -368,8 +337,8 @@ def jsonl_rows(path: str | os.PathLike[str], error: type[Exception], what: str =
                 continue
             where = f"{path}:{lineno}"
             try:
-                value = _STRICT_DECODER.decode(line)
-            except _Refused as e:
+                value = ROWS.decode(line)
+            except Refused as e:
                 raise refused[e.kind](f"{where}: {e}") from None
             except json.JSONDecodeError as e:
                 raise error(f"{where}: not JSON ({e.msg} at column {e.colno})") from None

@@ -6,7 +6,8 @@ RecursionError, a 400-digit number becomes an int whose use overflows (or a floa
 :func:`loads` refuses each of these by name, through the caller's error class, before Python's
 parser recurses. :func:`dumps` is the writing side: no JSON this library writes holds NaN or Infinity.
 
-Private: config, feature-metadata and tokenizer readers call :func:`loads`.
+Private: config, feature-metadata and tokenizer readers call :func:`loads`; the JSON Lines reader
+(``cmagrounding._io.jsonl_rows``) decodes each row with :data:`ROWS`, the same hooks and limits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from typing import Any
 
 #: deepest nesting of arrays / objects accepted (configs use < 5 levels)
 MAX_DEPTH = 64
-#: most digits an integer literal may have (int64 needs 19)
+#: most digits an integer literal may have, in every file this library reads (configs, metadata,
+#: tokenizers, JSON Lines rows alike): int64 needs 19, and no count, id, frame number or time
+#: needs more; a longer one overflows wherever it becomes a tensor or C integer. (JSON Lines rows
+#: used to allow 40 for no stated reason; one limit now serves both readers.)
 MAX_INT_DIGITS = 19
 
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
@@ -37,35 +41,49 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
-class _Refused(ValueError):
-    pass
+class Refused(ValueError):
+    """Raised inside the decoder's hooks; ``kind`` ("duplicate", "number", "non-finite") lets each
+    reader re-raise it as its own error class."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 def _int(literal: str) -> int:
     digits = len(literal.lstrip("-"))
     if digits > MAX_INT_DIGITS:
-        raise _Refused(f"an integer of {digits} digits (at most {MAX_INT_DIGITS} are accepted): {literal[:24]}...")
+        raise Refused("number", f"an integer of {digits} digits (at most {MAX_INT_DIGITS} are accepted): "
+                                f"{literal[:24]}{'...' if len(literal) > 24 else ''}")
     return int(literal)
 
 
 def _float(literal: str) -> float:
     value = float(literal)
     if not math.isfinite(value):
-        raise _Refused(f"a number too large for a float: {literal[:24]}{'...' if len(literal) > 24 else ''}")
+        raise Refused("non-finite", f"a number too large for a float: {literal[:24]}{'...' if len(literal) > 24 else ''}")
     return value
 
 
 def _constant(name: str) -> Any:
-    raise _Refused(f"{name} (not valid JSON; non-finite numbers are refused)")
+    raise Refused("non-finite", f"{name} (not valid JSON; non-finite numbers are refused)")
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _Refused(f"the key {key!r} twice in one object (which one is meant?)")
-        out[key] = value
+    """``object_pairs_hook``: a key given twice is refused (json keeps the last one silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise Refused("duplicate", f"key {twice!r} is given twice in one object (which one is meant?)")
     return out
+
+
+#: the decoders, built once (json.loads with hooks builds a new one per call): STRICT refuses
+#: non-finite numbers too; ROWS leaves NaN / Infinity / float overflow to the JSON Lines callers,
+#: which name the field that holds one (``pred start is nan``).
+STRICT = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_int, parse_float=_float, parse_constant=_constant)
+ROWS = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_int)
 
 
 def loads(text: str | bytes, where: str, error: type[Exception], *, max_depth: int = MAX_DEPTH,
@@ -86,8 +104,8 @@ def loads(text: str | bytes, where: str, error: type[Exception], *, max_depth: i
     if depth > max_depth:
         raise error(f"{where}: JSON nested {depth} levels deep (at most {max_depth} are accepted)")
     try:
-        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant, object_pairs_hook=_pairs)
-    except _Refused as e:
+        value = STRICT.decode(text)
+    except Refused as e:
         raise error(f"{where}: refused: {e}") from None
     except json.JSONDecodeError as e:
         raise error(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None

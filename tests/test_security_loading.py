@@ -139,7 +139,7 @@ def test_deeply_nested_config_is_refused(tiny_folder, tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('{"a": 1, "a": 2}', "the key 'a' twice"),
+    ('{"a": 1, "a": 2}', "key 'a' is given twice"),
     ('{"a": ' + "9" * 400 + "}", "an integer of 400 digits"),
     ('{"a": 1' + "0" * 400 + ".5}", "too large for a float"),
     ('{"a": NaN}', "NaN"),
@@ -148,6 +148,24 @@ def test_deeply_nested_config_is_refused(tiny_folder, tmp_path):
 def test_strict_json_refuses_by_name(text, message):
     with pytest.raises(ConfigError, match=message):
         loads(text, "x.json", ConfigError)
+
+
+def test_config_and_row_readers_share_one_integer_limit(tmp_path):
+    """loads (configs) and jsonl_rows (JSON Lines rows) decode with the same hooks: 19 digits
+    (int64's) pass in both, 20 are refused in both (rows allowed 40 before)."""
+    from cmagrounding._io import jsonl_rows
+    from cmagrounding.errors import DatasetError, JSONNumberTooLargeError
+
+    ok, long = "9" * 19, "9" * 20
+    assert loads('{"a": ' + ok + "}", "x.json", ConfigError) == {"a": int(ok)}
+    with pytest.raises(ConfigError, match="an integer of 20 digits"):
+        loads('{"a": ' + long + "}", "x.json", ConfigError)
+    rows = tmp_path / "r.jsonl"
+    rows.write_text('{"a": ' + ok + '}\n{"a": ' + long + "}\n")
+    read = jsonl_rows(rows, DatasetError)
+    assert next(read) == (f"{rows}:1", {"a": int(ok)})
+    with pytest.raises(JSONNumberTooLargeError, match=r"r.jsonl:2: an integer of 20 digits \(at most 19"):
+        next(read)
 
 
 def test_json_outputs_never_hold_nan(tmp_path):
