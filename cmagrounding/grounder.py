@@ -317,7 +317,7 @@ class Grounder:
         ``settings``, whose answers are merged by temporal NMS (:mod:`cmagrounding.windows`). All
         queries run on each chunk of windows together (about ``batch_size`` window-query pairs a
         pass), so each window's V_in (Eq. 2) is computed once for all of them."""
-        from cmagrounding.windows import run_windows, seconds_per_row, whole_video_window, window_layout, window_seconds
+        from cmagrounding.windows import run_windows, seconds_per_row, sliding_windows, whole_video_window
 
         features = np.asarray(feats.features)
         duration = float(feats.duration)
@@ -331,9 +331,8 @@ class Grounder:
                     f"a window of {settings.size:g} s is {size} feature rows, more than the network's "
                     f"num_clips={self.num_clips}; choose a shorter window"
                 )
-            layout = window_layout(features.shape[0], size, step)
-            index = layout.starts[:, None] + np.arange(layout.size)[None, :]  # (M, W)
-            bounds, nms_iou = window_seconds(feats.times, layout.rows, duration), settings.nms_iou
+            index, bounds = sliding_windows(feats.times, size, step, duration)
+            nms_iou = settings.nms_iou
         all_ids, all_wmask = pad_queries(self.tokenizer, prepared)  # (Q, L)
         Q = len(prepared)
 

@@ -6,8 +6,9 @@ answers well only on videos about as long as its training videos. For a longer v
 ``stride`` rows (the last window flush with the end), each window runs through the network as a
 video of its own, its normalized span is mapped back to the video's seconds, and the candidates are
 ranked by a score (the learned confidence, docs/architecture.md "Additions to the paper") and merged
-by temporal non-maximum suppression. A whole video is one window too (:func:`whole_video_window`), so
-every answer of ``Grounder.localize`` goes through :func:`run_windows`: one converter to seconds,
+by temporal non-maximum suppression (:func:`sliding_windows`). A whole video is one window too
+(:func:`whole_video_window`), so every answer of ``Grounder.localize`` goes through
+:func:`run_windows`: one converter to seconds,
 one score, one NMS, then one top-k / min-score rule (:func:`select`). Nothing here knows the
 network: :func:`run_windows` takes a ``predict`` function, so the facade (``cmagrounding.grounder``)
 supplies the model and tests a stub.
@@ -19,16 +20,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence, TypeVar, cast
+from typing import Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from cmagrounding.errors import ConfigError
-from cmagrounding.spans import clips_in_span, temporal_iou, unit_to_seconds
+from cmagrounding.spans import clip_centres, temporal_iou, unit_to_seconds
 
 __all__ = [
     "Candidate", "WindowSettings", "WindowLayout", "seconds_per_row", "window_layout", "window_seconds", "windows_to_seconds",
-    "temporal_nms", "top_k", "select", "localize_windows", "localize_windows_many", "run_windows", "whole_video_window",
+    "temporal_nms", "select", "run_windows", "sliding_windows", "whole_video_window",
     "attention_mass", "check_top_k", "check_min_score",
 ]
 
@@ -281,58 +282,17 @@ def select(ranked: Sequence[T], k: int | None, min_score: float | None) -> T | N
     return (kept[0] if kept else None) if k is None else kept[:k]
 
 
-def top_k(candidates: Sequence[Candidate], k: int | None, min_score: float | None = None) -> list[Candidate]:
-    """The ``k`` best candidates (all with None) by decreasing score, dropping scores below ``min_score``."""
-    if k is not None:
-        k = check_top_k(k)
-    ranked = sorted(candidates, key=lambda c: -c.score)  # stable: ties keep their order
-    return cast("list[Candidate]", select(ranked, len(ranked) if k is None else k, check_min_score(min_score)))
+def sliding_windows(times: np.ndarray, size: int, stride: int, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """A long video's overlapping windows: ``(index (M, W), bounds (M, 2))`` for :func:`run_windows`.
 
-
-def localize_windows(
-    features: np.ndarray,
-    times: np.ndarray,
-    duration: float,
-    predict: Predict,
-    *,
-    size: int,
-    stride: int,
-    nms_iou: float = 0.5,
-    batch_size: int = 64,
-) -> list[Candidate]:
-    """Run ``predict`` on every window of ``features`` (n, D) for one query; candidates after NMS, best first.
-
-    Windows go through ``predict`` in chunks of ``batch_size`` (memory stays flat in the video's
-    length: one chunk of (B, W, D) at a time besides the features themselves).
+    Window ``i`` holds the rows ``index[i]`` of :func:`window_layout` (``size`` rows every ``stride``,
+    the last flush with the end) over the rows ``times`` (n, 2), and spans ``bounds[i]`` seconds
+    (:func:`window_seconds`). Raises :class:`ConfigError` as :func:`window_layout` does.
     """
-    return localize_windows_many(features, times, duration, predict, 1, size=size, stride=stride, nms_iou=nms_iou,
-                                 batch_size=batch_size)[0]
-
-
-def localize_windows_many(
-    features: np.ndarray,
-    times: np.ndarray,
-    duration: float,
-    predict: Predict,
-    num_queries: int,
-    *,
-    size: int,
-    stride: int,
-    nms_iou: float = 0.5,
-    batch_size: int = 64,
-) -> list[list[Candidate]]:
-    """Every window of ``features`` (n, D) for ``num_queries`` queries Q at once; per query, candidates after NMS.
-
-    The sliding windows of :func:`window_layout` run through :func:`run_windows` (see there for
-    ``predict``).
-    """
-    feats = np.asarray(features, dtype=np.float32)
-    if feats.ndim != 2:
-        raise ValueError(f"features must be (n, D), got shape {feats.shape}")
-    layout = window_layout(feats.shape[0], size, stride)
+    times = np.asarray(times, dtype=np.float64).reshape(-1, 2)
+    layout = window_layout(len(times), size, stride)
     index = layout.starts[:, None] + np.arange(layout.size)[None, :]  # (M, W) rows of each window
-    return run_windows(feats, times, index, window_seconds(times, layout.rows, duration), predict, num_queries,
-                       nms_iou=nms_iou, batch_size=batch_size)
+    return index, window_seconds(times, layout.rows, duration)
 
 
 def whole_video_window(num_rows: int, num_clips: int, duration: float) -> tuple[np.ndarray, np.ndarray]:
@@ -351,8 +311,16 @@ def whole_video_window(num_rows: int, num_clips: int, duration: float) -> tuple[
 def attention_mass(attention: np.ndarray, clip_times: np.ndarray, start: float, end: float) -> float:
     """The score of a model without the confidence head: the attention ``a`` (Eq. 18) of the clips
     whose centre lies inside the answer ``[start, end]`` seconds (:func:`cmagrounding.spans.clips_in_span`)."""
-    attention = np.asarray(attention, dtype=np.float32)
-    return float(attention[clips_in_span(clip_times, start, end)].sum())
+    return float(_attention_masses(np.asarray(attention, dtype=np.float32)[None], clip_centres(clip_times)[None],
+                                   np.array([[start, end]], dtype=np.float64))[0])
+
+
+def _attention_masses(attention: np.ndarray, centres: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """:func:`attention_mass` of M windows at once: attention (M, W) float32, the clips' centres
+    (M, W) seconds, answers (M, 2) seconds -> (M,) float64. Each window's selected clips are summed
+    alone (as a 1-D array), so the scores equal :func:`attention_mass`'s bit for bit."""
+    inside = (centres >= seconds[:, :1]) & (centres <= seconds[:, 1:])  # clips_in_span, per window
+    return np.array([float(a[m].sum()) for a, m in zip(attention, inside)], dtype=np.float64)
 
 
 def run_windows(
@@ -405,14 +373,15 @@ def run_windows(
     if scores is None and attention is None:
         raise ValueError("predict returned neither scores nor attention: no way to rank the windows")
     clip_times = times[index]  # (M, W, 2)
+    # the windows' clip centres serve every query's attention-mass score: computed once, not per query
+    centres = clip_centres(times)[index] if scores is None else None  # (M, W)
     out: list[list[Candidate]] = []
     for q in range(Q):
         seconds, widened = windows_to_seconds(spans[:, q], bounds, W)
         if scores is not None:
             score = scores[:, q]
         else:
-            score = np.array([attention_mass(attention[i, q], clip_times[i], seconds[i, 0], seconds[i, 1])
-                              for i in range(M)])
+            score = _attention_masses(attention[:, q], centres, seconds)
         keep = temporal_nms(seconds, score, nms_iou)
         out.append([
             Candidate(

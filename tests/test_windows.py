@@ -8,9 +8,12 @@ import pytest
 from cmagrounding.errors import ConfigError
 from cmagrounding.windows import (
     Candidate,
-    localize_windows,
+    check_min_score,
+    check_top_k,
+    run_windows,
+    select,
+    sliding_windows,
     temporal_nms,
-    top_k,
     window_layout,
     window_seconds,
     windows_to_seconds,
@@ -40,17 +43,15 @@ def test_bad_layouts_raise(n, size, stride, word):
 
 
 def test_top_k_and_min_score_checks():
-    cands = [Candidate(i, i + 1, s, (0, 1), (0, 1), (0, 1)) for i, s in enumerate([0.2, 0.9, 0.5, 0.9])]
-    best = top_k(cands, 3)
-    assert [c.score for c in best] == [0.9, 0.9, 0.5]
-    assert [c.start for c in best[:2]] == [1, 3]  # ties keep their order
-    assert [c.score for c in top_k(cands, None, min_score=0.5)] == [0.9, 0.9, 0.5]
-    assert top_k(cands, 2, min_score=0.95) == []
+    ranked = [Candidate(i, i + 1, s, (0, 1), (0, 1), (0, 1)) for i, s in enumerate([0.9, 0.9, 0.5, 0.2])]
+    assert [c.score for c in select(ranked, check_top_k(3), None)] == [0.9, 0.9, 0.5]
+    assert [c.score for c in select(ranked, len(ranked), check_min_score(0.5))] == [0.9, 0.9, 0.5]
+    assert select(ranked, 2, check_min_score(0.95)) == []
     for k in (0, -1, 2.0, True):
         with pytest.raises(ConfigError, match="top_k"):
-            top_k(cands, k)
+            check_top_k(k)
     with pytest.raises(ConfigError, match="min_score"):
-        top_k(cands, 1, min_score=float("nan"))
+        check_min_score(float("nan"))
 
 
 def test_nms_drops_overlaps_keeps_order():
@@ -109,7 +110,8 @@ def test_moment_in_a_long_sequence_is_found_at_its_seconds():
     n = 400  # 200 s at two rows per second; the event is rows 301-309 = 150.5 s - 154.5 s
     feats, times = _marked_video(n, (301, 309))
     calls: list[int] = []
-    cands = localize_windows(feats, times, 200.0, _stub_predict(calls), size=40, stride=10, nms_iou=0.5, batch_size=7)
+    index, bounds = sliding_windows(times, 40, 10, 200.0)
+    (cands,) = run_windows(feats, times, index, bounds, _stub_predict(calls), 1, nms_iou=0.5, batch_size=7)
     best = cands[0]
     assert best.score == pytest.approx(1.0)
     assert best.start == pytest.approx(150.5) and best.end == pytest.approx(154.5)
@@ -127,7 +129,7 @@ def test_moment_in_a_long_sequence_is_found_at_its_seconds():
 def test_video_shorter_than_a_window_raises():
     feats, times = _marked_video(30, (3, 6))
     with pytest.raises(ConfigError, match="longer than"):
-        localize_windows(feats, times, 15.0, _stub_predict([]), size=40, stride=10)
+        sliding_windows(times, 40, 10, 15.0)
 
 
 # ---------------------------------------------------------------- one inference path (issue 21)
@@ -177,4 +179,3 @@ def test_select_is_the_one_top_k_and_min_score_rule():
     assert select(ranked, None, 0.95) is None
     assert select(ranked, 2, 0.5) == ranked[:2]
     assert select(ranked, 5, 0.7) == ranked[:1] and select(ranked, 3, 1.0) == []
-    assert top_k(ranked[::-1], 2, 0.5) == ranked[:2]
