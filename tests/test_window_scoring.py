@@ -95,6 +95,27 @@ def test_average_precision_by_hand():
                              np.array([[5.0, 15.0]])) == pytest.approx([0.5] * 10)
 
 
+def test_best_window_iou_and_r1_miou_have_one_implementation_each():
+    """best_window_ious is the IoU that predictions files and model answers are scored by (top-1
+    and best of 5), metrics_of_ious the R1/mIoU of every scorer."""
+    from types import SimpleNamespace
+
+    from cmagrounding.training.metrics import metrics_of_ious
+    from cmagrounding.training.window_metrics import best_window_ious, top1_ious, window_metrics
+
+    windows = [[0.0, 10.0], [20.0, 30.0]]
+    spans = np.array([[20.0, 25.0], [5.0, 15.0], [-5.0, 5.0], [40.0, 60.0]])
+    got = best_window_ious(spans, windows, duration=50.0)  # the last span is clipped to [40, 50]
+    np.testing.assert_allclose(got, [0.5, 5.0 / 15.0, 0.5, 0.0])
+    ann = SimpleNamespace(gt_windows=windows, duration=50.0)
+    assert top1_ious(spans, [ann] * 4).tolist() == got.tolist()
+    m = metrics_of_ious(got, (0.3, 0.5))
+    assert m.recall == {0.3: 0.75, 0.5: 0.5} and m.miou == got.mean() and m.count == 4
+    assert window_metrics(spans, [ann] * 4, (0.3, 0.5)) == m
+    with pytest.raises(ValueError, match="no predictions"):
+        metrics_of_ious(np.zeros(0))
+
+
 def test_moment_detr_rows_scored_with_its_rules(tmp_path, capsys):
     folder = _qvh(tmp_path / "qvh")
     rows = _write(tmp_path / "md.jsonl", [

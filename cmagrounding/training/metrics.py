@@ -30,6 +30,7 @@ from cmagrounding.spans import IOU_CONVENTION, temporal_iou  # temporal_iou: re-
 __all__ = [
     "THRESHOLDS", "CONVENTION", "LGI_CONVENTION", "CONVENTIONS", "CONVENTION_LABELS", "PAPER_CONVENTION",
     "PAPER_CONVENTION_REASON", "temporal_iou", "GroundingMetrics", "compute_metrics", "compute_conventions",
+    "metrics_of_ious",
 ]
 
 THRESHOLDS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7)
@@ -141,9 +142,18 @@ def compute_metrics(pred: np.ndarray, gt: np.ndarray, durations: np.ndarray | Se
     if convention == "library":
         pred = np.clip(pred, 0.0, upper[:, None])
         gt = np.clip(gt, 0.0, upper[:, None])
-    iou = temporal_iou(pred, gt)
+    return metrics_of_ious(temporal_iou(pred, gt), thresholds, CONVENTIONS[convention])
+
+
+def metrics_of_ious(iou: np.ndarray, thresholds: Sequence[float] = THRESHOLDS,
+                    convention: str = CONVENTION) -> GroundingMetrics:
+    """R1@m (the fraction of top-1 IoUs ``iou`` (M,) at least m) and mIoU (their mean): the one
+    place of this arithmetic, for every scorer (plain, predictions files, several windows)."""
+    iou = np.asarray(iou, dtype=np.float64).reshape(-1)
+    if len(iou) == 0:
+        raise ValueError("no predictions to score")
     recall = {float(m): float(np.mean(iou >= m)) for m in thresholds}
-    return GroundingMetrics(recall, float(iou.mean()), int(len(iou)), CONVENTIONS[convention])
+    return GroundingMetrics(recall, float(iou.mean()), int(len(iou)), convention)
 
 
 def compute_conventions(pred: np.ndarray, gt: np.ndarray, raw_gt: np.ndarray,

@@ -57,9 +57,9 @@ import numpy as np
 
 from cmagrounding._io import some
 from cmagrounding.errors import PredictionsError, shorten
-from cmagrounding.spans import IOU_CONVENTION, temporal_iou
+from cmagrounding.spans import IOU_CONVENTION
 from cmagrounding.training.annotations import Annotation, AnnotationSet, require_windows
-from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics, compute_metrics
+from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics, compute_metrics, metrics_of_ious
 from cmagrounding.training.predictions_file import (
     Prediction,
     load_predictions,
@@ -68,7 +68,7 @@ from cmagrounding.training.predictions_file import (
     stream_predictions,
 )
 from cmagrounding.training.stores import id_candidates
-from cmagrounding.training.window_metrics import LENGTH_RANGES, window_map
+from cmagrounding.training.window_metrics import LENGTH_RANGES, best_window_ious, window_map
 
 _logger = logging.getLogger(__name__)
 
@@ -199,11 +199,6 @@ class PredictionsReport:
 # --- scoring -----------------------------------------------------------------------------------
 
 
-def _metrics_of(iou: np.ndarray, thresholds: Sequence[float]) -> GroundingMetrics:
-    """R1@m and mIoU of top-1 IoUs (M,), the arithmetic of :func:`compute_metrics` exactly."""
-    return GroundingMetrics({float(m): float(np.mean(iou >= m)) for m in thresholds}, float(iou.mean()), int(len(iou)))
-
-
 def score_predictions(
     predictions: str | Path | Iterable[Prediction | Mapping[str, Any]],
     annotations: AnnotationSet | Sequence[Annotation],
@@ -279,15 +274,14 @@ def score_predictions(
     iou5 = np.zeros(len(scored))
     top1_spans: list[tuple[float, float]] = []
     for i, (a, p) in enumerate(scored):
-        windows = np.clip(np.asarray(a.gt_windows, dtype=np.float64), 0.0, a.duration)
-        cands = np.clip(p.spans[:TOP_K], 0.0, a.duration)
-        ious = np.stack([temporal_iou(cands, np.repeat(w[None], len(cands), axis=0)) for w in windows], axis=1)
-        iou1[i] = ious[0].max()
+        ious = best_window_ious(p.spans[:TOP_K], a.gt_windows, a.duration)  # (K,)
+        iou1[i] = ious[0]
         iou5[i] = ious.max()
-        top1_spans.append((float(cands[0, 0]), float(cands[0, 1])))
+        top1 = np.clip(p.spans[0], 0.0, a.duration)
+        top1_spans.append((float(top1[0]), float(top1[1])))
 
     n, total = len(scored), len(anns)
-    m1 = _metrics_of(iou1, thresholds)
+    m1 = metrics_of_ious(iou1, thresholds)
     # Missing annotations count as IoU 0: they add to the denominator only.
     top1_metrics = GroundingMetrics({m: r * n / total for m, r in m1.recall.items()}, m1.miou * n / total, total,
                                     convention=IOU_CONVENTION)
@@ -304,7 +298,7 @@ def score_predictions(
     mean_ap: dict[float, float] | None = None
     map_ranges: dict[str, float] = {}
     if ranked:
-        recall5 = {m: r * n / total for m, r in _metrics_of(iou5, thresholds).recall.items()}
+        recall5 = {m: r * n / total for m, r in metrics_of_ious(iou5, thresholds).recall.items()}
         cands_all = [(np.clip(p.spans, 0.0, a.duration), p.ranking_scores()) if p is not None
                      else (np.zeros((0, 2)), np.zeros(0)) for a, p in matched]
         windows_all = [np.clip(np.asarray(a.gt_windows, dtype=np.float64), 0.0, a.duration) for a, _ in matched]

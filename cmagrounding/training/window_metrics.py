@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["MAP_THRESHOLDS", "LENGTH_RANGES", "average_precision", "window_map", "top1_ious",
+__all__ = ["MAP_THRESHOLDS", "LENGTH_RANGES", "average_precision", "window_map", "best_window_ious", "top1_ious",
            "window_metrics"]
 
 #: Moment-DETR's IoU thresholds for mAP: 0.5, 0.55, ..., 0.95
@@ -110,27 +110,29 @@ def window_map(candidates: Sequence[tuple[np.ndarray, np.ndarray]], windows: Seq
     return {float(m): float(v) for m, v in zip(thresholds, mean)}, len(aps)
 
 
-def top1_ious(spans: np.ndarray, annotations: Sequence) -> np.ndarray:
-    """(M,) IoU of each top-1 span (M, 2) seconds with its annotation's best-matching window, both
-    clipped to [0, duration] (the library's convention); one window: the plain top-1 IoU."""
+def best_window_ious(spans: np.ndarray, windows: np.ndarray, duration: float) -> np.ndarray:
+    """(K,) IoU of each span (K, 2) seconds with the ground-truth window (G, 2) it overlaps best,
+    spans and windows clipped to [0, duration] (the library's convention; Moment-DETR's R1)."""
     from cmagrounding.spans import temporal_iou
 
+    spans = np.clip(np.asarray(spans, dtype=np.float64).reshape(-1, 2), 0.0, duration)
+    windows = np.clip(np.asarray(windows, dtype=np.float64).reshape(-1, 2), 0.0, duration)
+    return np.stack([temporal_iou(spans, np.repeat(w[None], len(spans), axis=0)) for w in windows], axis=1).max(axis=1)
+
+
+def top1_ious(spans: np.ndarray, annotations: Sequence) -> np.ndarray:
+    """(M,) IoU of each top-1 span (M, 2) seconds with its annotation's best-matching window
+    (:func:`best_window_ious`); one window: the plain top-1 IoU."""
     spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
     out = np.zeros(len(spans))
     for i, a in enumerate(annotations):
-        w = np.clip(np.asarray(a.gt_windows, dtype=np.float64), 0.0, a.duration)
-        s = np.clip(spans[i], 0.0, a.duration)
-        out[i] = temporal_iou(np.repeat(s[None], len(w), axis=0), w).max()
+        out[i] = best_window_ious(spans[i], a.gt_windows, a.duration)[0]
     return out
 
 
 def window_metrics(spans: np.ndarray, annotations: Sequence, thresholds: Sequence[float] | None = None) -> Any:
     """R1@m and mIoU (a :class:`~cmagrounding.training.metrics.GroundingMetrics`) of top-1 spans (M, 2)
     seconds against annotations with several windows each, R1 on the best-matching window."""
-    from cmagrounding.training.metrics import THRESHOLDS, GroundingMetrics
+    from cmagrounding.training.metrics import THRESHOLDS, metrics_of_ious
 
-    iou = top1_ious(spans, annotations)
-    if len(iou) == 0:
-        raise ValueError("no predictions to score")
-    return GroundingMetrics({float(m): float(np.mean(iou >= m)) for m in (thresholds or THRESHOLDS)},
-                            float(iou.mean()), int(len(iou)))
+    return metrics_of_ious(top1_ious(spans, annotations), thresholds or THRESHOLDS)
