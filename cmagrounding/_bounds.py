@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from cmagrounding._config import check_int
 from cmagrounding.errors import LimitError, WeightsValueError, shorten, shorten_list
 
 #: CMAConfig integer fields -> (lowest, highest) accepted from a file. The paper's Charades model:
@@ -56,20 +57,11 @@ _ST_DTYPES = {
 }
 
 
-def check_int(name: str, value: Any, low: int, high: int, where: str) -> None:
-    """Refuse a non-integer (floats and bools included) or a value outside ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise LimitError(f"{where}: {name} must be an integer, got {shorten(value)} ({type(value).__name__})")
-    if not low <= value <= high:
-        raise LimitError(f"{where}: {name}={shorten(value)} is outside the accepted range [{low}, {high}] "
-                         "(docs/security.md lists the bounds)")
-
-
 def check_model_section(data: Mapping[str, Any], where: str) -> None:
     """Types and :data:`MODEL_BOUNDS` of a ``model`` section (a dict from JSON), before ``CMAConfig``."""
     for name, (low, high) in MODEL_BOUNDS.items():
         if name in data:
-            check_int(f"model.{name}", data[name], low, high, where)
+            check_int(f"model.{name}", data[name], low, high, where, LimitError)
     for name in _MODEL_FLOATS:
         v = data.get(name, 0.0)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):

@@ -6,7 +6,8 @@ else raises :class:`~cmagrounding.errors.ConfigError` naming the keys, and the v
 the dataclass itself (``__post_init__``) raise theirs. Unknown keys are an error, never ignored:
 a misspelt setting would otherwise silently keep its default.
 
-Private: each config's ``from_dict`` calls :func:`dataclass_from_dict`.
+Private: each config's ``from_dict`` calls :func:`dataclass_from_dict`; :func:`check_int` is the one
+bounded-integer check of configs (``VideoConfig``) and pretrained folders (``cmagrounding._bounds``).
 """
 
 from __future__ import annotations
@@ -58,3 +59,16 @@ def dataclass_from_dict(
         raise ConfigError(f"{prefix}{e}") from e
     except (TypeError, ValueError) as e:  # a value of the wrong type deep inside a field
         raise ConfigError(f"{prefix}invalid {name}: {e}") from e
+
+
+def check_int(name: str, value: Any, low: int, high: int, where: str | None = None,
+              error: type[Exception] = ConfigError) -> int:
+    """``value`` if it is an integer (not a float or bool) in ``[low, high]``, else ``error`` naming
+    ``name`` (after ``where: `` when given) and the value; returns it as an int."""
+    prefix = f"{where}: " if where else ""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(f"{prefix}{name} must be an integer, got {shorten(value)} ({type(value).__name__})")
+    if not low <= value <= high:
+        raise error(f"{prefix}{name}={shorten(value)} is outside the accepted range [{low}, {high}] "
+                    "(docs/security.md lists the bounds)")
+    return int(value)

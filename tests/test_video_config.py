@@ -32,6 +32,17 @@ def test_unknown_keys_and_bad_values_are_refused():
             VideoConfig(**bad)
 
 
+def test_integer_settings_are_checked_as_the_pretrained_sizes_are():
+    """VideoConfig's integers go through the one bounded-integer check (_config.check_int) that
+    config.json's model sizes go through: the same words, the type named, the range given."""
+    with pytest.raises(ConfigError, match=r"VideoConfig.stride must be an integer, got 2.5 \(float\)"):
+        VideoConfig(stride=2.5)
+    with pytest.raises(ConfigError, match=r"VideoConfig.clip_len must be an integer, got True \(bool\)"):
+        VideoConfig(clip_len=True)
+    with pytest.raises(ConfigError, match=r"VideoConfig.clip_len=0 is outside the accepted range \[1, 512\]"):
+        VideoConfig(clip_len=0)
+
+
 def test_compatibility_key():
     a = VideoConfig()
     assert a.compatibility_key() == VideoConfig(precision="fp32", batch_size=2, num_clips=64).compatibility_key()

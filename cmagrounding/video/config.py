@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from cmagrounding._config import dataclass_from_dict
+from cmagrounding._config import check_int, dataclass_from_dict
 from cmagrounding.errors import ConfigError, ExtractorMismatchError
 from cmagrounding.video.i3d_preset import DEFAULT_EXTRACTOR, DEFAULT_PRESET
 from cmagrounding.video.presets import preset
@@ -98,14 +98,8 @@ class VideoConfig:
                                      or not 0 < self.fps <= MAX_FPS):
             raise ConfigError(f"VideoConfig.fps must be a number in (0, {MAX_FPS:g}] or None (the native rate), "
                               f"got {self.fps!r}")
-        for name in ("clip_len", "stride", "num_clips", "resize", "crop", "batch_size", "feature_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"VideoConfig.{name} must be a positive integer, got {value!r}")
-            low, high = VIDEO_BOUNDS[name]
-            if not low <= value <= high:
-                raise ConfigError(f"VideoConfig.{name}={value} is outside the accepted range [{low}, {high}] "
-                                  "(docs/security.md lists the bounds)")
+        for name, (low, high) in VIDEO_BOUNDS.items():  # every low bound is 1: positive integers
+            check_int(f"VideoConfig.{name}", getattr(self, name), low, high)
         if self.crop > self.resize:
             raise ConfigError(f"VideoConfig.crop ({self.crop}) must not exceed resize ({self.resize})")
         numbers = (*self.value_range, *self.mean, *self.std)
