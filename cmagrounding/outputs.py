@@ -33,7 +33,8 @@ class Moment:
         start, end: the moment, in seconds from the start of the video.
         query: the sentence as given.
         duration: the video's duration in seconds (the axis the network's spans are normalized by).
-        span: the network's normalized ``(start, end)`` in [0, 1], before any widening.
+        span: the network's normalized ``(start, end)`` in [0, 1] of what it saw (the window, or the
+            whole video), before any widening; a ReLU span head's answer past 1 is clamped to 1.
         attention: (n,) float32, the temporal attention ``a`` of Eq. 18 over the n real clips the
             network saw (padding dropped); sums to 1.
         clip_times: (n, 2) float64, each of those clips' ``(start, end)`` in seconds.
@@ -76,6 +77,9 @@ class Moment:
             raise NonFiniteError(f"the answer to query {self.query[:80]!r} is not a finite number (start {self.start}, "
                                  f"end {self.end}, score {self.score}): the model's weights or the features hold "
                                  "NaN or infinity")
+        # a ReLU span head (span_activation="relu") answers in [0, inf): clamped to [0, 1] of what the
+        # network saw, so seconds made from it (window start + span * window length) stay in the video
+        object.__setattr__(self, "span", tuple(min(max(float(v), 0.0), 1.0) for v in self.span))
 
     @classmethod
     def from_candidate(cls, candidate: Candidate, duration: float, query: PreparedQuery, *, whole: bool = False) -> Moment:

@@ -120,6 +120,30 @@ def test_relu_span_past_the_end_is_clipped_to_the_video_in_seconds():
     assert 0.0 <= m.start < m.end <= 10.0 and m.end == pytest.approx(10.0)
 
 
+def test_relu_span_past_the_end_is_clamped_in_the_moment_and_its_seconds():
+    """Moment.span is in [0, 1] of what the network saw, whole video or window, so the seconds
+    made from it (evaluate --top-k's unwidened answers) never pass the video's end."""
+    from cmagrounding.training.annotations import Annotation
+    from cmagrounding.training.ranked_answers import ranked_answers
+    from cmagrounding.training.stores import MemoryStore
+    from cmagrounding.windows import WindowSettings
+
+    g = tiny_grounder()
+    net = CMANetwork(g.network.config.replace(span_activation="relu"))
+    net.load_state_dict(g.network.state_dict())
+    with torch.no_grad():
+        net.head.mlp[-1].bias.copy_(torch.tensor([0.2, 9.0]))  # end far past 1
+    g = Grounder(net, g.tokenizer, g.video_config, device="cpu")
+    whole = g.localize(features(duration=10.0), "person opens the door")
+    assert whole.span[1] == 1.0 and 0.0 <= whole.span[0] < 1.0 and whole.to_dict()["span"][1] == 1.0
+    for m in g.localize(features(n=40, duration=40.0), "person opens the door", windowed=True, window=8.0, top_k=3):
+        assert 0.0 <= m.span[0] <= m.span[1] == 1.0 and m.end == m.window[1] <= 40.0
+    feats = features(n=20, duration=10.0)
+    (spans, _), = ranked_answers(g, [Annotation("v", 10.0, "person opens the door", 1.0, 3.0)],
+                                 MemoryStore({"v": feats.features}), top_k=2)
+    assert spans[0, 1] == 10.0 and (spans >= 0.0).all()
+
+
 def test_settings_are_checked_by_name():
     with pytest.raises(ConfigError, match="span_activation"):
         CMAConfig(span_activation="tanh")

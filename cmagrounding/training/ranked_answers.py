@@ -13,7 +13,9 @@ evaluation.
 Spans are written as the network answers them: Eq. 22's inverse on the candidate's window
 (``Moment.span`` on ``Moment.window``, the whole video when None), before the facade's one-clip
 widening of a very short answer, so a video run whole scores exactly as the default evaluation
-(which maps ``span * duration``); the ranking is the Grounder's.
+(which maps ``span * duration``); the ranking is the Grounder's. One exception: a ReLU span head's
+answer past the video's end is clamped to it here (``Moment.span`` lies in [0, 1]) but not in the
+default evaluation; the library's convention clips it there too, so only LGI's row can differ.
 """
 
 from __future__ import annotations
