@@ -6,15 +6,18 @@ RecursionError, a 400-digit number becomes an int whose use overflows (or a floa
 :func:`loads` refuses each of these by name, through the caller's error class, before Python's
 parser recurses. :func:`dumps` is the writing side: no JSON this library writes holds NaN or Infinity.
 
-Private: config, feature-metadata and tokenizer readers call :func:`loads`; the JSON Lines reader
-(``cmagrounding._io.jsonl_rows``) decodes each row with :data:`ROWS`, the same hooks and limits.
+Private: config, feature-metadata, tokenizer and index readers call :func:`loads` (a whole file:
+:func:`read`); the JSON Lines reader (``cmagrounding._io.jsonl_rows``) decodes each row with
+:data:`ROWS`, the same hooks and limits.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 #: deepest nesting of arrays / objects accepted (configs use < 5 levels)
@@ -114,6 +117,18 @@ def loads(text: str | bytes, where: str, error: type[Exception], *, max_depth: i
     if not surrogates:
         _check_text(value, where, error)
     return value
+
+
+def read(path: str | os.PathLike[str], error: type[Exception], what: str = "JSON file") -> Any:
+    """:func:`loads` of the file ``path``; anything refused raises ``error`` as ``"<path>: not a
+    readable <what>: <why>"``, a missing file as ``"<path>: <what> not found"``."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except OSError as e:
+        raise error(f"{path}: not a readable {what}: {e.strerror or e}") from None
+    return loads(data, f"{path}: not a readable {what}", error)
 
 
 def _check_text(value: Any, where: str, error: type[Exception]) -> None:

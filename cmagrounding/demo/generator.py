@@ -24,6 +24,7 @@ import numpy as np
 
 from cmagrounding.demo.grammar import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES, sentence
 from cmagrounding.demo.scene import Event, ObjectSpec, Scene, SceneState, apply_event, bounding_radius
+from cmagrounding.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -300,8 +301,12 @@ def generate_dataset(
 
 def load_annotations(path: str | Path) -> tuple[GeneratorConfig, list[Scene], list[Path]]:
     """Read an ``annotations.json`` written by :func:`generate_dataset`: config, scenes, video paths."""
+    from cmagrounding._strict_json import read
+
     path = Path(path)
-    data = json.loads(path.read_text())
+    data = read(path, DatasetError, "demo annotations file")
+    if not isinstance(data, dict) or not {"generator", "videos"} <= data.keys():
+        raise DatasetError(f"{path}: not a demo annotations file (an object with \"generator\" and \"videos\")")
     cfg = GeneratorConfig.from_dict(data["generator"])
     scenes = [Scene.from_dict(d) for d in data["videos"]]
     videos = [path.parent / d["video"] for d in data["videos"]]

@@ -46,11 +46,9 @@ class _JsonConfig:
     def from_json(cls: type[T], text_or_path: str | Path) -> T:
         p = Path(text_or_path)
         text = p.read_text(encoding="utf-8") if p.suffix == ".json" and p.exists() else str(text_or_path)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"invalid {cls.__name__} JSON ({text_or_path}): {e}") from e
-        return cls.from_dict(data)
+        from cmagrounding._strict_json import loads
+
+        return cls.from_dict(loads(text, f"invalid {cls.__name__} JSON ({text_or_path})", ConfigError))
 
     def replace(self: T, **changes: Any) -> T:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]

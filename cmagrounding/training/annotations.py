@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from cmagrounding._io import jsonl_rows, write_text_atomic
+from cmagrounding._strict_json import read as read_json
 from cmagrounding.errors import DatasetError, NoGroundTruthError
 
 _logger = logging.getLogger(__name__)
@@ -272,8 +273,8 @@ def load_charades_sta(annotations: str | Path, durations: str | Path | dict[str,
         if video not in dur:
             raise DatasetError(f"{where}: video {video!r} has no duration in the Charades CSV")
         rows.append(_repair(video, dur[video], sentence, start, end, quirks, where))
-    read = [str(path)] + ([] if isinstance(durations, dict) else [str(durations)])  # the CSV is read too
-    out = AnnotationSet("charades-sta", split, rows, quirks, read)
+    sources = [str(path)] + ([] if isinstance(durations, dict) else [str(durations)])  # the CSV is read too
+    out = AnnotationSet("charades-sta", split, rows, quirks, sources)
     out.log_quirks()
     return out
 
@@ -290,12 +291,7 @@ def load_activitynet_captions(paths: str | Path | Iterable[str | Path], split: s
     quirks = QuirkReport()
     rows: list[Annotation] = []
     for path in path_list:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: ActivityNet Captions file not found") from None
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"{path}: not valid JSON ({e})") from None
+        data = read_json(path, DatasetError, "ActivityNet Captions file")
         if not isinstance(data, dict):
             raise DatasetError(f"{path}: expected an object of videos, got {type(data).__name__}")
         for video, item in data.items():
@@ -433,14 +429,7 @@ def load_tacos(path: str | Path, split: str | None = None) -> AnnotationSet:
     path = Path(path)
     if split is None:
         split = path.stem
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: TACoS annotation file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: not valid JSON ({e})") from None
-    except RecursionError:
-        raise DatasetError(f"{path}: JSON nested too deeply") from None
+    data = read_json(path, DatasetError, "TACoS annotation file")
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected an object of videos (2D-TAN's TACoS JSON), got {type(data).__name__}")
     quirks = QuirkReport()

@@ -28,7 +28,6 @@ when the store opens, naming the file; :meth:`PackedStore.verify` also checks th
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -67,10 +66,9 @@ class PackedStore:
         if index_path is None:
             raise DatasetError(f"{path}: no packed feature store ({INDEX_NAME}) there")
         self.index_path = index_path
-        try:
-            index = json.loads(index_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"{index_path}: not a readable packed-store index ({e})") from None
+        from cmagrounding._strict_json import read
+
+        index = read(index_path, DatasetError, "packed-store index")  # duplicate keys, huge numbers refused
         if not isinstance(index, dict) or index.get("format") != FORMAT:
             raise DatasetError(f"{index_path}: not a packed-store index (format {FORMAT!r} expected)")
         if index.get("version") != VERSION:

@@ -5,7 +5,6 @@ from a folder of ``.npy`` files, an HDF5 file or any store that lists its videos
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -27,12 +26,14 @@ def _extraction_of(folder: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]
     """Extraction settings and per-video facts recorded beside a folder of features, if any."""
     index = folder / "index.json"  # cmagrounding extract-features
     if index.is_file():
+        from cmagrounding._strict_json import read
+
+        data = read(index, DatasetError, "extract-features index")
         try:
-            data = json.loads(index.read_text(encoding="utf-8"))
             videos = {v: {k: e[k] for k in ("duration", "source") if k in e} for v, e in data.get("videos", {}).items()}
             return data.get("settings"), videos
-        except (OSError, ValueError, AttributeError) as e:
-            raise DatasetError(f"{index}: unreadable extract-features index ({e})") from None
+        except (AttributeError, TypeError) as e:
+            raise DatasetError(f"{index}: not a readable extract-features index ({e})") from None
     return None, {}
 
 
@@ -113,10 +114,12 @@ def pack_features(source: Any, out: str | os.PathLike[str], *, dtype: str = "flo
     index_path = out / INDEX_NAME
     previous = None
     if index_path.is_file():
+        from cmagrounding._strict_json import read
+
         try:
-            previous = json.loads(index_path.read_text(encoding="utf-8")).get("data")
-        except (OSError, ValueError, AttributeError):
-            previous = None
+            previous = read(index_path, DatasetError, "packed-store index").get("data")
+        except (DatasetError, AttributeError):
+            previous = None  # not ours to trust: no previous data file is removed
     index = {
         "format": FORMAT, "version": VERSION, "data": data_name, "dtype": target.str, "dim": int(dim or 0),
         "rows": rows, "data_bytes": rows * int(dim or 0) * target.itemsize, "data_sha256": digest,

@@ -57,17 +57,17 @@ def recorded_durations(store: Any) -> dict[str, float]:
     """Video id -> duration (s) as ``cmagrounding extract-features`` measured it, for the videos of
     ``store`` that have one: a packed store's ``sources``, or the ``index.json`` of a folder of
     ``.npy`` files; ``{}`` for other stores (features made elsewhere record no durations)."""
-    import json
+    from cmagrounding._strict_json import read
 
     index = getattr(store, "index", None)  # PackedStore
     if isinstance(index, dict):
         entries = index.get("sources") or {}
     elif isinstance(store, NpyFolderStore) and (store.folder / "index.json").is_file():
         path = store.folder / "index.json"
-        try:
-            entries = json.loads(path.read_text(encoding="utf-8")).get("videos") or {}
-        except (OSError, ValueError, AttributeError) as e:
-            raise DatasetError(f"{path}: unreadable extract-features index ({e})") from None
+        data = read(path, DatasetError, "extract-features index")
+        entries = data.get("videos") if isinstance(data, dict) else None
+        if not isinstance(entries, dict):
+            raise DatasetError(f"{path}: not a readable extract-features index: no object of \"videos\"")
     else:
         return {}
     return {v: float(e["duration"]) for v, e in entries.items() if isinstance(e, dict) and e.get("duration")}
@@ -485,11 +485,11 @@ def _packed_is_stale(folder: Path, index_path: Path) -> str | None:
 
     Stale: a ``.npy`` file there is not in the index, or was written after it.
     """
-    import json
+    from cmagrounding._strict_json import read
 
     try:
-        packed = set(json.loads(index_path.read_text(encoding="utf-8")).get("videos", {}))
-    except (OSError, ValueError, AttributeError):
+        packed = set(read(index_path, DatasetError, "packed-store index").get("videos", {}))
+    except (DatasetError, AttributeError, TypeError):
         return f"{index_path.name} is unreadable"
     stamp = index_path.stat().st_mtime
     for video in NpyFolderStore(folder).videos():

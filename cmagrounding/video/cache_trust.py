@@ -19,7 +19,6 @@ Private: ``cmagrounding.video.runtime`` calls :func:`trusted`, :func:`private_di
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import warnings
@@ -75,10 +74,12 @@ def _read_manifest(folder: Path) -> dict[str, str]:
         return {}
     if _owner_problem(st):
         raise CacheTrustError(f"{str(path)!r} is {_owner_problem(st)}")
+    from cmagrounding._strict_json import read
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}  # unreadable: every entry counts as unrecorded (files are rebuilt, then recorded)
+        data = read(path, CacheTrustError, "cache manifest")
+    except CacheTrustError:
+        return {}  # unreadable or refused: every entry counts as unrecorded (files are rebuilt, then recorded)
     files = data.get("files") if isinstance(data, dict) else None
     return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(files, dict) else {}
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from cmagrounding._io import remove_stale_temporaries, save_npy_atomic, write_json_atomic, write_text_atomic
+from cmagrounding._strict_json import read as strict_read
 from cmagrounding.errors import ConfigError, DatasetError, ExtractorMismatchError, VideoError
 from cmagrounding.video.config import VideoConfig
 
@@ -107,8 +108,10 @@ def write_index(out_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
         if side.name == INDEX_NAME or side.name.startswith("."):  # dot-names: another shard's half-written file
             continue
         try:
-            meta = json.loads(side.read_text())
-        except (OSError, ValueError):
+            meta = strict_read(side, DatasetError, "sidecar")
+        except DatasetError:  # unreadable or refused (a key twice, deep nesting): that video counts as not done
+            continue
+        if not isinstance(meta, dict):
             continue
         if meta.get("kind") == "features":
             videos[meta["name"]] = {k: meta[k] for k in ("source", "file", "duration", "num_features", "feature_dim")}
@@ -128,7 +131,7 @@ def settings_clash(out_dir: Path, config: VideoConfig) -> list[str]:
     if not index.is_file():
         return []
     try:
-        previous = VideoConfig.from_dict(json.loads(index.read_text())["settings"])
+        previous = VideoConfig.from_dict(strict_read(index, DatasetError, "extract-features index")["settings"])
     except Exception:  # noqa: BLE001 - an unreadable index is rebuilt, not trusted
         return []
     return previous.describe_mismatches(config)
@@ -139,9 +142,10 @@ def is_finished(feat_path: Path, side_path: Path) -> bool:
     if not (feat_path.is_file() and side_path.is_file()):
         return False
     try:
-        return json.loads(side_path.read_text()).get("kind") == "features"
-    except ValueError:
+        meta = strict_read(side_path, DatasetError, "sidecar")
+    except DatasetError:
         return False
+    return isinstance(meta, dict) and meta.get("kind") == "features"
 
 
 def failure_sidecar(name: str, video: Path, exc: Exception) -> dict[str, Any]:

@@ -157,8 +157,9 @@ def _remove_strays(output: Path) -> None:
     """Delete what an interrupted conversion into ``output``'s folder left (call under the lock):
     ``atomic_path``'s ``.<stem>.*.tmp.safetensors`` and safetensors' own ``.tmpXXXXXX`` whose
     header names this source (nothing else is touched)."""
-    import json
     import struct
+
+    from cmagrounding._strict_json import loads
 
     for path in output.parent.glob(f".{output.stem}.*.tmp{output.suffix}"):
         path.unlink(missing_ok=True)
@@ -166,8 +167,8 @@ def _remove_strays(output: Path) -> None:
         try:
             with open(path, "rb") as f:
                 size = struct.unpack("<Q", f.read(8))[0]
-                head = json.loads(f.read(size)) if 0 < size < 1 << 20 else {}
-        except (OSError, ValueError, struct.error):
+                head = loads(f.read(size), str(path), ValueError) if 0 < size < 1 << 20 else {}
+        except (OSError, ValueError, struct.error):  # unreadable or refused: not ours, left alone
             continue
         if isinstance(head, dict) and (head.get("__metadata__") or {}).get("source") == SOURCE_NAME:
             logger.info("removing %s, left by an interrupted conversion", path)
