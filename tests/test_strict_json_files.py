@@ -109,3 +109,23 @@ def test_a_demo_annotations_file_is_read_strictly(tmp_path):
     path.write_text("[]")
     with pytest.raises(DatasetError, match="not a demo annotations file"):
         load_annotations(path)
+
+
+def test_packing_again_removes_only_its_own_previous_data_file(tmp_path):
+    """The previous index names the data file to remove; a name outside the folder, or not a data
+    file of ours, is left alone (it was unlinked whatever the index said)."""
+    folder = _packed(tmp_path)
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"keep")
+    index = folder / INDEX_NAME
+    data = json.loads(index.read_text())
+    old = folder / data["data"]
+    data["data"] = "../victim.bin"
+    index.write_text(json.dumps(data))
+    np.save(folder / "b.npy", np.ones((2, 4), np.float32))
+    pack_features(folder, folder)
+    assert victim.read_bytes() == b"keep" and old.is_file()  # neither is the index's to remove now
+    data = json.loads(index.read_text())
+    np.save(folder / "c.npy", np.ones((2, 4), np.float32))
+    pack_features(folder, folder)
+    assert not (folder / data["data"]).exists()  # its own previous data file is still removed

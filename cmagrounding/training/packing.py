@@ -127,7 +127,10 @@ def pack_features(source: Any, out: str | os.PathLike[str], *, dtype: str = "flo
         "sources": {v: facts[v] for v in ids if v in facts},
     }
     write_json_atomic(index_path, index, indent=1)  # the commit point
-    if previous and previous != data_name and (out / previous).is_file():
+    # only a data file of ours, in this folder: the index is a file anyone may have edited ("../x")
+    ours = isinstance(previous, str) and Path(previous).name == previous and previous.startswith("packed-features-") \
+        and previous.endswith(".bin")
+    if ours and previous != data_name and (out / previous).is_file():
         (out / previous).unlink()
     _logger.info("packed %d videos (%d rows x %d, %s) into %s", len(ids), rows, dim, target.name, out / data_name)
     return PackedStore(out)
