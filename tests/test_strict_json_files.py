@@ -129,3 +129,7 @@ def test_packing_again_removes_only_its_own_previous_data_file(tmp_path):
     np.save(folder / "c.npy", np.ones((2, 4), np.float32))
     pack_features(folder, folder)
     assert not (folder / data["data"]).exists()  # its own previous data file is still removed
+    data = json.loads(index.read_text())
+    index.write_text(json.dumps({**data, "data": "../victim.bin"}))
+    with pytest.raises(DatasetError, match="'../victim.bin' is not a file name in its folder"):
+        PackedStore(folder)  # nor is a file outside the folder mapped as features

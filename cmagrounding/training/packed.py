@@ -80,6 +80,8 @@ class PackedStore:
             self.data_path = index_path.parent / str(index["data"])
         except (KeyError, TypeError, ValueError) as e:
             raise DatasetError(f"{index_path}: malformed packed-store index ({type(e).__name__}: {e})") from None
+        if Path(str(index["data"])).name != str(index["data"]):  # "../x", "/etc/x": not this store's file
+            raise DatasetError(f"{index_path}: its data file {str(index['data'])!r} is not a file name in its folder")
         self.index = index
         self._check_layout()
         self._array: np.ndarray | None = None
