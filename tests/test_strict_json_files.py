@@ -133,3 +133,15 @@ def test_packing_again_removes_only_its_own_previous_data_file(tmp_path):
     index.write_text(json.dumps({**data, "data": "../victim.bin"}))
     with pytest.raises(DatasetError, match="'../victim.bin' is not a file name in its folder"):
         PackedStore(folder)  # nor is a file outside the folder mapped as features
+
+
+def test_a_training_state_is_read_strictly(tmp_path):
+    from cmagrounding.errors import CheckpointError
+    from cmagrounding.training.checkpoint import STATE_FILE, load_checkpoint
+
+    (tmp_path / STATE_FILE).write_text('{"epoch": 1, "epoch": 9}')
+    with pytest.raises(CheckpointError, match=r"unreadable checkpoint .*key 'epoch' is given twice"):
+        load_checkpoint(tmp_path)
+    (tmp_path / STATE_FILE).unlink()
+    with pytest.raises(CheckpointError, match="incomplete checkpoint"):
+        load_checkpoint(tmp_path)

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from cmagrounding._io import load_safetensors, save_safetensors, write_text_atomic
+from cmagrounding._strict_json import loads as strict_loads
 from cmagrounding.errors import CheckpointError
 
 _logger = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def load_checkpoint(path: str | Path) -> TrainingState:
     """Read a checkpoint folder written by :func:`save_checkpoint`."""
     path = Path(path)
     try:
-        info = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+        info = strict_loads((path / STATE_FILE).read_bytes(), str(path / STATE_FILE), CheckpointError)
         model = load_safetensors(path / MODEL_FILE)
         best = load_safetensors(path / BEST_FILE)
         opt_tensors = load_safetensors(path / OPTIMIZER_FILE)
