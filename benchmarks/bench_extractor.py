@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,17 +43,10 @@ ALL_PATHS = (
 
 
 def machine() -> str:
-    from cmagrounding.video.precision import cpu_flags
+    from cmagrounding.video.machine_record import cpu_flags, cpu_model
 
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = cpu_flags()
-    have = [name for name in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16") if name in flags]
-    return f"{model}; {os.cpu_count()} CPUs; flags {' '.join(have)}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    have = [name for name in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16") if name in cpu_flags()]
+    return f"{cpu_model()}; {os.cpu_count()} CPUs; flags {' '.join(have)}; torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 # The clock every figure uses: wall time, or with ``--clock cpu`` this process's CPU time (one

@@ -1,34 +1,23 @@
 """How the I3D extractor is run: eager PyTorch, a fused eager copy, or an ahead-of-time compiled
-package (torch's inductor).
+package (torch's inductor). Each is kept for a figure in docs/performance.md.
 
 ``make_runner(model, plan)`` returns an ``ExtractorRunner`` with ``features(x)`` -> (B, 1024) and
 ``logits(x)`` -> (B, classes), both float32, for input (B, 3, T, H, W) already normalised.
-
-Runtimes (``runtime=`` or ``$CMAGROUNDING_I3D_RUNTIME``; "auto" picks among them), each kept for
-a figure in docs/performance.md:
-- "eager": the ``InceptionI3d`` module itself, under autocast (the reference; CUDA runs it, cuDNN).
-- "fused": ``FastI3D`` (BN folded, weights pre-cast, merged 1x1x1 convs; fast_i3d.py), fp32 or bf16:
-  the CPU default, 0.76-0.86 of the fp32 product rate on an AVX512-BF16 Xeon.
-- "compiled": ``FastI3D`` exported with ``torch.export`` and compiled by AOTInductor with freezing
-  into a ``.pt2`` package (oneDNN convolutions with fused ReLU, prepacked weights); needs a C++
-  compiler. Fastest where it was measured on an AVX512-BF16 EPYC (bf16, 0.70 against the fused
-  path's 0.51) and an AVX-512 Xeon without bf16 (fp32, 0.81 against 0.69). Compiling takes minutes
-  once per weights/input shape/precision/torch version; the package is cached and later
-  processes load it in well under a second.
-"auto" on CPU decides per input shape by figures measured on this machine and recorded in
-``<cache>/machine/i3d_runtime_<weights>_<shape>_<precision>_<cpu key>.json`` (``machine_record``):
-the compile seconds and both paths' clips/s, measured from the batches the jobs actually run
-(wall clock, the best timed batch after a warm-up one). A cached, trusted package is used only
-where it was measured faster than the fused path; a package is compiled only where the time it
-would save on the clips still expected (``runner.expect(clips)``, said by ``extract-features`` for
-its videos and by the encoder for each video) exceeds its compile time, at the recorded figures or,
-where none are recorded, the conservative ``DEFAULT_COMPILE_S`` and ``DEFAULT_SPEEDUP``
-(:func:`use_compiled`). ``CMAGROUNDING_I3D_RUNTIME=compiled`` builds the package on first use
-(recording its compile time); the next "auto" job then measures both paths. Otherwise "fused".
-CUDA runs "eager" (cuDNN under autocast). A runtime that fails to build falls back to "fused"
-with a warning. The compiled package has static shapes: a batch smaller than the first one is
-zero-padded. ONNX Runtime was removed: in fp32 never the fastest path of a run; int8 was once, but
-its features fell below cosine 0.9999 to fp32 (docs/performance.md).
+Runtimes (``runtime=`` or ``$CMAGROUNDING_I3D_RUNTIME``):
+- "eager": the ``InceptionI3d`` module under autocast: the reference, and CUDA's path (cuDNN).
+- "fused": ``FastI3D`` (fast_i3d.py) in fp32 or bf16, the CPU default.
+- "compiled": ``FastI3D`` exported and compiled by AOTInductor (freezing on) into a ``.pt2``
+  package, cached per weights / input shape / precision / torch version; needs a C++ compiler and
+  minutes to compile; static shapes (a smaller batch is zero-padded). Loaded only from this
+  user's private cache (cache_trust.py).
+- "auto" (default): on CUDA "eager"; on a CPU "fused" or "compiled" per input shape, by figures
+  measured on this machine and kept in ``<cache>/machine/i3d_runtime_*.json`` (machine_record.py):
+  the compile seconds and both paths' clips/s, measured on the batches jobs run (wall clock, the
+  best batch after a warm-up one of each path). A cached package runs only where it was measured
+  faster; a compile happens only where the time it saves on the clips still expected
+  (``runner.expect(clips)``, said by ``extract-features`` and by the encoder per video) exceeds
+  its compile time (:func:`use_compiled`; conservative defaults where nothing is recorded).
+A runtime that fails to build falls back to "fused" with a warning.
 """
 
 from __future__ import annotations
@@ -53,7 +42,7 @@ RUNTIMES = ("auto", "eager", "fused", "compiled")
 # Assumed where this machine has no figure yet for a weights / shape / precision: the slowest compile
 # measured on the 2-core machines of docs/performance.md (187-290 s) and the smallest gain of the
 # package where it gained at all (AVX-512 Xeon, fp32: 4.99 vs 4.25 clips/s, 1.17x). At 2.5 clips/s
-# fused a job must then have 5,750 clips (50 minutes of video) to compile without a record.
+# fused a job must then have 5,750 clips (about 30 minutes of video) to compile without a record.
 DEFAULT_COMPILE_S = 300.0
 DEFAULT_SPEEDUP = 1.15
 _now = time.perf_counter  # the clock of the measured batches (wall time: what a user waits for)
