@@ -2,7 +2,6 @@
 
 On the paper's Charades-STA network (``charades-simple``, random weights) with a 92-clip video (a
 30-s video) and one query (``--queries`` asked together), in eval mode without autograd:
-- the inference BiLSTM (model/bilstm_inference.py) against ``nn.LSTM`` on the packed sequence;
 - the whole forward with V_in (Eq. 2) given, as the video cache hands it (model/video_cache.py),
   against computing it;
 - the bf16 copy of the network (model/reduced_precision.py, opt-in) against fp32.
@@ -19,10 +18,8 @@ import statistics
 import time
 
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from cmagrounding.model import CMANetwork, get_preset
-from cmagrounding.model.bilstm_inference import bilstm_inference
 from cmagrounding.model.reduced_precision import reduced_copy
 
 
@@ -61,20 +58,10 @@ def main() -> None:
     vmask = torch.ones(q, args.clips, dtype=torch.bool)
     words = torch.randint(4, cfg.vocab_size, (q, args.words))
     wmask = torch.ones(q, args.words, dtype=torch.bool)
-    lstm = net.query_encoder.lstm
     with torch.inference_mode():
-        emb = net.query_encoder.embedding(words)
-        lengths = wmask.sum(1)
-
-        def packed():
-            out, _ = lstm(pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False))
-            return pad_packed_sequence(out, batch_first=True, total_length=args.words)
-
         v_in = net.embed_video(video)
         bf16 = reduced_copy(net, torch.bfloat16)
         rows = [
-            ("BiLSTM (query encoder)", compare({"plain": packed, "layer": lambda: bilstm_inference(lstm, emb, lengths)},
-                                               args.repeats, now)),
             ("forward, V_in computed vs given", compare({"plain": lambda: net(video, vmask, words, wmask),
                                                          "layer": lambda: net(video, vmask, words, wmask, video_embedding=v_in)},
                                                         args.repeats, now)),
