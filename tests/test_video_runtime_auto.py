@@ -7,6 +7,7 @@ the short-job test runs the real fused path on tiny clips."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -180,3 +181,16 @@ def test_a_cached_package_without_figures_is_measured_on_the_job(cache, monkeypa
     assert fakes.log == ["compiled", "compiled", "fused", "fused", "compiled", "compiled"]
     assert rt.read_figures(SHA, SHAPE, "fp32") == Figures(None, 4.0, 1.0)
     assert fakes.hashed == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_record_that_is_not_a_file_is_ignored_without_blocking(cache, kind):
+    path = _record_path()
+    path.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it would wait for a writer forever
+    else:
+        path.mkdir()
+    with pytest.warns(MachineRecordWarning, match=rf"{path.name}.*not a regular file"):
+        assert rt.read_figures(SHA, SHAPE, "fp32") == Figures()

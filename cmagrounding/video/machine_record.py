@@ -11,7 +11,9 @@ import functools
 import hashlib
 import logging
 import math
+import os
 import platform
+import stat
 import warnings
 from pathlib import Path
 
@@ -69,6 +71,8 @@ def read(path: Path, fields: dict[str, type], optional: frozenset[str] = frozens
     from cmagrounding._strict_json import loads
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read
+            raise OSError(0, "not a regular file")
         with open(path, "rb") as f:
             raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
