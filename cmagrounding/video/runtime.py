@@ -357,9 +357,7 @@ class _Auto(ExtractorRunner):
                 write_figures(c.sha, shape, c.precision, fig)
             return (self.compiled if use_compiled(remaining, fig, cached=True) else self.fused), True
         if fig.fused is None:
-            return self.fused, False  # its rate is measured on the first batches
-        if mine.get("fused") and rec.fused is None:
-            write_figures(c.sha, shape, c.precision, fig)
+            return self.fused, False  # its rate is measured on the first batches (recorded once a package exists)
         if use_compiled(remaining, fig, cached=False) and have_cxx_compiler():
             logger.info("about %d more clips of %s: compiling the extractor pays off on this machine's figures", remaining, shape[1:])
             return self.compiled, False  # compiles on this call, then both are measured
