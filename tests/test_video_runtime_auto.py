@@ -76,6 +76,7 @@ def test_figures_round_trip(cache):
         lambda d: json.dumps({k: v for k, v in d.items() if k != "torch"}),
         lambda d: json.dumps({**d, "shape": "8x3x16x224x224"}),  # another shape's record under this name
         lambda d: json.dumps([d]),
+        lambda d: "null",
         lambda d: " " * 70_000,
     ],
 )

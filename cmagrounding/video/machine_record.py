@@ -64,37 +64,40 @@ def _valid(value: object, kind: type) -> bool:
     return isinstance(value, kind) and not isinstance(value, bool)
 
 
+def _check(path: Path, fields: dict[str, type], optional: frozenset[str], same: dict) -> tuple[dict | None, str | None]:
+    """(the record, None) or (None, what is wrong with the file at ``path``)."""
+    from cmagrounding._strict_json import loads
+
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read
+        return None, "not a regular file"
+    with open(path, "rb") as f:
+        raw = f.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        return None, f"over {MAX_BYTES} bytes"
+    try:
+        data = loads(raw, str(path), ValueError)
+    except ValueError as exc:
+        return None, str(exc)
+    if not isinstance(data, dict) or set(data) != set(fields):
+        return None, f"its keys are not {sorted(fields)}"
+    bad = [k for k, kind in fields.items() if not (data[k] is None and k in optional or _valid(data[k], kind))]
+    bad += [k for k, v in same.items() if k not in bad and data[k] != v]
+    return (None, f"wrong value for {', '.join(bad)}") if bad else (data, None)
+
+
 def read(path: Path, fields: dict[str, type], optional: frozenset[str] = frozenset(), same: dict | None = None) -> dict | None:
     """The record at ``path`` if it holds exactly ``fields`` (name -> float or str; those in
     ``optional`` may be null) with the values ``same`` gives for some of them, else None: silently
     when absent, with a warning naming the file when present but not such a record."""
-    from cmagrounding._strict_json import loads
-
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read
-            raise OSError(0, "not a regular file")
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
+        data, problem = _check(path, fields, optional, same or {})
     except FileNotFoundError:
         return None
     except OSError as exc:
-        problem = f"unreadable ({exc.strerror})"
-    else:
-        try:
-            data = loads(raw, str(path), ValueError) if len(raw) <= MAX_BYTES else None
-            problem = None if data is not None else f"over {MAX_BYTES} bytes"
-        except ValueError as exc:
-            data, problem = None, str(exc)
-        if problem is None and (not isinstance(data, dict) or set(data) != set(fields)):
-            problem = f"its keys are not {sorted(fields)}"
-        if problem is None:
-            bad = [k for k, kind in fields.items() if not (data[k] is None and k in optional or _valid(data[k], kind))]
-            bad += [k for k, v in (same or {}).items() if k not in bad and data[k] != v]
-            problem = f"wrong value for {', '.join(bad)}" if bad else None
-    if problem is None:
-        return data
-    warnings.warn(f"ignoring the machine record {str(path)!r}: {problem}; measured again", MachineRecordWarning, stacklevel=3)
-    return None
+        data, problem = None, f"unreadable ({exc.strerror})"
+    if problem is not None:
+        warnings.warn(f"ignoring the machine record {str(path)!r}: {problem}; measured again", MachineRecordWarning, stacklevel=3)
+    return data
 
 
 def write(path: Path, record: dict) -> None:
