@@ -176,6 +176,14 @@ def test_compiled_runner_matches_eager_and_pads_small_batches(model_and_referenc
     from cmagrounding.video.runtime import read_figures  # the compile's seconds are recorded for "auto"
 
     assert read_figures("ef" * 32, tuple(x.shape), precision).compile_s > 0
+    # "auto" finds the package cached without speeds: measures both paths on its batches, records them
+    auto = make_runner(model, plan_for(precision, CPU), runtime="auto", weights_sha256="ef" * 32)
+    with torch.inference_mode():
+        outs = [auto.features(x) for _ in range(5)]
+    fig = read_figures("ef" * 32, tuple(x.shape), precision)
+    assert fig.compile_s > 0 and fig.compiled > 0 and fig.fused > 0
+    assert auto.name == ("compiled" if fig.compiled > fig.fused else "fused")
+    assert all(np.all(cos(f, feats) >= tol) for f in outs)
 
 
 def test_the_encoder_announces_each_videos_clip_count():
