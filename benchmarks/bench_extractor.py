@@ -17,6 +17,7 @@ Prints, all from one run (shared machines are noisy: compare the ratios, not the
     python benchmarks/bench_extractor.py                 # batch 8, 16 x 224 x 224, 2 threads
     python benchmarks/bench_extractor.py --batch 8 --threads 1 --clock cpu --paths eager-fp32-cl,eager-bf16-cl,fused-fp32,fused-bf16,aoti-fp32,aoti-bf16
         # the figures of docs/performance.md: CPU time of one thread, on a shared machine
+    python benchmarks/bench_extractor.py --auto          # runtime auto's recorded figures and decision here
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,17 +44,10 @@ ALL_PATHS = (
 
 
 def machine() -> str:
-    from cmagrounding.video.precision import cpu_flags
+    from cmagrounding.video.machine_record import cpu_flags, cpu_model
 
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = cpu_flags()
-    have = [name for name in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16") if name in flags]
-    return f"{model}; {os.cpu_count()} CPUs; flags {' '.join(have)}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    have = [name for name in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16") if name in cpu_flags()]
+    return f"{cpu_model()}; {os.cpu_count()} CPUs; flags {' '.join(have)}; torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 # The clock every figure uses: wall time, or with ``--clock cpu`` this process's CPU time (one
@@ -292,6 +285,25 @@ def batch_sweep(model, x: torch.Tensor, batches: list[int], reps: int, flops_cli
         print(f"  {b:5d} {t:10.2f} {b / t:8.2f} {flops_clip * b / t / 1e9:8.1f}")
 
 
+def show_auto(model, sha: str | None, shape: tuple[int, ...]) -> None:
+    """What runtime "auto" has recorded on this machine (the user's cache, not the benchmark's) for
+    the default precision and ``shape``, and what it would run for jobs of several sizes."""
+    from cmagrounding.video.precision import plan_for
+    from cmagrounding.video.runtime import DEFAULT_COMPILE_S, DEFAULT_SPEEDUP, CompiledRunner, read_figures, use_compiled
+
+    plan = plan_for("auto", torch.device("cpu"))
+    runner = CompiledRunner(model, plan, weights_sha256=sha)
+    fig, cached = read_figures(runner.sha, shape, plan.name), runner.cached(shape)
+    print(f"\nruntime auto, {plan.name}, input {shape}: recorded compile {fig.compile_s} s, compiled {fig.compiled} "
+          f"clips/s, fused {fig.fused} clips/s (None: not measured; defaults {DEFAULT_COMPILE_S:.0f} s, "
+          f"{DEFAULT_SPEEDUP}x); a trusted package cached: {cached}")  # fmt: skip
+    for clips in (92, 1_900, 20_000, 200_000):  # a 30-s video, a 10-minute one, datasets
+        pick = "compiled" if use_compiled(clips, fig, cached) else "fused"
+        if not cached and fig.fused is None:
+            pick += " (until the job's first batches measure the fused rate)"
+        print(f"  a job of {clips:7,d} clips: {pick}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=8)
@@ -306,6 +318,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile and AOTInductor paths (minutes to compile)")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--sweep", help="comma-separated batch sizes: time the default runner at each (e.g. 1,2,4,8,16)")
+    ap.add_argument("--auto", action="store_true",
+                    help="print what runtime auto has recorded on this machine for this input shape and would run, then stop")
     ap.add_argument("--cache", help="cache folder for exported models (default: a fresh temporary one)")
     ap.add_argument("--malloc-default", action="store_true",
                     help="leave glibc's malloc as it is (the runtimes keep freed memory: cmagrounding.video.heap)")
@@ -343,6 +357,9 @@ def main(argv=None) -> int:
         weights = f"Kinetics-400 (sha256 {sha[:12]})"
     except Exception as exc:  # noqa: BLE001 - random weights still time correctly
         print(f"(real weights unavailable: {exc}; random weights: cosines and top-5 are not meaningful)")
+    if args.auto:
+        show_auto(model, sha, (args.batch, 3, args.frames, args.size, args.size))
+        return 0
     clips, video = real_clips(args.batch, args.size, args.frames)
     x = to_input(clips)
     print(f"weights: {weights}; input: {args.batch} real clips of {args.frames} x {args.size} x {args.size} from {video}")

@@ -155,6 +155,11 @@ class CacheTrustWarning(UserWarning):
     this user's own (folder not private, owner or checksum wrong); the warning names the file."""
 
 
+class MachineRecordWarning(UserWarning):
+    """A figure recorded for this machine in the cache (a precision probe, runtime speeds) was
+    ignored: the file is not a record as the library writes it; the warning names it."""
+
+
 # --- predictions files (cmagrounding.training.predictions; see docs/evaluation.md) ---
 
 

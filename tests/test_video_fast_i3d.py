@@ -106,36 +106,6 @@ def test_runner_choice():
     assert make_runner(torch.nn.Conv3d(3, 4, 1), plan32).name == "eager"
 
 
-def test_auto_compiles_only_for_a_job_that_pays_for_it(monkeypatch, tmp_path):
-    """Under "auto" the compiled package is used when cached, or when the announced job
-    (``expect``) is worth at least AUTO_COMPILE_CLIPS real-size clips; a single video never compiles."""
-    from cmagrounding.video import runtime as rt
-
-    assert not rt.compile_pays_off(10_000, 16 * 64 * 64)  # small clips: never
-    assert not rt.compile_pays_off(rt.AUTO_COMPILE_CLIPS - 1, rt.REFERENCE_VOXELS)
-    assert rt.compile_pays_off(rt.AUTO_COMPILE_CLIPS, rt.REFERENCE_VOXELS)
-    assert rt.compile_pays_off(4 * rt.AUTO_COMPILE_CLIPS, rt.MIN_COMPILED_VOXELS)  # a quarter the voxels each
-    monkeypatch.delenv("CMAGROUNDING_I3D_RUNTIME", raising=False)
-    monkeypatch.setenv("CMAGROUNDING_CACHE", str(tmp_path))
-    monkeypatch.setattr(rt, "have_cxx_compiler", lambda: True)
-    built = []
-    monkeypatch.setattr(rt.CompiledRunner, "features", lambda self, x: built.append(tuple(x.shape)) or x.new_zeros(x.shape[0], 1024))
-    runner = make_runner(InceptionI3d(), plan_for("bf16", CPU), weights_sha256="0" * 64)
-    x = torch.zeros(1, 3, 16, 112, 112)
-    runner.features(x)
-    assert runner.name == "fused" and built == []  # no job announced: no compile
-    runner.expect(rt.AUTO_COMPILE_CLIPS * 4)
-    runner.features(x)
-    assert runner.name == "compiled" and built == [(1, 3, 16, 112, 112)]
-    runner.expect(10)  # a smaller announcement (one video of a folder already announced) changes nothing
-    runner.features(x)
-    assert runner.name == "compiled" and len(built) == 2
-    monkeypatch.setattr(rt, "have_cxx_compiler", lambda: False)
-    runner.expect(rt.AUTO_COMPILE_CLIPS * 100)  # no compiler: stays fused
-    runner.features(torch.zeros(2, 3, 16, 112, 112))
-    assert runner.name == "fused"
-
-
 def test_encoder_uses_fused_runner_with_same_features(model_and_reference):
     from cmagrounding.video.config import VideoConfig
     from cmagrounding.video.encoder import VideoEncoder
@@ -203,6 +173,17 @@ def test_compiled_runner_matches_eager_and_pads_small_batches(model_and_referenc
     assert np.all(cos(f, feats) >= tol) and np.all(cos(lg, logits) >= tol)
     assert f1.shape == (1, 1024) and cos(f1, feats[:1])[0] >= tol
     assert len(list((tmp_path / "i3d" / "compiled").glob("*.pt2"))) == 1
+    from cmagrounding.video.runtime import read_figures  # the compile's seconds are recorded for "auto"
+
+    assert read_figures("ef" * 32, tuple(x.shape), precision).compile_s > 0
+    # "auto" finds the package cached without speeds: measures both paths on its batches, records them
+    auto = make_runner(model, plan_for(precision, CPU), runtime="auto", weights_sha256="ef" * 32)
+    with torch.inference_mode():
+        outs = [auto.features(x) for _ in range(5)]
+    fig = read_figures("ef" * 32, tuple(x.shape), precision)
+    assert fig.compile_s > 0 and fig.compiled > 0 and fig.fused > 0
+    assert auto.name == ("compiled" if fig.compiled > fig.fused else "fused")
+    assert all(np.all(cos(f, feats) >= tol) for f in outs)
 
 
 def test_the_encoder_announces_each_videos_clip_count():

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cmagrounding.errors import MachineRecordWarning
 from cmagrounding.video import precision
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -28,9 +29,9 @@ def fresh_rates(monkeypatch, tmp_path):
 
 def _record(folder, rates):
     """Overwrite the one recorded measurement in ``folder`` with ``rates``."""
-    (path,) = (folder / "machine").glob("conv_rates_*.json")
+    (path,) = (folder / "machine").glob("conv_gflops_*.json")
     data = json.loads(path.read_text())
-    data["gflops"] = rates
+    data.update(rates)
     path.write_text(json.dumps(data))
     precision.cpu_conv_rates.cache_clear()
 
@@ -38,9 +39,9 @@ def _record(folder, rates):
 def test_rates_are_measured_once_and_recorded(fresh_rates, monkeypatch):
     rates = precision.cpu_conv_rates()
     assert set(rates) == {"fp32", "bf16"} and all(v > 0 for v in rates.values())
-    (path,) = (fresh_rates / "machine").glob("conv_rates_*.json")
+    (path,) = (fresh_rates / "machine").glob("conv_gflops_*.json")
     recorded = json.loads(path.read_text())
-    assert recorded["gflops"] == rates and recorded["torch"] == torch.__version__
+    assert {k: recorded[k] for k in rates} == rates and recorded["torch"] == torch.__version__
     # a later process reads the record instead of measuring again
     precision.cpu_conv_rates.cache_clear()
 
@@ -53,12 +54,15 @@ def test_rates_are_measured_once_and_recorded(fresh_rates, monkeypatch):
 
 def test_an_unreadable_record_is_measured_again(fresh_rates, monkeypatch):
     precision.cpu_conv_rates()
-    (path,) = (fresh_rates / "machine").glob("conv_rates_*.json")
-    path.write_text("{not json")
-    precision.cpu_conv_rates.cache_clear()
+    (path,) = (fresh_rates / "machine").glob("conv_gflops_*.json")
     monkeypatch.setattr(precision, "_conv_rate", lambda dtype: {torch.float32: 100.0, torch.bfloat16: 50.0}[dtype])
-    assert precision.cpu_conv_rates() == {"fp32": 100.0, "bf16": 50.0}
-    assert json.loads(path.read_text())["gflops"] == {"fp32": 100.0, "bf16": 50.0}
+    for text in ("{not json", '{"cpu": "x", "torch": "2", "fp32": 1e999, "bf16": 1}', '{"fp32": 100.0, "bf16": 0}'):
+        path.write_text(text)
+        precision.cpu_conv_rates.cache_clear()
+        with pytest.warns(MachineRecordWarning, match=path.name):
+            assert precision.cpu_conv_rates() == {"fp32": 100.0, "bf16": 50.0}
+        recorded = json.loads(path.read_text())
+        assert (recorded["fp32"], recorded["bf16"]) == (100.0, 50.0)
 
 
 @pytest.mark.parametrize(

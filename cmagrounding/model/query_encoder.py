@@ -7,7 +7,6 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from cmagrounding.model.bilstm_inference import bilstm_inference
 from cmagrounding.model.config import CMAConfig
 from cmagrounding.model.position import PositionEncoding
 
@@ -44,15 +43,10 @@ class QueryEncoder(nn.Module):
         if bool((lengths == 0).any()):
             raise ValueError("every query needs at least one valid word (word_mask row of all False)")
         emb = self.embedding(words)  # (B, L, 300)
-        if not self.training and not torch.is_grad_enabled() and emb.device.type == "cpu":
-            # inference on the CPU: the same BiLSTM on the same weights without nn.LSTM's per-call
-            # overhead (about 10x faster for a short query; see bilstm_inference)
-            q, h_n = bilstm_inference(self.lstm, emb, lengths)
-        else:
-            # Packing makes the BiLSTM ignore padding, so h_b_1 and h_f_L are the real ends (Eq. 3-4).
-            packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, (h_n, _) = self.lstm(packed)
-            q, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # (B, L, 2 * lstm_hidden)
+        # Packing makes the BiLSTM ignore padding, so h_b_1 and h_f_L are the real ends (Eq. 3-4).
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, (h_n, _) = self.lstm(packed)
+        q, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # (B, L, 2 * lstm_hidden)
         s_global = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # Eq. 6: [h_f_L; h_b_1] of the last layer, (B, D)
         q = self.position(q) * word_mask.unsqueeze(-1)  # Eq. 5
         return q, s_global

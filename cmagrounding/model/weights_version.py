@@ -1,7 +1,7 @@
 """A key that changes whenever a module's weights change: what every derived-weights cache checks.
 
-Caches of tensors computed from a network's weights (the inference BiLSTM's stacked weights, a
-reduced-precision copy, the video embedding of Eq. 2) must not outlive a training step,
+Caches of tensors computed from a network's weights (a reduced-precision copy, the video
+embedding of Eq. 2) must not outlive a training step,
 ``load_state_dict`` or an in-place edit; a tensor's storage pointer and version counter change
 with each of those.
 """

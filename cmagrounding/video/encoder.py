@@ -227,10 +227,6 @@ class VideoEncoder:
             self._runner = make_runner(self.model, self.plan, weights_sha256=self.weights_sha256)
         return self._runner
 
-    def _autocast(self):
-        dtype = self.plan.autocast_dtype
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
-
     @torch.inference_mode()
     def encode_clips(self, clips: np.ndarray | torch.Tensor) -> np.ndarray:
         """Features (B, D) float32 of uint8 clips (B, T, H, W, 3)."""

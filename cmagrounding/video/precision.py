@@ -12,31 +12,17 @@ figures recorded in the cache folder) and takes bf16 only where it is clearly fa
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
-import platform
 import time
 from dataclasses import dataclass
 
 import torch
 
 from cmagrounding.errors import ConfigError
+from cmagrounding.video import machine_record
+from cmagrounding.video.machine_record import cpu_flags, cpu_model
 
 logger = logging.getLogger(__name__)
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """CPU feature flags from /proc/cpuinfo (empty where unavailable, e.g. macOS)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,14 +39,6 @@ def cpu_has_fast_bf16() -> bool:
 
 
 BF16_MARGIN = 1.2  # bf16 must beat fp32 by this much: it costs a little accuracy (cosine 0.9999)
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def _conv_rate(dtype: torch.dtype, reps: int = 3) -> float:
@@ -89,27 +67,14 @@ def _conv_rate(dtype: torch.dtype, reps: int = 3) -> float:
 @functools.lru_cache(maxsize=1)
 def cpu_conv_rates() -> dict[str, float]:
     """{"fp32": GFLOP/s, "bf16": GFLOP/s} of one core on a 3x3x3 convolution: read from
-    ``<cache>/machine/<cpu and torch key>.json`` when recorded there, else measured and recorded."""
-    from cmagrounding._io import atomic_path
-    from cmagrounding.video.weights import cache_dir
-
-    cpu = _cpu_model()
-    key = hashlib.sha256(f"{cpu}|{' '.join(sorted(cpu_flags()))}|{torch.__version__}".encode()).hexdigest()[:16]
-    path = cache_dir() / "machine" / f"conv_rates_{key}.json"
-    try:
-        rates = json.loads(path.read_text())["gflops"]
-        if {"fp32", "bf16"} <= set(rates) and all(float(v) > 0 for v in rates.values()):
-            return {k: float(v) for k, v in rates.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # not recorded yet (or unreadable): measure
+    ``<cache>/machine/conv_gflops_<cpu and torch key>.json`` when recorded there, else measured and recorded."""
+    path = machine_record.path_for("conv_gflops")
+    record = machine_record.read(path, {"cpu": str, "torch": str, "fp32": float, "bf16": float})
+    if record is not None:
+        return {"fp32": float(record["fp32"]), "bf16": float(record["bf16"])}
     rates = {"fp32": _conv_rate(torch.float32), "bf16": _conv_rate(torch.bfloat16)}
-    logger.info("3x3x3 conv on this CPU (%s): fp32 %.1f, bf16 %.1f GFLOP/s per core", cpu, rates["fp32"], rates["bf16"])
-    record = {"cpu": cpu, "torch": torch.__version__, "gflops": rates}
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(record, indent=1))
-    except OSError as exc:  # a read-only cache: measured again next process
-        logger.debug("could not record %s: %s", path, exc)
+    logger.info("3x3x3 conv on this CPU (%s): fp32 %.1f, bf16 %.1f GFLOP/s per core", cpu_model(), rates["fp32"], rates["bf16"])
+    machine_record.write(path, {"cpu": cpu_model(), "torch": torch.__version__, **rates})
     return rates
 
 
