@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ class TrainConfig:
     epochs: int = 500  # fallback (LGI): 500 on Charades-STA, 300 on ActivityNet; the paper is silent
     batch_size: int = 100  # paper
     lr: float = 1e-3  # paper (Adam, initial learning rate 1e-3)
+    # "constant" (the paper names no decay) or "cosine": lr x (1 + cos(pi e / epochs)) / 2 at epoch e
+    # (0-based), set at the start of each epoch, so a resumed run follows the same schedule
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0  # fallback: the paper names none
     grad_clip: float | None = None  # max global grad norm; fallback: the paper names none
     seed: int = 0
@@ -42,11 +46,19 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
         if not self.lr > 0:
             raise ConfigError(f"TrainConfig.lr must be positive, got {self.lr!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.num_workers < 0 or self.log_every < 0:
             raise ConfigError("TrainConfig.num_workers and log_every must be >= 0")
         valid = {"R1@0.1", "R1@0.3", "R1@0.5", "R1@0.7", "mIoU"}
         if self.select_metric not in valid:
             raise ConfigError(f"TrainConfig.select_metric must be one of {sorted(valid)}, got {self.select_metric!r}")
+
+    def epoch_lr(self, epoch: int) -> float:
+        """The learning rate of 0-based ``epoch`` under ``lr_schedule``."""
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+        return self.lr
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

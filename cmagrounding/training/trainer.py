@@ -59,6 +59,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)  # the per-epoch log records
     stopped_early: str | None = None  # e.g. "time limit"
     train_seconds: float = 0.0  # training time over all runs (resumes included)
+    stages: dict[str, Any] | None = None  # a two-stage recipe's per-stage figures (protocol._after_stage)
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -230,6 +231,8 @@ class Trainer:
                     stopped = "time limit"
                     _logger.info("stopping before epoch %d: %.0f s spent, time limit %.0f s", epoch + 1, spent, cfg.time_limit)
                     break
+            for group in self.optimizer.param_groups:  # the schedule's rate (a resumed run gets the same)
+                group["lr"] = cfg.epoch_lr(epoch)
             t0 = time.perf_counter()
             train_stats = self._train_epoch(epoch)
             seconds = time.perf_counter() - t0
