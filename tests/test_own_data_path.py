@@ -71,8 +71,10 @@ def test_own_videos_to_a_trained_model_through_the_cli(tmp_path, capsys, monkeyp
 
     out = _run(capsys, "train", "--recipe", "own-data", "--annotations", ".", "--features", "feats",
                "--epochs", "3", "--batch-size", "8", "--threads", "1", "--set", "model.hidden=64",
-               "--set", "model.lstm_hidden=32", "--set", "model.num_clips=16", "--output", "run", "--no-progress")
-    assert "trained 3 epochs" in out and "paper" not in out  # own data: no paper row to compare with
+               "--set", "model.lstm_hidden=32", "--set", "model.num_clips=16", "--set", "head.stage_epochs=1",
+               "--output", "run", "--no-progress")
+    # own-data trains in two stages (HeadSettings.stage_epochs); no paper row to compare with
+    assert "trained 4 epochs (3 of the network, then 1 with the confidence head)" in out and "paper" not in out
     model_dir = tmp_path / "run" / "model"
 
     grounder = Grounder.from_pretrained(model_dir, device="cpu")
@@ -112,8 +114,18 @@ def test_train_set_refuses_unknown_keys_and_bad_combinations(tmp_path):
     base = ["train", "--recipe", "own-data", "--annotations", str(tmp_path), "--features", str(tmp_path)]
     with pytest.raises(SystemExit, match=r"CMAConfig has no setting 'hiden'"):
         main([*base, "--set", "model.hiden=64"])
-    with pytest.raises(SystemExit, match=r"expected model.KEY=VALUE"):
+    with pytest.raises(SystemExit, match=r"expected SECTION.KEY=VALUE"):
         main([*base, "--set", "hidden=64"])
+    with pytest.raises(SystemExit, match=r"TrainConfig has no setting 'schedule'"):
+        main([*base, "--set", "train.schedule=cosine"])
+    with pytest.raises(SystemExit, match=r"lr_schedule must be 'constant' or 'cosine', got 'linear'"):
+        main([*base, "--set", "train.lr_schedule=linear"])
+    with pytest.raises(SystemExit, match=r"stage_epochs must be an integer >= 0, got -1"):
+        main([*base, "--set", "head.stage_epochs=-1"])
+    with pytest.raises(SystemExit, match=r"hard_fraction must be a number in \[0, 1\], got 2"):
+        main([*base, "--set", "head.windows.hard_fraction=2"])
+    with pytest.raises(SystemExit, match=r"mined_hard_fraction must be a number >= 0 and <= 1, got 1.5"):
+        main([*base, "--set", "head.mined_hard_fraction=1.5"])
     with pytest.raises(SystemExit, match=r"lstm_hidden"):  # hidden must be 2 x lstm_hidden (Eq. 5)
         main([*base, "--set", "model.hidden=64"])
 

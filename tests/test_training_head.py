@@ -1,6 +1,7 @@
 """One training path: a recipe's standardization, crops and confidence head; window settings for
 every model; a head trained alone on a frozen model (docs/training.md, "One training path")."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -40,6 +41,7 @@ def _features(grounder, store, row):
 
 def _recipe(**changes):
     r = get_recipe("own-data")
+    r = r.replace(head=dataclasses.replace(r.head, stage_epochs=1))  # two stages, the second short
     return r.replace(model=dict(SMALL), train=TrainConfig(epochs=2, batch_size=16, num_threads=1, progress=False),
                      **changes)
 

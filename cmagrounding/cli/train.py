@@ -67,8 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="how the best epoch is chosen (default: the recipe's; test = LGI's protocol)")
     data.add_argument("--val-fraction", type=float, help="with --val holdout: fraction of training videos held out")
     data.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="change one model or loss setting of the recipe, e.g. --set model.num_clips=64 "
-                      "--set loss.alpha=5 (value as JSON, else a string; repeatable; keys: CMAConfig, LossConfig)")
+                      help="change one setting of the recipe, e.g. --set model.num_clips=64 --set loss.alpha=5 "
+                      "--set train.lr_schedule=cosine --set head.stage_epochs=0 (value as JSON, else a string; "
+                      "repeatable; sections: model (CMAConfig), loss (LossConfig), train (TrainConfig), head "
+                      "(HeadSettings), head.windows (ConfidenceSettings))")
     opt = parser.add_argument_group("training (defaults: the recipe's)")
     opt.add_argument("--epochs", type=int)
     opt.add_argument("--batch-size", type=int, help="global batch size (split over DDP processes)")
@@ -92,28 +94,40 @@ def _list_recipes() -> None:
 
 
 def _apply_overrides(recipe, overrides: list[str]):
-    """``recipe`` with each ``model.KEY=VALUE`` / ``loss.KEY=VALUE`` of ``--set`` applied."""
+    """``recipe`` with each ``SECTION.KEY=VALUE`` of ``--set`` applied: ``model`` (CMAConfig),
+    ``loss`` (LossConfig), ``train`` (TrainConfig), ``head`` (HeadSettings; ``head.windows.KEY``:
+    ConfidenceSettings). Values are JSON (read strictly), else a bare word as a string."""
     import dataclasses
 
+    from cmagrounding._strict_json import loads
     from cmagrounding.errors import ConfigError
     from cmagrounding.model.config import CMAConfig, LossConfig
+    from cmagrounding.training.config import TrainConfig
+    from cmagrounding.training.head_config import ConfidenceSettings, HeadSettings
 
-    sections = {"model": (dict(recipe.model), CMAConfig), "loss": (dict(recipe.loss), LossConfig)}
+    classes = {"model": CMAConfig, "loss": LossConfig, "train": TrainConfig, "head": HeadSettings,
+               "head.windows": ConfidenceSettings}
+    values: dict[str, dict] = {"model": dict(recipe.model), "loss": dict(recipe.loss), "train": {}, "head": {},
+                               "head.windows": {}}
     for item in overrides:
         key, eq, text = item.partition("=")
-        section, dot, name = key.strip().partition(".")
-        if not eq or not dot or section not in sections:
-            raise SystemExit(f"train: --set {item!r}: expected model.KEY=VALUE or loss.KEY=VALUE")
-        values, cls = sections[section]
-        fields = [f.name for f in dataclasses.fields(cls)]
+        section, dot, name = key.strip().rpartition(".")
+        if not eq or not dot or section not in classes:
+            raise SystemExit(f"train: --set {item!r}: expected SECTION.KEY=VALUE, SECTION one of {sorted(classes)}")
+        cls = classes[section]
+        fields = [f.name for f in dataclasses.fields(cls) if not (cls is HeadSettings and f.name == "windows")]
         if name not in fields:
             raise SystemExit(f"train: --set {item!r}: {cls.__name__} has no setting {name!r}; its settings: {fields}")
         try:
-            values[name] = json.loads(text)
-        except ValueError:
-            values[name] = text  # a bare word, e.g. loss.kind=smooth_l1
-    recipe = recipe.replace(model=sections["model"][0], loss=sections["loss"][0])
-    try:  # refuse a bad combination now, as the run would build them
+            values[section][name] = loads(text.encode(), f"--set {key}", ConfigError)
+        except ConfigError:
+            values[section][name] = text  # a bare word, e.g. loss.kind=smooth_l1
+    try:  # refuse a bad value or combination now, as the run would build them
+        head = recipe.head
+        if values["head.windows"]:
+            head = dataclasses.replace(head, windows=ConfidenceSettings(**{**head.windows.to_dict(), **values["head.windows"]}))
+        recipe = recipe.replace(model=values["model"], loss=values["loss"], train=recipe.train.replace(**values["train"]),
+                                head=dataclasses.replace(head, **values["head"]))
         if recipe.preset is not None:
             from cmagrounding.model.presets import get_preset
 
@@ -257,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder("--output", output, inputs={"--annotations": args.annotations, "--features": args.features,
                                                     "--glove": args.glove, "--video-config": args.video_config,
                                                     "--absent": args.absent})
-    ctx = init_distributed(train_cfg.device)
+    ctx = init_distributed(recipe.train.device)
     try:
         result = run_recipe(recipe, output, annotations=args.annotations, features=features, glove=args.glove,
                             resume=args.resume, val=args.val, video_config=video_config, ctx=ctx, absent=args.absent)
@@ -267,9 +281,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     t = result.train
     print(f"\n{recipe.name}: {recipe.description}")
-    print(f"trained {t.epochs_completed} epochs in {t.train_seconds:.0f} s"
-          + (f" (stopped early: {t.stopped_early})" if t.stopped_early else "")
-          + f"; best epoch {t.best_epoch} ({result.val_protocol})")
+    if t.stages:  # two stages (HeadSettings.stage_epochs)
+        net, head = t.stages["network"], t.stages["head"]
+        print(f"trained {t.epochs_completed} epochs ({net['epochs']} of the network, then {head['epochs']} with the "
+              f"confidence head) in {t.train_seconds:.0f} s" + (f" (stopped early: {t.stopped_early})" if t.stopped_early else "")
+              + f"; the network's best epoch {net['best_epoch']}, then the last ({result.val_protocol})")
+    else:
+        print(f"trained {t.epochs_completed} epochs in {t.train_seconds:.0f} s"
+              + (f" (stopped early: {t.stopped_early})" if t.stopped_early else "")
+              + f"; best epoch {t.best_epoch} ({result.val_protocol})")
     print(result.table())
     if recipe.paper:
         print(f"paper: {recipe.source}")

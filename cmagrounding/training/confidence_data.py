@@ -325,6 +325,43 @@ def continuous_windows(
     return out, labels
 
 
+def mine_absent(annotations: Sequence[Annotation], per_annotation: float, *, hard_fraction: float = 0.5,
+                seed: int = 0) -> dict[str, list[str]]:
+    """Absent sentences mined from the training set itself: ``{video: [query, ...]}`` for
+    :func:`absent_windows`, about ``per_annotation`` per annotation of each video (a fractional part
+    drawn at random).
+
+    Candidates for a video are the other videos' sentences whose word set (``_words``) is that of
+    none of its own sentences, so an event the video has under the same words is never called
+    absent. ``hard_fraction`` of the draws take one of the candidates most alike to the video's own
+    sentences (the highest word-set Jaccard: its own shapes doing something else), the rest one at
+    random. It assumes that a video's annotations name every event in it.
+    """
+    if per_annotation < 0 or not 0.0 <= hard_fraction <= 1.0:
+        raise ConfigError(f"mine_absent needs per_annotation >= 0 and hard_fraction in [0, 1], "
+                          f"got {per_annotation!r}, {hard_fraction!r}")
+    rng = np.random.default_rng([seed, 29])
+    own: dict[str, list[Annotation]] = {}
+    for a in annotations:
+        own.setdefault(a.video, []).append(a)
+    pool = sorted({a.query for a in annotations})
+    pool_words = [_words(q) for q in pool]
+    out: dict[str, list[str]] = {}
+    for video in sorted(own):
+        mine = {_words(a.query) for a in own[video]}
+        cand = [i for i, w in enumerate(pool_words) if w not in mine]
+        want = per_annotation * len(own[video])
+        count = int(want) + int(rng.random() < want - int(want))
+        if not cand or count == 0:
+            continue
+        alike = np.array([max(_jaccard(pool_words[i], w) for w in mine) for i in cand])
+        top = [cand[j] for j in np.flatnonzero(alike == alike.max())]
+        picks = [top[int(rng.integers(len(top)))] if rng.random() < hard_fraction else cand[int(rng.integers(len(cand)))]
+                 for _ in range(count)]
+        out[video] = [pool[i] for i in picks]
+    return out
+
+
 def absent_windows(
     absent: Mapping[str, Sequence[str]],
     rows_of: Mapping[str, int],

@@ -10,8 +10,9 @@ from the training videos' feature rows (:mod:`cmagrounding.training.confidence_d
 * videos no longer than a window: **joined** windows (own segment + another video's), label 1
   with the whole moment, 0 without any of it (``windows``: hard others, partial negatives);
 * videos longer than a window (``> max_rows``): **continuous** windows of the one video;
-* sentences known to be nowhere in a video (``absent``, a JSON Lines file ``{"video", "query"}``):
-  one window each, label 0, a share around the video's most similar event.
+* sentences known to be nowhere in a video (``absent``, a JSON Lines file ``{"video", "query"}``),
+  and those mined from the other videos' sentences (``head.mined_absent``): one window each,
+  label 0, a share around the video's most similar event.
 
 Window lengths are the training videos' lengths in rows, capped at the network's N clips. Shapes:
 n feature rows, D feature width.
@@ -27,7 +28,7 @@ import numpy as np
 
 from cmagrounding.errors import DatasetError
 from cmagrounding.training.annotations import Annotation
-from cmagrounding.training.confidence_data import absent_windows, confidence_windows, continuous_windows
+from cmagrounding.training.confidence_data import absent_windows, confidence_windows, continuous_windows, mine_absent
 from cmagrounding.training.head_config import ConfidenceSettings, HeadSettings, WindowRule
 
 __all__ = ["HeadSettings", "WindowRule", "binary_auroc", "duration_summary", "feature_rows", "seconds_per_row",
@@ -145,14 +146,20 @@ def head_windows(train: Sequence[Annotation], rows_of: Mapping[str, int], spr: f
             **{**s.to_dict(), "negative_ratio": head.long_negative_ratio})
         w, l = continuous_windows(long, rows_of, spr, ls, (lo, hi))
         wins, labels = wins + w, labels + l
-    absent_count = 0
+    absent_count = mined_count = 0
     if absent:
         w, l = absent_windows(absent, rows_of, spr, (lo, hi), seed=s.seed, annotations=list(train),
                               hard_fraction=head.absent_hard_fraction)
         wins, labels, absent_count = wins + w, labels + l, len(w)
+    if head.mined_absent > 0:
+        mined = mine_absent(train, head.mined_absent, hard_fraction=head.mined_hard_fraction, seed=s.seed)
+        if mined:
+            w, l = absent_windows(mined, rows_of, spr, (lo, hi), seed=s.seed + 7, annotations=list(train),
+                                  hard_fraction=head.absent_hard_fraction)
+            wins, labels, mined_count = wins + w, labels + l, len(w)
     summary = {"windows": len(wins), "positives": int(sum(labels)), "lengths_rows": [lo, hi],
                "joined_from_videos": len({a.video for a in short}), "continuous_from_videos": len({a.video for a in long}),
-               "absent_windows": absent_count}
+               "absent_windows": absent_count, "mined_absent_windows": mined_count}
     if not wins:
         raise DatasetError(f"no confidence windows could be drawn from {len(train)} training annotations "
                            f"(window lengths {lo}-{hi} rows)")

@@ -90,6 +90,18 @@ class HeadSettings:
     a window (None: ``windows.negative_ratio``); ``absent_hard_fraction``: share of the absent
     sentences' windows placed around the video's most similar event; ``head_only_epochs``: epochs
     of ``train --head-only`` when ``--epochs`` is not given.
+
+    ``stage_epochs`` > 0 trains in two stages (docs/training.md, "Two stages"): the network alone
+    on the annotations and crops for ``TrainConfig.epochs`` (best epoch by validation), then
+    ``stage_epochs`` more of the network and the head together on the annotations, crops and the
+    head's windows at learning rate ``stage_lr`` (the last epoch kept). 0: the head trains
+    alongside the network from the first epoch.
+
+    ``mined_absent``: absent sentences mined per training annotation (the ``--absent`` file's
+    windows without a file): sentences of other training videos whose words are not those of any
+    sentence of the video, ``mined_hard_fraction`` of them the most alike to its own (e.g. its own
+    shapes doing something else). An approximation: a video's annotations are taken to name every
+    event in it, as the user's ``--absent`` file is taken to be right.
     """
 
     enabled: bool = False
@@ -98,6 +110,10 @@ class HeadSettings:
     long_negative_ratio: float | None = None
     absent_hard_fraction: float = 0.5
     head_only_epochs: int = 10
+    stage_epochs: int = 0
+    stage_lr: float = 3e-4
+    mined_absent: float = 0.0
+    mined_hard_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
@@ -110,6 +126,14 @@ class HeadSettings:
             raise ConfigError(f"head absent_hard_fraction must be in [0, 1], got {self.absent_hard_fraction!r}")
         if isinstance(self.head_only_epochs, bool) or not isinstance(self.head_only_epochs, int) or self.head_only_epochs < 1:
             raise ConfigError(f"head head_only_epochs must be an integer >= 1, got {self.head_only_epochs!r}")
+        if isinstance(self.stage_epochs, bool) or not isinstance(self.stage_epochs, int) or self.stage_epochs < 0:
+            raise ConfigError(f"head stage_epochs must be an integer >= 0, got {self.stage_epochs!r}")
+        for name, top in (("stage_lr", None), ("mined_absent", None), ("mined_hard_fraction", 1.0)):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and (top is None or v <= top)
+            if not ok or (name == "stage_lr" and not v > 0):
+                raise ConfigError(f"head {name} must be a number {'> 0' if name == 'stage_lr' else '>= 0'}"
+                                  f"{f' and <= {top:g}' if top is not None else ''}, got {v!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

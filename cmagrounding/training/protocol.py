@@ -28,6 +28,7 @@ from cmagrounding.training.dataset import GroundingDataset
 from cmagrounding.training.distributed import DistContext, init_distributed
 from cmagrounding.training.evaluation import evaluate_network, mean_span_baseline, shuffle_queries
 from cmagrounding.training.metrics import CONVENTION, CONVENTIONS, PAPER_CONVENTION, GroundingMetrics
+from cmagrounding.training.head_config import HeadSettings
 from cmagrounding.training.recipes import Recipe, require_word_vectors
 from cmagrounding.training.stores import FeatureStore, align_to_store, open_feature_store, recorded_durations
 from cmagrounding.training.trainer import Callback, Trainer, TrainResult, cpu_threads
@@ -263,6 +264,63 @@ def _fold(network: Any, parts: TrainingParts, split: AnnotationSet, tok: Any, n:
     _logger.info("standardization folded into the first linear layer (max output change %.1e)", gap)
 
 
+NETWORK_STAGE = "network"  # the first of two stages, trained in OUTPUT/network/
+
+
+def _network_stage(network: Any, loss: Any, parts: TrainingParts, tok: Any, n: int, words: int, val_ds: Any,
+                   cfg: Any, output: Path, ctx: DistContext, run_info: dict[str, Any], resume: bool,
+                   callbacks: Iterable[Callback]) -> TrainResult:
+    """The first of two stages (``HeadSettings.stage_epochs``): the network without its head on the
+    annotations and crops, the best epoch by validation, its log and checkpoints in OUTPUT/network/."""
+    from cmagrounding.training.checkpoint import latest_checkpoint
+
+    folder = output / NETWORK_STAGE
+    if resume and latest_checkpoint(folder / "checkpoints") is None and latest_checkpoint(output / "checkpoints"):
+        raise ConfigError(f"{output}: its checkpoint is of a run trained in one stage; resume it with "
+                          "--set head.stage_epochs=0, or train in a new output folder")
+    rows = [a for a, label in zip(parts.train_rows, parts.labels or [])
+            if label != label]  # NaN: an annotation or a crop, not a head window
+    ds = GroundingDataset(rows, parts.train_store, tok, n, words, train=True, seed=cfg.seed)
+    if ctx.is_main:
+        _logger.info("stage 1 of 2: the network alone on %d annotations and crops, %d epochs", len(rows), cfg.epochs)
+    trainer = Trainer(network, loss, ds, val_ds, cfg, folder, ctx=ctx, run_info=run_info, callbacks=callbacks)
+    return trainer.fit(resume=resume)
+
+
+def _with_head(network: Any, model_cfg: Any, seed: int) -> Any:
+    """``network``'s weights (the first stage's best) in a network of ``model_cfg`` with a new head."""
+    from cmagrounding.model.network import CMANetwork
+
+    torch.manual_seed(seed + 1)  # the head's initial weights
+    full = CMANetwork(model_cfg)
+    missing, unexpected = full.load_state_dict(network.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("confidence.") for k in missing):
+        raise RuntimeError(f"the first stage's weights do not fit the network with a head "
+                           f"(missing {missing}, unexpected {unexpected})")
+    return full
+
+
+def _head_stage_config(cfg: Any, head: HeadSettings, spent: float) -> Any:
+    """The second stage's training settings: ``head.stage_epochs`` at ``head.stage_lr`` (constant),
+    within what the first stage left of the time limit."""
+    limit = None if cfg.time_limit is None else max(cfg.time_limit - spent, 0.0)
+    return cfg.replace(epochs=head.stage_epochs, lr=head.stage_lr, lr_schedule="constant", time_limit=limit)
+
+
+def _after_stage(stage1: TrainResult, stage2: TrainResult, final_val: dict[str, Any] | None) -> TrainResult:
+    """One result for both stages: epochs and seconds added, the second stage's last epoch kept
+    (``final_val``: its validation metrics); ``history`` holds the second stage's epochs (the
+    first's are in OUTPUT/network/)."""
+    return dataclasses.replace(
+        stage2, best_epoch=stage1.epochs_completed + stage2.epochs_completed,
+        best_metrics=final_val, epochs_completed=stage1.epochs_completed + stage2.epochs_completed,
+        train_seconds=stage1.train_seconds + stage2.train_seconds,
+        stopped_early=stage1.stopped_early or stage2.stopped_early,
+        stages={"network": {"epochs": stage1.epochs_completed, "best_epoch": stage1.best_epoch,
+                            "validation": stage1.best_metrics, "seconds": round(stage1.train_seconds, 1)},
+                "head": {"epochs": stage2.epochs_completed, "seconds": round(stage2.train_seconds, 1)}})
+
+
 def _head_notes(recipe: Recipe, parts: TrainingParts, head_card: dict[str, Any]) -> str:
     w = parts.windows
     notes = (f" Videos longer than {w.when_longer_than:g} s are localized in windows of {w.size:g} s every "
@@ -338,8 +396,10 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     if recipe.head.enabled:  # an addition to the paper: the presets' recipes leave it off
         model_cfg = model_cfg.replace(confidence_head=True, confidence_hidden=recipe.head.hidden)
 
+    staged = recipe.head.enabled and recipe.head.stage_epochs > 0
     torch.manual_seed(cfg.seed)  # initial weights (DDP broadcasts rank 0's anyway)
-    network = CMANetwork(model_cfg)
+    # two stages: the first trains the network alone, so it is built without the head
+    network = CMANetwork(model_cfg.replace(confidence_head=False) if staged else model_cfg)
     if glove is not None:
         from cmagrounding.text.glove import build_embedding_matrix
 
@@ -359,9 +419,26 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     val_ds = GroundingDataset(data.val, parts.store, tok, n, words) if data.val is not None else None
     run_info = {"recipe": recipe.to_dict(), "model": model_cfg.to_dict(), "loss": loss_cfg.to_dict(),
                 "val_protocol": data.val_protocol}
+    stage1 = None
+    if staged:
+        stage1 = _network_stage(network, GroundingLoss(loss_cfg), parts, tok, n, words, val_ds, cfg, output, ctx,
+                                {**run_info, "model": network.config.to_dict(), "stage": NETWORK_STAGE},
+                                resume, callbacks)
+        network = _with_head(network, model_cfg, cfg.seed)
+        cfg = _head_stage_config(cfg, recipe.head, stage1.train_seconds)
+        val_ds = None  # the second stage keeps its last epoch: the head needs all of it
+        run_info = {**run_info, "stage": "network and confidence head"}
     trainer = Trainer(network, GroundingLoss(loss_cfg), train_ds, val_ds, cfg, output, ctx=ctx,
                       run_info=run_info, callbacks=callbacks)
     train_result = trainer.fit(resume=resume)
+    if stage1 is not None:
+        final_val = None
+        if data.val is not None and ctx.is_main:  # the kept (last) epoch's validation figures
+            final_val = evaluate_network(network, GroundingDataset(data.val, parts.store, tok, n, words),
+                                         cfg.eval_batch_size, ctx.device).to_dict()
+        train_result = _after_stage(stage1, train_result, final_val)
+        data = dataclasses.replace(data, val_protocol=f"the network's best epoch by {data.val_protocol}, then the "
+                                   f"last of {recipe.head.stage_epochs} epochs with the confidence head")
 
     test_metrics = None
     model_dir = None
@@ -380,6 +457,7 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
         metrics_card = {
             "test": test_metrics.to_dict(), "test_split": f"{data.test.name}/{data.test.split}",
             "validation": train_result.best_metrics, "best_epoch": train_result.best_epoch,
+            **({"stages": train_result.stages} if train_result.stages else {}),
             "epochs": train_result.epochs_completed, "val_protocol": data.val_protocol,
             "paper": recipe.paper or None, "paper_source": recipe.source or None, "convention": CONVENTION,
             "conventions": CONVENTIONS, "paper_convention": PAPER_CONVENTION,  # test["lgi"]: LGI's scores
