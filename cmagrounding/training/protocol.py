@@ -4,6 +4,7 @@
 glove=...)`` is what ``cmagrounding train`` calls. Output folder::
 
     train_log.jsonl, checkpoints/     the trainer's (see cmagrounding.training.trainer)
+    network/                          the first stage's, in a two-stage recipe (head.stage_epochs)
     tokenizer.json                    the vocabulary of the training split
     model/                            the pretrained folder (Grounder.from_pretrained loads it)
     result.json                       test metrics, the paper's numbers, baselines, protocol
@@ -346,8 +347,10 @@ def run_recipe(recipe: Recipe, output: str | Path, *, annotations: str | Path | 
 
     The recipe's additions to the paper (none in the paper presets) are applied here: inputs
     standardized and the statistics folded into the network before saving (``standardize``), crops
-    (``crops``), the confidence head trained alongside the network on its windows (``head``); every
-    model records the window settings of its training durations (``windows``).
+    (``crops``), the confidence head trained on its windows (``head``): alongside the network, or in
+    a second stage after the network alone (``head.stage_epochs``; the first stage's log and
+    checkpoints in ``<output>/network``); every model records the window settings of its training
+    durations (``windows``).
     """
     with cpu_threads(recipe.train.num_threads):
         return _run_recipe(recipe, Path(output), annotations, features, glove, resume, val, video_config, ctx,
