@@ -30,7 +30,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -184,11 +183,19 @@ def main() -> None:
         model = stage_train(args, work)
     if "eval" not in stages:
         return
+    from cmagrounding.video.machine_record import cpu_model
+
     fig = stage_eval(args, work, model)
     result = json.loads((model.parent / "result.json").read_text())
     print(f"own-data recipe, {args.train_videos} training videos (seed {TRAIN_SEED}); {result.get('epochs')} epochs, "
-          f"best {result.get('best_epoch')}; torch threads {args.threads}; CPU {platform.processor() or platform.machine()}"
+          f"best {result.get('best_epoch')}; torch threads {args.threads}; CPU {cpu_model()}"
           + (f"; bounded run: --epochs {args.epochs} --time-limit {args.time_limit}" if args.epochs or args.time_limit else ""))
+    stages = result.get("stages")
+    if stages:  # a two-stage recipe (HeadSettings.stage_epochs)
+        print(f"stages: {stages['network']['epochs']} epochs of the network (best {stages['network']['best_epoch']}, "
+              f"validation R1@0.5 {stages['network']['validation']['R1@0.5']:.3f}), then {stages['head']['epochs']} "
+              f"with the confidence head (validation R1@0.5 {result['validation']['R1@0.5']:.3f}); "
+              f"head AUROC on validation windows {result.get('confidence_auroc')}; {result['train_seconds']:.0f} s")
     print(f"window settings saved with the model: {fig['windows']}")
     s, lo = fig["short"], fig["long"]
     print(f"{'':34s} {'value':>6}  goal")
