@@ -79,6 +79,7 @@ def test_qvhighlights_with_joined_l2_normalized_npz_features(tmp_path, capsys):
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert config["video"]["extra"]["feature_join"] == {"sources": ["slowfast_features", "clip_features"],
                                                          "l2_normalize": True}
+    assert config["model"]["confidence_head"] and config["windows"]["size_seconds"] > 0  # not a paper row: head on
     assert result["count"] == 6 and result["dataset"] == "qvhighlights"
     code = main(["evaluate", "--model", str(tmp_path / "run" / "model"), "--dataset", "qvhighlights", "--annotations",
                  str(qvh), "--split", "val", "--features", str(slowfast), "--json", str(tmp_path / "x.json")])

@@ -50,6 +50,9 @@ def test_paper_presets_leave_every_addition_off_and_own_data_turns_them_on():
     for name in PAPER:
         r = get_recipe(name)
         assert (r.head.enabled, r.standardize, r.crops) == (False, False, 0), name
+    for name, r in RECIPES.items():  # every other recipe but the learning proof has the additions on
+        if not r.paper and name != "synthetic":
+            assert r.head.enabled and r.standardize, name
     own = get_recipe("own-data")
     assert own.head.enabled and own.standardize
     assert own.head.windows.negative_ratio == 2.0 and own.head.windows.hard_fraction == 0.5

@@ -227,18 +227,24 @@ RECIPES: dict[str, Recipe] = {
 
 # The field's other releases (loaded by :mod:`cmagrounding.training.annotations`). The paper reports neither;
 # fallbacks, stated in each description: the paper's model and LGI's protocol (best epoch on the
-# split scored) with the settings of the paper's dataset that is most alike.
+# split scored) with the settings of the paper's dataset that is most alike. Not paper rows, so
+# the additions are on as in own-data (standardized inputs, 2 crops, the head in a second stage,
+# window settings): the first stage is the paper's network trained as the paper's presets are.
 RECIPES.update({
     r.name: r
     for r in [
         # QVHighlights: 150-s videos like Charades-STA's ~30-s ones are short, moments ~24 s; its test
         # answers are hidden, so val is the split scored (as Moment-DETR reports). 200 epochs: Moment-DETR's.
         Recipe("qvhighlights-simple", "QVHighlights, simple model (K = 1); fallback: Charades-STA's settings, "
-               "200 epochs (Moment-DETR's), scored on val (test answers are hidden)", "qvhighlights",
-               "charades-simple", train=TrainConfig(epochs=200), test_split="val", glove=GLOVE_FILE),
+               "200 epochs (Moment-DETR's), scored on val (test answers are hidden); with own-data's additions "
+               "(a confidence head in a second stage, crops, standardized inputs)", "qvhighlights",
+               "charades-simple", train=TrainConfig(epochs=200), test_split="val", glove=GLOVE_FILE,
+               standardize=True, crops=2, head=_OWN_HEAD),
         # TACoS (2D-TAN's release): long cooking videos (~5 min) with short moments, like ActivityNet's.
         Recipe("tacos-simple", "TACoS, simple model (K = 1); fallback: ActivityNet Captions' settings "
-               "(long videos)", "tacos", "activitynet-simple", train=_ANET_TRAIN, glove=GLOVE_FILE),
+               "(long videos); with own-data's additions (a confidence head in a second stage, crops, standardized "
+               "inputs)", "tacos", "activitynet-simple", train=_ANET_TRAIN, glove=GLOVE_FILE,
+               standardize=True, crops=2, head=_OWN_HEAD),
     ]
 })
 
