@@ -15,6 +15,10 @@ from cmagrounding.errors import ConfigError
 __all__ = ["ConfidenceSettings", "HeadSettings", "WindowRule"]
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)  # NaN passes here, fails every comparison
+
+
 @dataclass
 class ConfidenceSettings:
     """How the confidence head's windows are drawn (saved with the checkpoint's recipe).
@@ -128,12 +132,12 @@ class HeadSettings:
             raise ConfigError(f"head head_only_epochs must be an integer >= 1, got {self.head_only_epochs!r}")
         if isinstance(self.stage_epochs, bool) or not isinstance(self.stage_epochs, int) or self.stage_epochs < 0:
             raise ConfigError(f"head stage_epochs must be an integer >= 0, got {self.stage_epochs!r}")
-        for name, top in (("stage_lr", None), ("mined_absent", None), ("mined_hard_fraction", 1.0)):
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and (top is None or v <= top)
-            if not ok or (name == "stage_lr" and not v > 0):
-                raise ConfigError(f"head {name} must be a number {'> 0' if name == 'stage_lr' else '>= 0'}"
-                                  f"{f' and <= {top:g}' if top is not None else ''}, got {v!r}")
+        if not (_is_number(self.stage_lr) and self.stage_lr > 0):
+            raise ConfigError(f"head stage_lr must be a number > 0, got {self.stage_lr!r}")
+        if not (_is_number(self.mined_absent) and self.mined_absent >= 0):
+            raise ConfigError(f"head mined_absent must be a number >= 0, got {self.mined_absent!r}")
+        if not (_is_number(self.mined_hard_fraction) and 0 <= self.mined_hard_fraction <= 1):
+            raise ConfigError(f"head mined_hard_fraction must be a number >= 0 and <= 1, got {self.mined_hard_fraction!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

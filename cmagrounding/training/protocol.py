@@ -288,16 +288,18 @@ def _network_stage(network: Any, loss: Any, parts: TrainingParts, tok: Any, n: i
     return trainer.fit(resume=resume)
 
 
-def _with_head(network: Any, model_cfg: Any, seed: int) -> Any:
-    """``network``'s weights (the first stage's best) in a network of ``model_cfg`` with a new head."""
+def _with_head(network: Any, model_cfg: Any, seed: int, source: str) -> Any:
+    """``network``'s weights, less any head it has, in a new network of ``model_cfg`` (with a head
+    whose initial weights come from ``seed``): the first stage's best, or ``--head-only``'s model."""
     from cmagrounding.model.network import CMANetwork
 
-    torch.manual_seed(seed + 1)  # the head's initial weights
+    torch.manual_seed(seed)
     full = CMANetwork(model_cfg)
-    missing, unexpected = full.load_state_dict(network.state_dict(), strict=False)
+    state = {k: v for k, v in network.state_dict().items() if not k.startswith("confidence.")}
+    missing, unexpected = full.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("confidence.") for k in missing):
-        raise RuntimeError(f"the first stage's weights do not fit the network with a head "
-                           f"(missing {missing}, unexpected {unexpected})")
+        raise ConfigError(f"{source}: its weights do not fit its own configuration with a head "
+                          f"(missing {missing}, unexpected {unexpected})")
     return full
 
 
@@ -427,18 +429,17 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
         stage1 = _network_stage(network, GroundingLoss(loss_cfg), parts, tok, n, words, val_ds, cfg, output, ctx,
                                 {**run_info, "model": network.config.to_dict(), "stage": NETWORK_STAGE},
                                 resume, callbacks)
-        network = _with_head(network, model_cfg, cfg.seed)
+        network = _with_head(network, model_cfg, cfg.seed + 1, "the first stage's network")
         cfg = _head_stage_config(cfg, recipe.head, stage1.train_seconds)
-        val_ds = None  # the second stage keeps its last epoch: the head needs all of it
         run_info = {**run_info, "stage": "network and confidence head"}
-    trainer = Trainer(network, GroundingLoss(loss_cfg), train_ds, val_ds, cfg, output, ctx=ctx,
+    # the second stage keeps its last epoch (the head needs all of it): validated once, after it
+    trainer = Trainer(network, GroundingLoss(loss_cfg), train_ds, None if staged else val_ds, cfg, output, ctx=ctx,
                       run_info=run_info, callbacks=callbacks)
     train_result = trainer.fit(resume=resume)
     if stage1 is not None:
         final_val = None
-        if data.val is not None and ctx.is_main:  # the kept (last) epoch's validation figures
-            final_val = evaluate_network(network, GroundingDataset(data.val, parts.store, tok, n, words),
-                                         cfg.eval_batch_size, ctx.device).to_dict()
+        if val_ds is not None and ctx.is_main:
+            final_val = evaluate_network(network, val_ds, cfg.eval_batch_size, ctx.device).to_dict()
         train_result = _after_stage(stage1, train_result, final_val)
         data = dataclasses.replace(data, val_protocol=f"the network's best epoch by {data.val_protocol}, then the "
                                    f"last of {recipe.head.stage_epochs} epochs with the confidence head")
@@ -503,7 +504,6 @@ def _run_head_only(recipe: Recipe, init: Path, output: Path, annotations: str | 
     from cmagrounding.grounder import Grounder
     from cmagrounding.model.config import LossConfig
     from cmagrounding.model.losses import GroundingLoss
-    from cmagrounding.model.network import CMANetwork
     from cmagrounding.model.presets import get_preset
 
     cfg = recipe.train
@@ -513,13 +513,7 @@ def _run_head_only(recipe: Recipe, init: Path, output: Path, annotations: str | 
     data = load_recipe_data(recipe, annotations, features, "none")
     head = recipe.replace(head=dataclasses.replace(recipe.head, enabled=True), standardize=False, crops=0)
     model_cfg = base.network.config.replace(confidence_head=True, confidence_hidden=recipe.head.hidden)
-    torch.manual_seed(cfg.seed)  # the new head's initial weights
-    network = CMANetwork(model_cfg)
-    state = {k: v for k, v in base.network.state_dict().items() if not k.startswith("confidence.")}
-    missing, unexpected = network.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("confidence.") for k in missing):
-        raise ConfigError(f"{init}: its weights do not fit its own configuration with a head "
-                          f"(missing {missing}, unexpected {unexpected})")
+    network = _with_head(base.network, model_cfg, cfg.seed, str(init))
     for name, p in network.named_parameters():
         p.requires_grad_(name.startswith("confidence."))
     for name, m in network.named_modules():  # frozen layers see no dropout: the head learns the features it will get
