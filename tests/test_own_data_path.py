@@ -112,22 +112,19 @@ def test_jsonl_rows_take_the_durations_the_features_recorded(tmp_path):
 
 def test_train_set_refuses_unknown_keys_and_bad_combinations(tmp_path):
     base = ["train", "--recipe", "own-data", "--annotations", str(tmp_path), "--features", str(tmp_path)]
-    with pytest.raises(SystemExit, match=r"CMAConfig has no setting 'hiden'"):
-        main([*base, "--set", "model.hiden=64"])
-    with pytest.raises(SystemExit, match=r"expected SECTION.KEY=VALUE"):
-        main([*base, "--set", "hidden=64"])
-    with pytest.raises(SystemExit, match=r"TrainConfig has no setting 'schedule'"):
-        main([*base, "--set", "train.schedule=cosine"])
-    with pytest.raises(SystemExit, match=r"lr_schedule must be 'constant' or 'cosine', got 'linear'"):
-        main([*base, "--set", "train.lr_schedule=linear"])
-    with pytest.raises(SystemExit, match=r"stage_epochs must be an integer >= 0, got -1"):
-        main([*base, "--set", "head.stage_epochs=-1"])
-    with pytest.raises(SystemExit, match=r"hard_fraction must be a number in \[0, 1\], got 2"):
-        main([*base, "--set", "head.windows.hard_fraction=2"])
-    with pytest.raises(SystemExit, match=r"mined_hard_fraction must be a number >= 0 and <= 1, got 1.5"):
-        main([*base, "--set", "head.mined_hard_fraction=1.5"])
-    with pytest.raises(SystemExit, match=r"lstm_hidden"):  # hidden must be 2 x lstm_hidden (Eq. 5)
-        main([*base, "--set", "model.hidden=64"])
+    refusals = [
+        ("model.hiden=64", r"CMAConfig has no setting 'hiden'"),
+        ("hidden=64", r"expected SECTION.KEY=VALUE"),
+        ("train.schedule=cosine", r"TrainConfig has no setting 'schedule'"),
+        ("train.lr_schedule=linear", r"lr_schedule must be 'constant' or 'cosine', got 'linear'"),
+        ("head.stage_epochs=-1", r"stage_epochs must be an integer >= 0, got -1"),
+        ("head.windows.hard_fraction=2", r"hard_fraction must be a number in \[0, 1\], got 2"),
+        ("head.mined_hard_fraction=1.5", r"mined_hard_fraction must be a number >= 0 and <= 1, got 1.5"),
+        ("model.hidden=64", r"lstm_hidden"),  # hidden must be 2 x lstm_hidden (Eq. 5)
+    ]
+    for setting, message in refusals:
+        with pytest.raises(SystemExit, match=message):
+            main([*base, "--set", setting])
 
 
 def test_recorded_durations_from_an_extract_features_folder_and_its_packed_store(tmp_path):

@@ -12,21 +12,10 @@ from cmagrounding.errors import DatasetError
 from cmagrounding.training.config import TrainConfig
 from cmagrounding.training.head import binary_auroc, load_absent
 from cmagrounding.training.recipes import RECIPES, get_recipe
-from cmagrounding.training.synthetic import SyntheticConfig, make_synthetic
+from cmagrounding.training.synthetic import make_synthetic
+from own_data_fixtures import OWN_DATA, SMALL, own_data  # noqa: F401 (own_data: a fixture)
 
 PAPER = [name for name, r in RECIPES.items() if r.paper]
-SMALL = dict(video_dim=16, vocab_size=32, word_dim=16, num_clips=16, max_words=10, hidden=32, lstm_hidden=16,
-             lstm_layers=1, spe_hidden=16, head_hidden=32, num_phrases=1, num_heads=2, encoder_layers=1,
-             decoder_layers=1, dropout=0.1, input_dropout=0.1, freeze_embeddings=False)
-
-
-@pytest.fixture(scope="module")
-def own_data(tmp_path_factory):
-    """A small own-data folder (train/val/test.jsonl + features/) of the synthetic task."""
-    root = tmp_path_factory.mktemp("own")
-    make_synthetic(SyntheticConfig(train_videos=40, val_videos=8, test_videos=8, feature_dim=16, min_clips=10,
-                                   max_clips=20)).save(root)
-    return root
 
 
 def _features(grounder, store, row):
@@ -72,8 +61,7 @@ def test_train_gives_a_model_with_a_head_window_settings_and_raw_feature_input(o
     result = run_recipe(_recipe(crops=1), tmp_path / "run", annotations=own_data, features=own_data / "features")
     config = json.loads((result.model_dir / "config.json").read_text())
     assert config["model"]["confidence_head"] is True
-    durations = [a.duration for a in make_synthetic(SyntheticConfig(train_videos=40, val_videos=8, test_videos=8,
-                                                                     feature_dim=16, min_clips=10, max_clips=20)).train]
+    durations = [a.duration for a in make_synthetic(OWN_DATA).train]
     # from the videos the network saw whole (1 row per second here: at most N = 16 s); the longer
     # ones (17-20 rows) trained the head through continuous windows
     whole = [d for d in durations if d <= SMALL["num_clips"]]

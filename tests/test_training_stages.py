@@ -12,19 +12,7 @@ from cmagrounding.training.annotations import Annotation
 from cmagrounding.training.confidence_data import mine_absent
 from cmagrounding.training.config import TrainConfig
 from cmagrounding.training.recipes import get_recipe
-from cmagrounding.training.synthetic import SyntheticConfig, make_synthetic
-
-SMALL = dict(video_dim=16, vocab_size=32, word_dim=16, num_clips=16, max_words=10, hidden=32, lstm_hidden=16,
-             lstm_layers=1, spe_hidden=16, head_hidden=32, num_phrases=1, num_heads=2, encoder_layers=1,
-             decoder_layers=1, dropout=0.1, input_dropout=0.1, freeze_embeddings=False)
-
-
-@pytest.fixture(scope="module")
-def own_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("own")
-    make_synthetic(SyntheticConfig(train_videos=40, val_videos=8, test_videos=8, feature_dim=16, min_clips=10,
-                                   max_clips=20)).save(root)
-    return root
+from own_data_fixtures import SMALL, own_data  # noqa: F401 (own_data: a fixture)
 
 
 def _recipe(epochs=3, stage_epochs=2, **head):

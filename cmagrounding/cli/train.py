@@ -281,15 +281,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     t = result.train
     print(f"\n{recipe.name}: {recipe.description}")
+    epochs, kept = f"{t.epochs_completed} epochs", f"best epoch {t.best_epoch}"
     if t.stages:  # two stages (HeadSettings.stage_epochs)
         net, head = t.stages["network"], t.stages["head"]
-        print(f"trained {t.epochs_completed} epochs ({net['epochs']} of the network, then {head['epochs']} with the "
-              f"confidence head) in {t.train_seconds:.0f} s" + (f" (stopped early: {t.stopped_early})" if t.stopped_early else "")
-              + f"; the network's best epoch {net['best_epoch']}, then the last ({result.val_protocol})")
-    else:
-        print(f"trained {t.epochs_completed} epochs in {t.train_seconds:.0f} s"
-              + (f" (stopped early: {t.stopped_early})" if t.stopped_early else "")
-              + f"; best epoch {t.best_epoch} ({result.val_protocol})")
+        epochs += f" ({net['epochs']} of the network, then {head['epochs']} with the confidence head)"
+        kept = f"the network's best epoch {net['best_epoch']}"
+    print(f"trained {epochs} in {t.train_seconds:.0f} s" + (f" (stopped early: {t.stopped_early})" if t.stopped_early else "")
+          + f"; {kept} ({result.val_protocol})")
     print(result.table())
     if recipe.paper:
         print(f"paper: {recipe.source}")

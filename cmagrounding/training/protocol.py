@@ -441,8 +441,8 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
         if val_ds is not None and ctx.is_main:
             final_val = evaluate_network(network, val_ds, cfg.eval_batch_size, ctx.device).to_dict()
         train_result = _after_stage(stage1, train_result, final_val)
-        data = dataclasses.replace(data, val_protocol=f"the network's best epoch by {data.val_protocol}, then the "
-                                   f"last of {recipe.head.stage_epochs} epochs with the confidence head")
+        data = dataclasses.replace(data, val_protocol=f"{data.val_protocol} for the network, then the last of "
+                                   f"{recipe.head.stage_epochs} epochs with the confidence head")
 
     test_metrics = None
     model_dir = None
