@@ -105,3 +105,26 @@ def test_own_data_recipe_mines_absent_sentences_for_the_head(own_data):
     assert summary["mined_absent_windows"] > 0 and base["mined_absent_windows"] == 0
     assert summary["windows"] == base["windows"] + summary["mined_absent_windows"]
     assert labels[-summary["mined_absent_windows"]:] == [0.0] * summary["mined_absent_windows"]
+
+
+def test_a_first_stage_serves_a_second_stage_with_other_head_settings(own_data, tmp_path):
+    """The first stage's configuration holds none of the head's settings, so its folder, copied into a
+    new output folder and resumed there, trains another head (docs/training.md, "Two stages")."""
+    import shutil
+
+    from cmagrounding import Grounder
+    from cmagrounding.training.protocol import run_recipe
+
+    first = tmp_path / "first"
+    run_recipe(_recipe(epochs=2, stage_epochs=1), first, annotations=own_data, features=own_data / "features")
+    log = (first / "network" / "train_log.jsonl").read_text()
+    fork = tmp_path / "wider-head"
+    fork.mkdir()
+    shutil.copytree(first / "network", fork / "network")
+    shutil.copy(first / "tokenizer.json", fork / "tokenizer.json")
+    result = run_recipe(_recipe(epochs=2, stage_epochs=1, hidden=48), fork, annotations=own_data,
+                        features=own_data / "features", resume=True)
+    assert (fork / "network" / "train_log.jsonl").read_text() == log  # the first stage was not trained again
+    assert result.train.stages["network"]["epochs"] == 2 and result.train.stages["head"]["epochs"] == 1
+    g = Grounder.from_pretrained(result.model_dir, device="cpu")
+    assert g.network.config.confidence_hidden == 48 and g.network.confidence.mlp[0].out_features == 48

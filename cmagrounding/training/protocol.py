@@ -288,6 +288,13 @@ def _network_stage(network: Any, loss: Any, parts: TrainingParts, tok: Any, n: i
     return trainer.fit(resume=resume)
 
 
+def _without_head(model_cfg: Any) -> Any:
+    """The first stage's configuration: no head, and the head's settings at their defaults, so that
+    its checkpoint serves a second stage with other head settings (``--resume --set head.hidden=...``)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(model_cfg) if f.name.startswith("confidence_")}
+    return model_cfg.replace(**{**defaults, "confidence_head": False})
+
+
 def _with_head(network: Any, model_cfg: Any, seed: int, source: str) -> Any:
     """``network``'s weights, less any head it has, in a new network of ``model_cfg`` (with a head
     whose initial weights come from ``seed``): the first stage's best, or ``--head-only``'s model."""
@@ -404,7 +411,7 @@ def _run_recipe(recipe: Recipe, output: Path, annotations: str | Path | None, fe
     staged = recipe.head.enabled and recipe.head.stage_epochs > 0
     torch.manual_seed(cfg.seed)  # initial weights (DDP broadcasts rank 0's anyway)
     # two stages: the first trains the network alone, so it is built without the head
-    network = CMANetwork(model_cfg.replace(confidence_head=False) if staged else model_cfg)
+    network = CMANetwork(_without_head(model_cfg) if staged else model_cfg)
     if glove is not None:
         from cmagrounding.text.glove import build_embedding_matrix
 
