@@ -174,7 +174,8 @@ class Trainer:
     def _resume(self) -> tuple[int, dict[str, Any]]:
         path = latest_checkpoint(self.checkpoint_dir)
         if path is None:
-            _logger.info("no checkpoint in %s: starting from scratch", self.checkpoint_dir)
+            _logger.info("no checkpoint in %s: epoch 1 starts from the network as given (a new run's initial "
+                         "weights, or a first stage's best)", self.checkpoint_dir)
             return 0, {}
         state = load_checkpoint(path)
         saved_model = state.info.get("run", {}).get("model")
