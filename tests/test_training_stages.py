@@ -97,7 +97,7 @@ def test_own_data_recipe_mines_absent_sentences_for_the_head(own_data):
     from cmagrounding.training.stores import open_feature_store
 
     r = get_recipe("own-data")
-    assert (r.head.stage_epochs, r.head.mined_absent, r.crops, r.train.lr_schedule) == (10, 1.0, 2, "cosine")
+    assert (r.head.stage_epochs, r.head.mined_absent, r.crops, r.train.lr_schedule) == (10, 1.0, 4, "cosine")
     train = list(load_annotations("jsonl", own_data, "train"))
     rows_of = feature_rows(open_feature_store(own_data / "features"), {a.video for a in train})
     _, labels, summary = head_windows(train, rows_of, 1.0, r.head, 16)
